@@ -1,0 +1,96 @@
+//! Analysis: TCP sessions, detectors, and the one `Analysis` value every output reads.
+
+pub mod detect;
+pub mod tcp;
+
+use serde::Serialize;
+
+use crate::model::{Connection, Finding, UtcNs};
+use tcp::TcpCounts;
+
+/// One input file as read, for `summary.json` `inputs`.
+#[derive(Clone, Debug, Default)]
+pub struct InputSummary {
+    pub path: String,
+    pub format: String,
+    pub link_types: Vec<String>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ts: Option<UtcNs>,
+    pub last_ts: Option<UtcNs>,
+    /// Damage or failure, naming the offset; `None` when read to the end.
+    pub error: Option<String>,
+    /// Connections finalised early because the connection table was full.
+    pub evicted_connections: u64,
+}
+
+/// Settings the detectors take from the command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Client ephemeral port range (inclusive). Windows' default: 49152–65535.
+    pub ephemeral_range: (u16, u16),
+    /// How long an actively closed socket stays in TIME_WAIT, seconds. Windows' default: 240.
+    pub time_wait_s: u32,
+    /// The user gave the range explicitly (do not replace it by the observed one).
+    pub ephemeral_range_given: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { ephemeral_range: (49152, 65535), time_wait_s: 240, ephemeral_range_given: false }
+    }
+}
+
+/// What the analysis concluded about one of the user's standing questions
+/// ("was it SO_LINGER?", "was it keep-alive?", "was it port exhaustion?", …).
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// The question: peer_process, abortive_close, keepalive, port_exhaustion, …
+    pub question: &'static str,
+    /// yes | no | unknown
+    pub answer: &'static str,
+    pub reason: String,
+}
+
+/// How one reset was classified.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResetClass {
+    pub input: u32,
+    pub frame: u64,
+    pub conn_id: u64,
+    /// Who sent it: client or server.
+    pub sender: &'static str,
+    /// The finding kind that explains it, or `unexplained`.
+    pub classification: String,
+}
+
+/// The result of a run: the single value that the report writers and the GUI read.
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    pub inputs: Vec<InputSummary>,
+    pub connections: Vec<Connection>,
+    pub tcp: TcpCounts,
+    pub findings: Vec<Finding>,
+    pub resets: Vec<ResetClass>,
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Analysis {
+    /// Input display name (file name) for evidence strings such as `capture.pcap#12`.
+    pub fn input_name(&self, input: u32) -> &str {
+        self.inputs
+            .get(input as usize)
+            .map(|i| {
+                std::path::Path::new(&i.path)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or(&i.path)
+            })
+            .unwrap_or("?")
+    }
+
+    /// Whether any input was damaged or unreadable.
+    pub fn any_input_error(&self) -> bool {
+        self.inputs.iter().any(|i| i.error.is_some())
+    }
+}

@@ -1,0 +1,364 @@
+//! TCP connection reconstruction: a 4-tuple table with generations (Wireshark streams),
+//! per-packet analysis flags (Wireshark 4.0), Zeek state and history per connection.
+//! Memory grows with connections: each keeps a bounded head and tail of packet notes.
+
+pub mod wireshark;
+pub mod zeek;
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::model::analysis_flags as af;
+use crate::model::tcp_flags::{ACK, FIN, RST, SYN};
+use crate::model::{Connection, Endpoint, PacketNote, Side, TcpSegment, UtcNs};
+use wireshark::{ConversationTiming, FlowState};
+use zeek::ZeekConn;
+
+/// Packets kept from the start of each connection.
+pub const HEAD_PACKETS: usize = 6;
+/// Packets kept from the end of each connection.
+pub const TAIL_PACKETS: usize = 16;
+/// A closed (FIN/RST) connection idle this long is finalised; a later packet starts a new one.
+pub const CLOSED_LINGER_NS: i64 = 600 * 1_000_000_000;
+/// Cap on connections tracked at once; the longest idle is finalised (and counted) beyond it.
+pub const MAX_ACTIVE: usize = 1_000_000;
+const SWEEP_EVERY: u64 = 65_536;
+
+/// Frame counts with the meaning of the tshark oracle's columns (frames matching each filter).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct TcpCounts {
+    pub tcp_frames: u64,
+    pub tcp_conversations: u64,
+    pub syn: u64,
+    pub synack: u64,
+    pub rst: u64,
+    pub fin: u64,
+    pub keep_alive: u64,
+    pub keep_alive_ack: u64,
+    pub reused_ports: u64,
+    pub retransmission: u64,
+    pub fast_retransmission: u64,
+    pub spurious_retransmission: u64,
+    pub out_of_order: u64,
+    pub lost_segment: u64,
+    pub ack_lost_segment: u64,
+    pub duplicate_ack: u64,
+    pub zero_window: u64,
+    pub zero_window_probe: u64,
+    pub window_full: u64,
+    pub window_update: u64,
+}
+
+impl TcpCounts {
+    fn count_frame(&mut self, flags: u8, ta: u32) {
+        self.tcp_frames += 1;
+        if flags & (SYN | ACK) == SYN {
+            self.syn += 1;
+        }
+        if flags & (SYN | ACK) == SYN | ACK {
+            self.synack += 1;
+        }
+        if flags & RST != 0 {
+            self.rst += 1;
+        }
+        if flags & FIN != 0 {
+            self.fin += 1;
+        }
+        let bump = |bit: u32, field: &mut u64| {
+            if ta & bit != 0 {
+                *field += 1;
+            }
+        };
+        bump(af::KEEP_ALIVE, &mut self.keep_alive);
+        bump(af::KEEP_ALIVE_ACK, &mut self.keep_alive_ack);
+        bump(af::REUSED_PORTS, &mut self.reused_ports);
+        bump(af::RETRANSMISSION, &mut self.retransmission);
+        bump(af::FAST_RETRANSMISSION, &mut self.fast_retransmission);
+        bump(af::SPURIOUS_RETRANSMISSION, &mut self.spurious_retransmission);
+        bump(af::OUT_OF_ORDER, &mut self.out_of_order);
+        bump(af::LOST_SEGMENT, &mut self.lost_segment);
+        bump(af::ACK_LOST_SEGMENT, &mut self.ack_lost_segment);
+        bump(af::DUPLICATE_ACK, &mut self.duplicate_ack);
+        bump(af::ZERO_WINDOW, &mut self.zero_window);
+        bump(af::ZERO_WINDOW_PROBE, &mut self.zero_window_probe);
+        bump(af::WINDOW_FULL, &mut self.window_full);
+        bump(af::WINDOW_UPDATE, &mut self.window_update);
+    }
+
+    /// Adds another input's counts.
+    pub fn add(&mut self, o: &TcpCounts) {
+        macro_rules! sum {
+            ($($f:ident),*) => { $( self.$f += o.$f; )* };
+        }
+        sum!(
+            tcp_frames, tcp_conversations, syn, synack, rst, fin, keep_alive, keep_alive_ack,
+            reused_ports, retransmission, fast_retransmission, spurious_retransmission, out_of_order,
+            lost_segment, ack_lost_segment, duplicate_ack, zero_window, zero_window_probe,
+            window_full, window_update
+        );
+    }
+}
+
+type FlowKey = (Endpoint, Endpoint);
+
+fn flow_key(a: Endpoint, b: Endpoint) -> FlowKey {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+struct Active {
+    conn: Connection,
+    tail: VecDeque<PacketNote>,
+    client_flow: FlowState,
+    server_flow: FlowState,
+    timing: ConversationTiming,
+    zeek: ZeekConn,
+    closing: bool,
+}
+
+/// Ports Zeek treats as likely servers when it has no SYN to tell roles.
+fn likely_server_port(p: u16) -> bool {
+    p < 1024 || matches!(p, 1433 | 1521 | 3306 | 3389 | 5432 | 5985 | 5986 | 8080 | 8443)
+}
+
+impl Active {
+    fn new(id: u64, seg: &TcpSegment, reused: bool) -> Active {
+        // Originator: the SYN sender; a SYN/ACK's receiver; else Zeek's port heuristic.
+        let is_synack = seg.flags & (SYN | ACK) == SYN | ACK;
+        let flip = is_synack
+            || (seg.flags & SYN == 0 && likely_server_port(seg.src.port) && !likely_server_port(seg.dst.port));
+        let (client, server) = if flip { (seg.dst, seg.src) } else { (seg.src, seg.dst) };
+        let mut zeek = ZeekConn::default();
+        if flip {
+            zeek.flipped();
+        }
+        Active {
+            conn: Connection {
+                id,
+                input: seg.input,
+                client,
+                server,
+                first_ts: seg.ts,
+                last_ts: seg.ts,
+                state: String::new(),
+                history: String::new(),
+                client_packets: 0,
+                server_packets: 0,
+                client_bytes: 0,
+                server_bytes: 0,
+                client_fin: 0,
+                server_fin: 0,
+                client_rst: 0,
+                server_rst: 0,
+                client_syn: 0,
+                server_synack: 0,
+                keep_alive: 0,
+                keep_alive_ack: 0,
+                retransmissions: 0,
+                first_frame: seg.frame,
+                last_frame: seg.frame,
+                reused_ports: reused,
+                head: Vec::with_capacity(HEAD_PACKETS),
+                tail: Vec::new(),
+                elided: 0,
+            },
+            tail: VecDeque::with_capacity(TAIL_PACKETS),
+            client_flow: FlowState::default(),
+            server_flow: FlowState::default(),
+            timing: ConversationTiming::default(),
+            zeek,
+            closing: false,
+        }
+    }
+
+    fn finish(mut self) -> Connection {
+        self.conn.state = self.zeek.conn_state().to_string();
+        self.conn.history = std::mem::take(&mut self.zeek.history);
+        self.conn.tail = self.tail.into_iter().collect();
+        self.conn
+    }
+}
+
+/// Rebuilds the TCP connections of one input.
+pub struct TcpAnalyzer {
+    table: HashMap<FlowKey, Active>,
+    finished: Vec<Connection>,
+    pub counts: TcpCounts,
+    next_id: u64,
+    packets: u64,
+    /// Connections finalised early because the table was full.
+    pub evicted: u64,
+}
+
+impl TcpAnalyzer {
+    /// `first_id`: the id the first connection gets (ids are unique over the whole run).
+    pub fn new(first_id: u64) -> Self {
+        TcpAnalyzer {
+            table: HashMap::new(),
+            finished: Vec::new(),
+            counts: TcpCounts::default(),
+            next_id: first_id,
+            packets: 0,
+            evicted: 0,
+        }
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.counts.tcp_conversations += 1;
+        id
+    }
+
+    /// Processes one segment in file order; returns its analysis flags.
+    pub fn process(&mut self, seg: &TcpSegment) -> u32 {
+        self.packets += 1;
+        if self.packets % SWEEP_EVERY == 0 {
+            self.sweep(seg.ts);
+        }
+        let key = flow_key(seg.src, seg.dst);
+        let pure_syn = seg.flags & (SYN | ACK) == SYN;
+        let synack = seg.flags & (SYN | ACK) == SYN | ACK;
+        let mut initial = 0u32;
+
+        // Conversation lookup with Wireshark's port-reuse rules.
+        let mut start_new = false;
+        match self.table.get_mut(&key) {
+            None => start_new = true,
+            Some(a) => {
+                let fwd = if seg.src == a.conn.client { &mut a.client_flow } else { &mut a.server_flow };
+                if pure_syn && fwd.base_seq_set && seg.seq != fwd.base_seq {
+                    initial |= af::REUSED_PORTS;
+                    start_new = true;
+                } else if synack && fwd.base_seq_set && seg.seq != fwd.base_seq {
+                    initial |= af::REUSED_PORTS;
+                    fwd.base_seq = seg.seq;
+                }
+            }
+        }
+        if start_new {
+            if let Some(old) = self.table.remove(&key) {
+                self.finished.push(old.finish());
+            }
+            let id = self.take_id();
+            let reused = initial & af::REUSED_PORTS != 0;
+            self.table.insert(key, Active::new(id, seg, reused));
+        }
+        let Some(a) = self.table.get_mut(&key) else { return 0 };
+
+        let side = if seg.src == a.conn.client { Side::Client } else { Side::Server };
+        let (fwd, rev) = match side {
+            Side::Client => (&mut a.client_flow, &mut a.server_flow),
+            Side::Server => (&mut a.server_flow, &mut a.client_flow),
+        };
+        wireshark::note_window_scale(seg, fwd, rev);
+        let ta = wireshark::analyze(seg, fwd, rev, &mut a.timing, initial);
+        let rel_seq = seg.seq.wrapping_sub(fwd.base_seq);
+        a.zeek.update(side == Side::Client, seg.flags, rel_seq, seg.payload_len, ta);
+        self.counts.count_frame(seg.flags, ta);
+
+        let c = &mut a.conn;
+        c.last_ts = c.last_ts.max(seg.ts);
+        c.first_ts = c.first_ts.min(seg.ts);
+        c.last_frame = seg.frame;
+        let fin = seg.flags & FIN != 0;
+        let rst = seg.flags & RST != 0;
+        match side {
+            Side::Client => {
+                c.client_packets += 1;
+                c.client_bytes += seg.payload_len as u64;
+                c.client_fin += fin as u32;
+                c.client_rst += rst as u32;
+                c.client_syn += (seg.flags & (SYN | ACK) == SYN) as u32;
+            }
+            Side::Server => {
+                c.server_packets += 1;
+                c.server_bytes += seg.payload_len as u64;
+                c.server_fin += fin as u32;
+                c.server_rst += rst as u32;
+                c.server_synack += synack as u32;
+            }
+        }
+        c.keep_alive += (ta & af::KEEP_ALIVE != 0) as u32;
+        c.keep_alive_ack += (ta & af::KEEP_ALIVE_ACK != 0) as u32;
+        c.retransmissions += (ta & af::RETRANSMISSION != 0) as u32;
+        a.closing |= fin || rst;
+
+        let note = PacketNote {
+            frame: seg.frame,
+            ts: seg.ts,
+            side,
+            flags: seg.flags,
+            payload_len: seg.payload_len,
+            seq: seg.seq,
+            ack: seg.ack,
+            window: seg.window,
+            analysis: ta,
+        };
+        if c.head.len() < HEAD_PACKETS {
+            c.head.push(note);
+        } else {
+            if a.tail.len() == TAIL_PACKETS {
+                a.tail.pop_front();
+                c.elided += 1;
+            }
+            a.tail.push_back(note);
+        }
+        ta
+    }
+
+    /// Finalises closed connections idle past the linger time, and the longest idle ones
+    /// when the table is over its cap.
+    fn sweep(&mut self, now: UtcNs) {
+        let done: Vec<FlowKey> = self
+            .table
+            .iter()
+            .filter(|(_, a)| a.closing && now - a.conn.last_ts > CLOSED_LINGER_NS)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in done {
+            if let Some(a) = self.table.remove(&k) {
+                self.finished.push(a.finish());
+            }
+        }
+        if self.table.len() > MAX_ACTIVE {
+            let mut by_idle: Vec<(UtcNs, FlowKey)> =
+                self.table.iter().map(|(k, a)| (a.conn.last_ts, *k)).collect();
+            by_idle.sort_unstable_by_key(|(t, _)| *t);
+            let excess = self.table.len() - MAX_ACTIVE * 9 / 10;
+            for (_, k) in by_idle.into_iter().take(excess) {
+                if let Some(a) = self.table.remove(&k) {
+                    self.finished.push(a.finish());
+                    self.evicted += 1;
+                }
+            }
+        }
+    }
+
+    /// Connections already finalised (for streaming writers); drains them.
+    pub fn drain_finished(&mut self) -> Vec<Connection> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Ends the input: finalises everything, in id order.
+    pub fn finish(mut self) -> (Vec<Connection>, TcpCounts, u64) {
+        let rest: Vec<Connection> = self.table.drain().map(|(_, a)| a.finish()).collect();
+        self.finished.extend(rest);
+        self.finished.sort_unstable_by_key(|c| c.id);
+        (self.finished, self.counts, self.evicted)
+    }
+
+    /// The id of the connection a segment belongs to now.
+    pub fn conn_id_of(&self, seg: &TcpSegment) -> Option<u64> {
+        self.table.get(&flow_key(seg.src, seg.dst)).map(|a| a.conn.id)
+    }
+
+    /// The next unused connection id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+}

@@ -1,0 +1,238 @@
+//! Per-packet TCP analysis flags with Wireshark 4.0.17 semantics
+//! (`tcp_analyze_sequence_number()` in epan/dissectors/packet-tcp.c; condensed rules and their order
+//! in `../shared/docs/tcp-analysis-rules.md`). Absolute seq/ack, raw 16-bit window.
+
+use crate::model::analysis_flags as af;
+use crate::model::tcp_flags::{ACK, FIN, RST, SYN};
+use crate::model::TcpSegment;
+
+/// Wireshark's `ooo_thres` when no handshake RTT is known: 3 ms.
+const DEFAULT_OOO_THRESHOLD_NS: i64 = 3_000_000;
+/// Fast retransmission needs the dup-ACKs within 20 ms.
+const FAST_RETRANSMISSION_WINDOW_NS: i64 = 20_000_000;
+
+/// Sequence state of one direction (Wireshark's `tcp_flow_t` + `tcp_analyze_seq_flow_info_t`).
+#[derive(Clone, Debug)]
+pub struct FlowState {
+    pub base_seq_set: bool,
+    pub base_seq: u32,
+    /// Highest seq+len (+1 for SYN/FIN) seen; 0 = unknown.
+    pub nextseq: u32,
+    pub nextseq_time: i64,
+    pub lastack: u32,
+    pub lastack_time: i64,
+    /// Last raw window; `u32::MAX` until a packet is seen (as Wireshark's G_MAXUINT32).
+    pub window: u32,
+    pub lastsegmentflags: u32,
+    pub dupacknum: u32,
+    pub maxseqtobeacked: u32,
+    /// -1 unknown, -2 no scaling, else the shift.
+    pub win_scale: i8,
+    /// The last window came from a SYN (never scaled).
+    pub window_from_syn: bool,
+}
+
+impl Default for FlowState {
+    fn default() -> Self {
+        FlowState {
+            base_seq_set: false,
+            base_seq: 0,
+            nextseq: 0,
+            nextseq_time: 0,
+            lastack: 0,
+            lastack_time: 0,
+            window: u32::MAX,
+            lastsegmentflags: 0,
+            dupacknum: 0,
+            maxseqtobeacked: 0,
+            win_scale: -1,
+            window_from_syn: false,
+        }
+    }
+}
+
+fn gt_seq(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+fn lt_seq(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+fn le_seq(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) <= 0
+}
+
+/// Conversation-wide state: the handshake RTT used as out-of-order threshold.
+#[derive(Clone, Debug, Default)]
+pub struct ConversationTiming {
+    pub ts_mru_syn: Option<i64>,
+    pub ts_first_rtt: Option<i64>,
+}
+
+/// Window-scale bookkeeping done by Wireshark when it sees SYN options.
+pub fn note_window_scale(seg: &TcpSegment, fwd: &mut FlowState, rev: &mut FlowState) {
+    if !seg.has(SYN) {
+        return;
+    }
+    match seg.window_scale {
+        Some(shift) => fwd.win_scale = shift.min(14) as i8,
+        None => fwd.win_scale = -2,
+    }
+    // Scaling is used only when both SYNs carried the option.
+    if seg.has(ACK) && (fwd.win_scale == -2 || rev.win_scale == -2) {
+        fwd.win_scale = -2;
+        rev.win_scale = -2;
+    }
+}
+
+/// Analyses one segment in direction `fwd`; returns its `tcp.analysis.*` bits.
+/// `initial_flags` carries REUSED_PORTS decided at conversation lookup.
+pub fn analyze(
+    seg: &TcpSegment,
+    fwd: &mut FlowState,
+    rev: &mut FlowState,
+    timing: &mut ConversationTiming,
+    initial_flags: u32,
+) -> u32 {
+    let seq = seg.seq;
+    let ack = seg.ack;
+    let seglen = seg.payload_len;
+    let flags = seg.flags;
+    let window = seg.window as u32;
+    let now = seg.ts;
+    let mut ta = initial_flags;
+
+    // First RTT: from the most recent SYN to the first pure ACK.
+    if flags & (SYN | ACK) == ACK && timing.ts_first_rtt.is_none() {
+        if let Some(syn) = timing.ts_mru_syn {
+            timing.ts_first_rtt = Some(now - syn);
+        }
+    }
+    if flags & (SYN | ACK) == SYN {
+        timing.ts_mru_syn = Some(now);
+    }
+
+    if !fwd.base_seq_set {
+        fwd.base_seq = if flags & SYN != 0 { seq } else { seq.wrapping_sub(1) };
+        fwd.base_seq_set = true;
+    }
+    if !rev.base_seq_set && flags & ACK != 0 {
+        rev.base_seq = ack.wrapping_sub(1);
+        rev.base_seq_set = true;
+    }
+
+    let sfr = flags & (SYN | FIN | RST) != 0;
+
+    'fwd: {
+        // 1. zero window probe
+        if seglen == 1 && seq == fwd.nextseq && rev.window == 0 {
+            ta |= af::ZERO_WINDOW_PROBE;
+            break 'fwd;
+        }
+        // 2. zero window
+        if window == 0 && !sfr {
+            ta |= af::ZERO_WINDOW;
+        }
+        // 3. lost segment
+        if fwd.nextseq != 0 && gt_seq(seq, fwd.nextseq) && flags & RST == 0 {
+            ta |= af::LOST_SEGMENT;
+        }
+        // 4. keep-alive
+        if (seglen == 0 || seglen == 1) && seq == fwd.nextseq.wrapping_sub(1) && !sfr {
+            ta |= af::KEEP_ALIVE;
+        }
+        // 5. window update
+        if seglen == 0
+            && window != 0
+            && window != fwd.window
+            && seq == fwd.nextseq
+            && ack == fwd.lastack
+            && !sfr
+        {
+            ta |= af::WINDOW_UPDATE;
+        }
+        // 6. window full
+        if seglen > 0 && rev.win_scale != -1 && !sfr {
+            let shift = if rev.window_from_syn || rev.win_scale < 0 { 0 } else { rev.win_scale as u32 };
+            let edge = rev.lastack.wrapping_add((rev.window & 0xffff) << shift);
+            if seq.wrapping_add(seglen) == edge {
+                ta |= af::WINDOW_FULL;
+            }
+        }
+        let same_as_last =
+            seglen == 0 && seq == fwd.nextseq && ack == fwd.lastack && !sfr && window == fwd.window;
+        // 7. keep-alive ACK
+        if same_as_last && window != 0 && rev.lastsegmentflags & af::KEEP_ALIVE != 0 {
+            ta |= af::KEEP_ALIVE_ACK;
+            break 'fwd;
+        }
+        // 8. zero window probe ACK
+        if same_as_last && window == 0 && rev.lastsegmentflags & af::ZERO_WINDOW_PROBE != 0 {
+            ta |= af::ZERO_WINDOW_PROBE_ACK;
+            break 'fwd;
+        }
+        // 9. duplicate ACK
+        if same_as_last && window != 0 {
+            fwd.dupacknum += 1;
+            ta |= af::DUPLICATE_ACK;
+        }
+    }
+    if ta & af::DUPLICATE_ACK == 0 {
+        fwd.dupacknum = 0;
+    }
+
+    // 10. ACKed lost segment
+    if rev.maxseqtobeacked != 0 && gt_seq(ack, rev.maxseqtobeacked) && flags & ACK != 0 {
+        if rev.maxseqtobeacked < rev.nextseq {
+            ta |= af::ACK_LOST_SEGMENT;
+            rev.maxseqtobeacked = rev.nextseq;
+        } else if rev.dupacknum == 0 {
+            ta |= af::ACK_LOST_SEGMENT;
+            rev.maxseqtobeacked = u32::MAX;
+        }
+    }
+
+    // 11. retransmission family
+    if (seglen > 0 || flags & (SYN | FIN) != 0) && ta & af::KEEP_ALIVE == 0 {
+        let mut seq_not_advanced = fwd.nextseq != 0 && lt_seq(seq, fwd.nextseq);
+        if seglen > 1 && fwd.nextseq.wrapping_sub(1) == seq {
+            seq_not_advanced = false;
+        }
+        let syn_fin = if flags & (SYN | FIN) != 0 { 1 } else { 0 };
+        if seglen > 0 && rev.lastack != 0 && le_seq(seq.wrapping_add(seglen), rev.lastack) {
+            ta |= af::SPURIOUS_RETRANSMISSION | af::RETRANSMISSION;
+        } else if seq_not_advanced {
+            let since_ack = now - rev.lastack_time;
+            let since_next = now - fwd.nextseq_time;
+            let ooo_threshold = timing.ts_first_rtt.unwrap_or(DEFAULT_OOO_THRESHOLD_NS);
+            if rev.dupacknum >= 2 && rev.lastack == seq && since_ack < FAST_RETRANSMISSION_WINDOW_NS {
+                ta |= af::FAST_RETRANSMISSION | af::RETRANSMISSION;
+            } else if since_next < ooo_threshold
+                && fwd.nextseq != seq.wrapping_add(seglen).wrapping_add(syn_fin)
+            {
+                ta |= af::OUT_OF_ORDER;
+            } else {
+                ta |= af::RETRANSMISSION;
+            }
+        }
+    }
+
+    // Update the flow: highest nextseq, max seq to be acked, last ack and window.
+    let mut nextseq = seq.wrapping_add(seglen);
+    if flags & (SYN | FIN) != 0 {
+        nextseq = nextseq.wrapping_add(1);
+    }
+    let is_zwp = ta & af::ZERO_WINDOW_PROBE != 0;
+    if (fwd.nextseq == 0 || gt_seq(nextseq, fwd.nextseq)) && !is_zwp {
+        fwd.nextseq = nextseq;
+        fwd.nextseq_time = now;
+    }
+    if (seq == fwd.maxseqtobeacked || fwd.maxseqtobeacked == 0) && !is_zwp {
+        fwd.maxseqtobeacked = fwd.nextseq;
+    }
+    fwd.window = window;
+    fwd.window_from_syn = flags & SYN != 0;
+    fwd.lastack = ack;
+    fwd.lastack_time = now;
+    fwd.lastsegmentflags = ta;
+    ta
+}

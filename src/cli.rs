@@ -1,0 +1,157 @@
+//! Command-line arguments and the batch command. Parsing and wiring only.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use ipcscope::analysis::Options;
+use ipcscope::pipeline::{self, Progress, ProgressSink};
+use ipcscope::report;
+
+#[derive(Parser, Debug)]
+#[command(name = "ipcscope", version, about = "Why did these Windows processes stop talking? TCP and named-pipe forensics.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Files to open in the desktop app.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Analyse captures (pcap, pcapng, .gz) and write findings.
+    Analyze(AnalyzeArgs),
+    /// Print the TCP analysis of every frame of one capture (frame, stream, flags), as
+    /// `tshark -T fields -e frame.number -e tcp.stream -e tcp.analysis.flags` would.
+    Frames {
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Input files, recognised by content.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Write summary.json, connections.csv and findings.csv into this folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Client ephemeral port range, e.g. 49152-65535 (Windows' default).
+    #[arg(long, value_parser = parse_range)]
+    pub ephemeral_range: Option<(u16, u16)>,
+    /// TIME_WAIT duration in seconds (Windows' default 240).
+    #[arg(long, default_value_t = 240)]
+    pub time_wait: u32,
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s.split_once('-').ok_or("expected LO-HI, e.g. 49152-65535")?;
+    let lo: u16 = lo.trim().parse().map_err(|_| format!("bad port {lo}"))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| format!("bad port {hi}"))?;
+    if lo > hi {
+        return Err(format!("{lo} is above {hi}"));
+    }
+    Ok((lo, hi))
+}
+
+/// Progress on stderr through indicatif, one bar per file.
+struct TerminalProgress {
+    bar: ProgressBar,
+    current: Mutex<Option<usize>>,
+}
+
+impl ProgressSink for TerminalProgress {
+    fn report(&self, p: &Progress) {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if *cur != Some(p.file_index) {
+            *cur = Some(p.file_index);
+            self.bar.set_length(p.bytes_total);
+            self.bar.set_position(0);
+            self.bar.set_message(format!(
+                "[{}/{}] {}",
+                p.file_index + 1,
+                p.file_count,
+                p.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            ));
+        }
+        self.bar.set_position(p.bytes_done.min(p.bytes_total));
+    }
+}
+
+/// Runs `ipcscope analyze`; returns the process exit code.
+pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
+    for f in &args.files {
+        if !f.exists() {
+            bail!("{}: no such file", f.display());
+        }
+    }
+    let options = Options {
+        ephemeral_range: args.ephemeral_range.unwrap_or((49152, 65535)),
+        ephemeral_range_given: args.ephemeral_range.is_some(),
+        time_wait_s: args.time_wait,
+    };
+    let analysis = if !args.quiet && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let sink = TerminalProgress { bar, current: Mutex::new(None) };
+        let a = pipeline::analyze_paths(&args.files, &options, &sink);
+        sink.bar.finish_and_clear();
+        a
+    } else {
+        pipeline::analyze_paths(&args.files, &options, &pipeline::NoProgress)
+    };
+    for i in &analysis.inputs {
+        if let Some(e) = &i.error {
+            eprintln!("error: {e}");
+        }
+    }
+    match &args.out {
+        Some(dir) => {
+            report::write_all(&analysis, dir)?;
+            if !args.quiet {
+                eprintln!(
+                    "{} connections, {} findings written to {}",
+                    analysis.connections.len(),
+                    analysis.findings.len(),
+                    dir.display()
+                );
+            }
+        }
+        None => print!("{}", report::summary::human_summary(&analysis)),
+    }
+    // 2: an input was damaged (partial results were still written).
+    Ok(if analysis.any_input_error() { 2 } else { 0 })
+}
+
+/// Runs `ipcscope frames FILE`.
+pub fn frames(file: &std::path::Path) -> Result<i32> {
+    use std::io::Write;
+    let (frames, error) = pipeline::frame_analysis(file).map_err(anyhow::Error::msg)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for f in frames {
+        writeln!(
+            out,
+            "{}\t{}\t{:#04x}\t{}",
+            f.frame,
+            f.conn_id,
+            f.flags,
+            ipcscope::model::analysis_flags::describe(f.analysis)
+        )?;
+    }
+    out.flush()?;
+    if let Some(e) = error {
+        eprintln!("error: {e}");
+        return Ok(2);
+    }
+    Ok(0)
+}

@@ -1,0 +1,142 @@
+//! Formats → typed events. Files are recognised by content, never by extension; `.gz` is
+//! unwrapped transparently. Readers stream and never trust a length field for allocation.
+
+pub mod decode;
+pub mod pcap;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Damage in an input: what and where. Everything read before `offset` is still analysed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    /// Byte offset in the (decompressed) stream where the damage starts.
+    pub offset: u64,
+    pub message: String,
+}
+
+impl InputError {
+    pub fn at(offset: u64, message: String) -> Self {
+        InputError { offset, message }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at byte offset {}: {}", self.offset, self.message)
+    }
+}
+
+/// What a file holds, decided from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    Pcap,
+    PcapNg,
+    Etl,
+    Evtx,
+    TextLog,
+}
+
+impl InputKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            InputKind::Pcap => "pcap",
+            InputKind::PcapNg => "pcapng",
+            InputKind::Etl => "etl",
+            InputKind::Evtx => "evtx",
+            InputKind::TextLog => "text",
+        }
+    }
+}
+
+/// Recognises a format from the first bytes of the (decompressed) stream.
+pub fn sniff(head: &[u8]) -> InputKind {
+    let magic = head.get(0..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+    match magic {
+        Some(0xa1b2_c3d4) | Some(0xd4c3_b2a1) | Some(0xa1b2_3c4d) | Some(0x4d3c_b2a1) => InputKind::Pcap,
+        Some(0x0a0d_0d0a) => InputKind::PcapNg,
+        _ if head.starts_with(b"ElfFile\0") => InputKind::Evtx,
+        _ if looks_like_etl(head) => InputKind::Etl,
+        _ => InputKind::TextLog,
+    }
+}
+
+/// An ETL file starts with a WMI_BUFFER_HEADER whose first record is the logfile header:
+/// a system trace header (marker 0xC0 flags, type 0x01/0x02) of the EventTrace group (0x00).
+fn looks_like_etl(head: &[u8]) -> bool {
+    let (Some(size), Some(marker)) = (
+        head.get(0..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        head.get(0x48..0x4c).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+    ) else {
+        return false;
+    };
+    let hdr_type = (marker >> 16) & 0xff;
+    size >= 0x48 && marker >> 24 == 0xc0 && (hdr_type == 0x01 || hdr_type == 0x02)
+}
+
+/// An opened input: its kind and a buffered reader positioned at the first byte of content.
+pub struct Opened {
+    pub kind: InputKind,
+    pub gzip: bool,
+    pub reader: Box<dyn BufRead + Send>,
+    /// Size on disk, for progress.
+    pub file_len: u64,
+    /// Bytes read from disk so far (compressed bytes for .gz), for progress.
+    pub disk_read: Arc<AtomicU64>,
+}
+
+/// Opens a file read-only, unwraps gzip, and sniffs its kind.
+pub fn open(path: &Path) -> std::io::Result<Opened> {
+    let file = File::open(path)?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let disk_read = Arc::new(AtomicU64::new(0));
+    let counted = CountingReader { inner: file, count: disk_read.clone() };
+    let mut raw = BufReader::with_capacity(1 << 20, counted);
+    let gzip = raw.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn BufRead + Send> = if gzip {
+        Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(raw)))
+    } else {
+        Box::new(raw)
+    };
+    let kind = sniff(&peek(&mut reader, 512)?);
+    Ok(Opened { kind, gzip, reader, file_len, disk_read })
+}
+
+/// Returns up to `n` leading bytes without consuming them (BufRead may hand out fewer per call).
+fn peek(reader: &mut Box<dyn BufRead + Send>, n: usize) -> std::io::Result<Vec<u8>> {
+    let buf = reader.fill_buf()?;
+    Ok(buf[..buf.len().min(n)].to_vec())
+}
+
+/// Counts bytes pulled through a reader, for progress on streams whose consumer hides it.
+pub struct CountingReader<R> {
+    pub inner: R,
+    pub count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_content() {
+        assert_eq!(sniff(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]), InputKind::Pcap);
+        assert_eq!(sniff(&[0x4d, 0x3c, 0xb2, 0xa1]), InputKind::Pcap);
+        assert_eq!(sniff(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0]), InputKind::PcapNg);
+        assert_eq!(sniff(b"ElfFile\0rest"), InputKind::Evtx);
+        assert_eq!(sniff(b"2026-11-22 10:00:00,000 ERROR x"), InputKind::TextLog);
+        assert_eq!(sniff(&[]), InputKind::TextLog);
+    }
+}

@@ -1,0 +1,258 @@
+//! Streaming pcap / pcapng reader (pcap-parser): yields TCP segments with Wireshark frame numbers.
+//! Memory is one bounded read buffer; nothing is kept per packet.
+
+use std::io::Read;
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader};
+
+use super::decode::{decode_frame, linktype};
+use super::InputError;
+use crate::model::{TcpSegment, UtcNs};
+
+/// Largest record Wireshark accepts (WTAP_MAX_PACKET_SIZE_STANDARD); larger means damage.
+pub const MAX_RECORD: usize = 262_144;
+/// The read buffer: a record plus its header always fits.
+const BUFFER: usize = 2 * MAX_RECORD + 4096;
+
+/// What a capture held, for `summary.json`.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureStats {
+    pub format: &'static str,
+    pub link_types: Vec<String>,
+    pub packets: u64,
+    /// Sum of the frames' original lengths.
+    pub bytes: u64,
+    pub first_ts: Option<UtcNs>,
+    pub last_ts: Option<UtcNs>,
+}
+
+impl CaptureStats {
+    fn saw(&mut self, ts: UtcNs, orig_len: u32) {
+        self.packets += 1;
+        self.bytes += orig_len as u64;
+        self.first_ts = Some(self.first_ts.map_or(ts, |f| f.min(ts)));
+        self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
+    }
+    fn add_link(&mut self, lt: u32) {
+        let n = linktype::name(lt);
+        if !self.link_types.contains(&n) {
+            self.link_types.push(n);
+        }
+    }
+}
+
+/// Makes every `read` fill the buffer unless at EOF: pcap-parser treats a short first read as a
+/// bad header, and gzip streams return short reads.
+struct FillingReader<R>(R);
+
+impl<R: Read> Read for FillingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.0.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}
+
+struct Interface {
+    linktype: u32,
+    /// Timestamp units per second.
+    units: u64,
+    offset_s: i64,
+}
+
+fn units_to_ns(ticks: u64, units: u64) -> i64 {
+    if units == 0 {
+        return 0;
+    }
+    ((ticks as u128 * 1_000_000_000u128) / units as u128) as i64
+}
+
+/// Reads a pcap or pcapng stream. `sink` gets every TCP segment in file order; `progress` gets the
+/// byte offset now and then and returns false to stop early (cancel). Damage stops the walk with
+/// an error; what was read before stays valid.
+pub fn read_capture<R: Read + Send>(
+    input: u32,
+    reader: R,
+    is_pcapng: bool,
+    sink: &mut dyn FnMut(TcpSegment),
+    progress: &mut dyn FnMut(u64) -> bool,
+) -> (CaptureStats, Option<InputError>) {
+    let mut stats = CaptureStats {
+        format: if is_pcapng { "pcapng" } else { "pcap" },
+        ..Default::default()
+    };
+    let reader = FillingReader(reader);
+    let made: Result<Box<dyn PcapReaderIterator + Send>, _> = if is_pcapng {
+        PcapNGReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
+    } else {
+        LegacyPcapReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
+    };
+    let mut rd = match made {
+        Ok(r) => r,
+        Err(e) => return (stats, Some(InputError::at(0, format!("not a readable capture header: {e}")))),
+    };
+
+    let mut frame_no: u64 = 0;
+    let mut legacy_link = linktype::ETHERNET;
+    let mut legacy_nanos = false;
+    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut big_endian = false;
+    let mut since_progress = 0u32;
+
+    let error = loop {
+        let offset = rd.consumed() as u64;
+        match rd.next() {
+            Ok((len, block)) => {
+                let mut handle = |lt: u32, ts: UtcNs, data: &[u8], orig_len: u32| {
+                    frame_no += 1;
+                    stats.saw(ts, orig_len);
+                    if let Some(t) = decode_frame(lt, data) {
+                        sink(TcpSegment {
+                            input,
+                            frame: frame_no,
+                            ts,
+                            src: t.src,
+                            dst: t.dst,
+                            seq: t.seq,
+                            ack: t.ack,
+                            flags: t.flags,
+                            window: t.window,
+                            payload_len: t.payload_len,
+                            window_scale: t.window_scale,
+                            has_sack: t.has_sack,
+                        });
+                    }
+                };
+                let mut damage = None;
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        legacy_link = h.network.0 as u32;
+                        legacy_nanos = h.is_nanosecond_precision();
+                        stats.add_link(legacy_link);
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        if b.caplen as usize > MAX_RECORD {
+                            damage = Some(format!(
+                                "record of {} bytes, larger than the maximum of {MAX_RECORD}",
+                                b.caplen
+                            ));
+                        } else {
+                            let sub = if legacy_nanos { b.ts_usec as i64 } else { b.ts_usec as i64 * 1000 };
+                            let ts = b.ts_sec as i64 * 1_000_000_000 + sub;
+                            let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+                            handle(legacy_link, ts, data, b.origlen);
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        // A new section restarts interface numbering.
+                        interfaces.clear();
+                        big_endian = shb.big_endian();
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        let lt = idb.linktype.0 as u32;
+                        stats.add_link(lt);
+                        interfaces.push(Interface {
+                            linktype: lt,
+                            units: idb.ts_resolution().unwrap_or(1_000_000),
+                            offset_s: idb.ts_offset(),
+                        });
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        match interfaces.get(epb.if_id as usize) {
+                            None => damage = Some(format!("packet for undeclared interface {}", epb.if_id)),
+                            Some(_) if epb.caplen as usize > MAX_RECORD => {
+                                damage = Some(format!(
+                                    "packet of {} bytes, larger than the maximum of {MAX_RECORD}",
+                                    epb.caplen
+                                ))
+                            }
+                            Some(ifc) => {
+                                let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                                let ts = units_to_ns(ticks, ifc.units) + ifc.offset_s * 1_000_000_000;
+                                let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
+                                let lt = ifc.linktype;
+                                handle(lt, ts, data, epb.origlen);
+                            }
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        // No timestamp in a Simple Packet Block; interface 0 is implied.
+                        if let Some(ifc) = interfaces.first() {
+                            let cap = spb.data.len().min(spb.origlen as usize);
+                            let lt = ifc.linktype;
+                            handle(lt, 0, &spb.data[..cap], spb.origlen);
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::Unknown(ub)) if ub.block_type == 2 => {
+                        // Obsolete Packet Block: if_id u16, drops u16, ts_high, ts_low, caplen, len.
+                        let rd32 = |d: &[u8], at: usize| -> Option<u32> {
+                            let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
+                            Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+                        };
+                        let d = ub.data;
+                        let parsed = (|| {
+                            let ifid = if big_endian {
+                                u16::from_be_bytes(d.get(0..2)?.try_into().ok()?)
+                            } else {
+                                u16::from_le_bytes(d.get(0..2)?.try_into().ok()?)
+                            };
+                            let ticks = ((rd32(d, 4)? as u64) << 32) | rd32(d, 8)? as u64;
+                            Some((ifid, ticks, rd32(d, 12)? as usize, rd32(d, 16)?))
+                        })();
+                        match parsed.and_then(|(ifid, t, cap, orig)| {
+                            interfaces.get(ifid as usize).map(|i| (i, t, cap, orig))
+                        }) {
+                            Some((ifc, ticks, cap, orig)) => {
+                                let ts = units_to_ns(ticks, ifc.units) + ifc.offset_s * 1_000_000_000;
+                                let data = d.get(20..).unwrap_or(&[]);
+                                let data = data.get(..cap).unwrap_or(data);
+                                let lt = ifc.linktype;
+                                handle(lt, ts, data, orig);
+                            }
+                            None => damage = Some("unreadable obsolete packet block".to_string()),
+                        }
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                if let Some(msg) = damage {
+                    break Some(InputError::at(offset, msg));
+                }
+                rd.consume(len);
+                since_progress += 1;
+                if since_progress >= 4096 {
+                    since_progress = 0;
+                    if !progress(rd.consumed() as u64) {
+                        break None;
+                    }
+                }
+            }
+            Err(PcapError::Eof) => break None,
+            Err(PcapError::Incomplete(_)) => {
+                if let Err(e) = rd.refill() {
+                    break Some(InputError::at(offset, format!("read error: {e}")));
+                }
+            }
+            Err(PcapError::UnexpectedEof) => {
+                break Some(InputError::at(offset, "file ends in the middle of a record (cut short)".to_string()))
+            }
+            Err(PcapError::BufferTooSmall) => {
+                break Some(InputError::at(
+                    offset,
+                    format!("record longer than the maximum of {MAX_RECORD} bytes (damaged length field)"),
+                ))
+            }
+            Err(e) => break Some(InputError::at(offset, format!("damaged record: {e}"))),
+        }
+    };
+    progress(rd.consumed() as u64);
+    (stats, error)
+}

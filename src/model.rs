@@ -1,0 +1,301 @@
+//! Plain data shared by every layer: timestamps, endpoints, packets, connections, findings.
+
+use std::fmt;
+use std::net::IpAddr;
+
+/// Nanoseconds since the Unix epoch, UTC. Every event in ipcscope lives on this one clock.
+pub type UtcNs = i64;
+
+/// Formats a UTC timestamp as RFC 3339 with microseconds and `Z` (the batch contract's format).
+pub fn format_utc(ns: UtcNs) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let micros = ns.rem_euclid(1_000_000_000) / 1_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An IP address and TCP port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// TCP header flag bits, as on the wire.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+}
+
+/// One TCP segment as decoded from a capture (or an ETW packet-capture event).
+#[derive(Clone, Debug)]
+pub struct TcpSegment {
+    /// Index of the input file in the run.
+    pub input: u32,
+    /// 1-based frame number within that input, as Wireshark shows it.
+    pub frame: u64,
+    pub ts: UtcNs,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    /// Raw 16-bit window from the header.
+    pub window: u16,
+    /// TCP payload length from the IP length fields (not the captured length).
+    pub payload_len: u32,
+    /// Window-scale option (SYN only), if present and captured.
+    pub window_scale: Option<u8>,
+    /// The segment carries SACK blocks.
+    pub has_sack: bool,
+}
+
+impl TcpSegment {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// Wireshark `tcp.analysis.*` flags for one frame, as bits.
+pub mod analysis_flags {
+    pub const RETRANSMISSION: u32 = 1 << 0;
+    pub const FAST_RETRANSMISSION: u32 = 1 << 1;
+    pub const SPURIOUS_RETRANSMISSION: u32 = 1 << 2;
+    pub const OUT_OF_ORDER: u32 = 1 << 3;
+    pub const LOST_SEGMENT: u32 = 1 << 4;
+    pub const ACK_LOST_SEGMENT: u32 = 1 << 5;
+    pub const DUPLICATE_ACK: u32 = 1 << 6;
+    pub const ZERO_WINDOW: u32 = 1 << 7;
+    pub const ZERO_WINDOW_PROBE: u32 = 1 << 8;
+    pub const ZERO_WINDOW_PROBE_ACK: u32 = 1 << 9;
+    pub const WINDOW_FULL: u32 = 1 << 10;
+    pub const WINDOW_UPDATE: u32 = 1 << 11;
+    pub const KEEP_ALIVE: u32 = 1 << 12;
+    pub const KEEP_ALIVE_ACK: u32 = 1 << 13;
+    pub const REUSED_PORTS: u32 = 1 << 14;
+
+    /// (bit, Wireshark label) in display order.
+    pub const LABELS: &[(u32, &str)] = &[
+        (REUSED_PORTS, "reused_ports"),
+        (RETRANSMISSION, "retransmission"),
+        (FAST_RETRANSMISSION, "fast_retransmission"),
+        (SPURIOUS_RETRANSMISSION, "spurious_retransmission"),
+        (OUT_OF_ORDER, "out_of_order"),
+        (LOST_SEGMENT, "lost_segment"),
+        (ACK_LOST_SEGMENT, "ack_lost_segment"),
+        (DUPLICATE_ACK, "duplicate_ack"),
+        (ZERO_WINDOW, "zero_window"),
+        (ZERO_WINDOW_PROBE, "zero_window_probe"),
+        (ZERO_WINDOW_PROBE_ACK, "zero_window_probe_ack"),
+        (WINDOW_FULL, "window_full"),
+        (WINDOW_UPDATE, "window_update"),
+        (KEEP_ALIVE, "keep_alive"),
+        (KEEP_ALIVE_ACK, "keep_alive_ack"),
+    ];
+
+    /// Space-separated labels of the set bits.
+    pub fn describe(bits: u32) -> String {
+        LABELS
+            .iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, l)| *l)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Which side sent a packet, relative to the connection's originator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// A compact record of one packet of a connection, kept for detectors and the details pane.
+/// Bounded per connection (see `analysis::tcp::PACKETS_KEPT_PER_CONNECTION`).
+#[derive(Clone, Copy, Debug)]
+pub struct PacketNote {
+    pub frame: u64,
+    pub ts: UtcNs,
+    pub side: Side,
+    pub flags: u8,
+    pub payload_len: u32,
+    pub seq: u32,
+    pub ack: u32,
+    pub window: u16,
+    pub analysis: u32,
+}
+
+/// A rebuilt TCP connection (one Wireshark stream / one Zeek connection).
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// 0-based id, in order of first packet over the whole run.
+    pub id: u64,
+    pub input: u32,
+    /// Originator (SYN sender, or Zeek's guess without a SYN).
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub first_ts: UtcNs,
+    pub last_ts: UtcNs,
+    pub state: String,
+    pub history: String,
+    pub client_packets: u64,
+    pub server_packets: u64,
+    /// TCP payload bytes.
+    pub client_bytes: u64,
+    pub server_bytes: u64,
+    pub client_fin: u32,
+    pub server_fin: u32,
+    pub client_rst: u32,
+    pub server_rst: u32,
+    pub client_syn: u32,
+    pub server_synack: u32,
+    pub keep_alive: u32,
+    pub keep_alive_ack: u32,
+    pub retransmissions: u32,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// This connection began with a SYN on a 4-tuple seen before (Wireshark reused_ports).
+    pub reused_ports: bool,
+    /// The first packets of the connection (handshake and what follows).
+    pub head: Vec<PacketNote>,
+    /// The last packets of the connection (how it ended).
+    pub tail: Vec<PacketNote>,
+    /// Packets dropped between head and tail.
+    pub elided: u64,
+}
+
+impl Connection {
+    /// All kept packets, head then tail, in order.
+    pub fn packets(&self) -> impl Iterator<Item = &PacketNote> {
+        self.head.iter().chain(self.tail.iter())
+    }
+    pub fn duration_s(&self) -> f64 {
+        (self.last_ts - self.first_ts) as f64 / 1e9
+    }
+}
+
+/// How serious a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// Where a piece of evidence is: input index and 1-based frame (or record) number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EvidenceRef {
+    pub input: u32,
+    pub frame: u64,
+}
+
+/// A diagnosis with the evidence that proves it.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub id: u64,
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub first_ts: UtcNs,
+    pub last_ts: UtcNs,
+    /// `ip:port`, or a bare ip when the finding covers many client ports.
+    pub client: String,
+    pub server: String,
+    pub pipe: String,
+    pub pid: String,
+    pub count: u64,
+    pub evidence: Vec<EvidenceRef>,
+    pub wireshark_filter: String,
+    /// `file:line` of the log lines this finding explains.
+    pub log_lines: Vec<String>,
+    pub summary: String,
+    pub advice: String,
+    /// Connections this finding is about (ids), for the GUI.
+    pub connections: Vec<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_format_round_trip() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_utc(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(format_utc(-1), "1969-12-31T23:59:59.999999Z");
+        for d in [-800_000, -1, 0, 1, 59, 60, 11_016, 20_000, 2_932_896] {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+}

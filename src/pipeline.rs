@@ -1,0 +1,169 @@
+//! Wiring: open each input, stream it through the matching reader into the analysis,
+//! then run the detectors. The CLI and the GUI both call `analyze_paths`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::analysis::tcp::TcpAnalyzer;
+use crate::analysis::{detect, Analysis, InputSummary, Options};
+use crate::ingest::{self, InputKind};
+
+/// Progress of a run, reported now and then.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub file_index: usize,
+    pub file_count: usize,
+    pub path: PathBuf,
+    /// Bytes of this file read from disk so far, and its size.
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// Receives progress; `cancelled` is polled so that a GUI can stop a long load.
+pub trait ProgressSink {
+    fn report(&self, p: &Progress);
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// A sink that ignores progress.
+pub struct NoProgress;
+impl ProgressSink for NoProgress {
+    fn report(&self, _: &Progress) {}
+}
+
+/// A sink that only carries a cancel flag.
+impl ProgressSink for AtomicBool {
+    fn report(&self, _: &Progress) {}
+    fn cancelled(&self) -> bool {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads every input in order (one clock: all timestamps are UTC) and analyses them.
+pub fn analyze_paths(paths: &[PathBuf], options: &Options, progress: &dyn ProgressSink) -> Analysis {
+    let mut analysis = Analysis::default();
+    let mut next_conn_id = 0u64;
+    for (index, path) in paths.iter().enumerate() {
+        if progress.cancelled() {
+            analysis.inputs.push(InputSummary {
+                path: path.display().to_string(),
+                error: Some("not read: loading was cancelled".into()),
+                ..Default::default()
+            });
+            continue;
+        }
+        let input = index as u32;
+        let summary = read_one(input, index, paths.len(), path, &mut analysis, &mut next_conn_id, progress);
+        analysis.inputs.push(summary);
+    }
+    detect::run_all(&mut analysis, options);
+    analysis
+}
+
+fn read_one(
+    input: u32,
+    index: usize,
+    count: usize,
+    path: &Path,
+    analysis: &mut Analysis,
+    next_conn_id: &mut u64,
+    progress: &dyn ProgressSink,
+) -> InputSummary {
+    let mut summary = InputSummary { path: path.display().to_string(), ..Default::default() };
+    let opened = match ingest::open(path) {
+        Ok(o) => o,
+        Err(e) => {
+            summary.error = Some(format!("cannot open: {e}"));
+            return summary;
+        }
+    };
+    let total = opened.file_len;
+    let counter = opened.disk_read.clone();
+    let report = |done: u64| {
+        progress.report(&Progress {
+            file_index: index,
+            file_count: count,
+            path: path.to_path_buf(),
+            bytes_done: done,
+            bytes_total: total,
+        })
+    };
+    report(0);
+    summary.format = opened.kind.name().to_string();
+    let gz_note = if opened.gzip { " (offset in the decompressed stream)" } else { "" };
+    match opened.kind {
+        InputKind::Pcap | InputKind::PcapNg => {
+            let mut tcp = TcpAnalyzer::new(*next_conn_id);
+            let mut cancelled = false;
+            let (stats, error) = ingest::pcap::read_capture(
+                input,
+                opened.reader,
+                opened.kind == InputKind::PcapNg,
+                &mut |seg| {
+                    tcp.process(&seg);
+                },
+                &mut |_| {
+                    report(counter.load(Ordering::Relaxed));
+                    cancelled = progress.cancelled();
+                    !cancelled
+                },
+            );
+            let (connections, counts, evicted) = tcp.finish();
+            *next_conn_id += connections.len() as u64;
+            analysis.connections.extend(connections);
+            analysis.tcp.add(&counts);
+            summary.link_types = stats.link_types;
+            summary.packets = stats.packets;
+            summary.bytes = stats.bytes;
+            summary.first_ts = stats.first_ts;
+            summary.last_ts = stats.last_ts;
+            summary.evicted_connections = evicted;
+            summary.error = error.map(|e| format!("{}: damaged {e}{gz_note}", path.display()));
+            if cancelled && summary.error.is_none() {
+                summary.error = Some("loading was cancelled".into());
+            }
+        }
+        other => {
+            summary.error = Some(format!("{}: {} inputs are not supported by this build", path.display(), other.name()));
+        }
+    }
+    report(total);
+    summary
+}
+
+/// One TCP frame's analysis, as Wireshark's `tcp.analysis.flags` would list it.
+#[derive(Clone, Debug)]
+pub struct FrameAnalysis {
+    pub frame: u64,
+    pub conn_id: u64,
+    pub flags: u8,
+    pub analysis: u32,
+}
+
+/// Per-frame TCP analysis of one capture, for checking against `tshark -T fields`.
+pub fn frame_analysis(path: &Path) -> Result<(Vec<FrameAnalysis>, Option<String>), String> {
+    let opened = ingest::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !matches!(opened.kind, InputKind::Pcap | InputKind::PcapNg) {
+        return Err(format!("{}: not a capture", path.display()));
+    }
+    let mut tcp = TcpAnalyzer::new(0);
+    let mut out = Vec::new();
+    let (_, error) = ingest::pcap::read_capture(
+        0,
+        opened.reader,
+        opened.kind == InputKind::PcapNg,
+        &mut |seg| {
+            let analysis = tcp.process(&seg);
+            out.push(FrameAnalysis {
+                frame: seg.frame,
+                conn_id: tcp.conn_id_of(&seg).unwrap_or(u64::MAX),
+                flags: seg.flags,
+                analysis,
+            });
+        },
+        &mut |_| true,
+    );
+    Ok((out, error.map(|e| e.to_string())))
+}

@@ -1,0 +1,77 @@
+//! `summary.json` and the short human summary printed without `--out`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::analysis::Analysis;
+use crate::model::format_utc;
+
+pub fn summary_json(a: &Analysis) -> Value {
+    let inputs: Vec<Value> = a
+        .inputs
+        .iter()
+        .map(|i| {
+            json!({
+                "path": i.path,
+                "format": i.format,
+                "link_types": i.link_types,
+                "packets": i.packets,
+                "bytes": i.bytes,
+                "first_utc": i.first_ts.map(format_utc),
+                "last_utc": i.last_ts.map(format_utc),
+                "error": i.error,
+                "evicted_connections": i.evicted_connections,
+            })
+        })
+        .collect();
+    let mut per_kind: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &a.findings {
+        *per_kind.entry(f.kind).or_default() += 1;
+    }
+    json!({
+        "inputs": inputs,
+        "tcp": a.tcp,
+        "connections": a.connections.len(),
+        "findings": per_kind,
+        "resets": a.resets,
+        "verdicts": a.verdicts,
+    })
+}
+
+/// The short text printed on stdout when no `--out` is given.
+pub fn human_summary(a: &Analysis) -> String {
+    let mut out = String::new();
+    for i in &a.inputs {
+        out.push_str(&format!("{} ({}): {} packets", i.path, i.format, i.packets));
+        if let (Some(f), Some(l)) = (i.first_ts, i.last_ts) {
+            out.push_str(&format!(", {} .. {}", format_utc(f), format_utc(l)));
+        }
+        out.push('\n');
+        if let Some(e) = &i.error {
+            out.push_str(&format!("  ERROR: {e}\n"));
+        }
+    }
+    let t = &a.tcp;
+    out.push_str(&format!(
+        "TCP: {} frames, {} connections, {} SYN, {} SYN/ACK, {} FIN, {} RST, {} keep-alive, {} retransmissions\n",
+        t.tcp_frames, t.tcp_conversations, t.syn, t.synack, t.fin, t.rst, t.keep_alive, t.retransmission
+    ));
+    if a.findings.is_empty() {
+        out.push_str("Findings: none\n");
+    } else {
+        out.push_str(&format!("Findings ({}):\n", a.findings.len()));
+        let mut sorted: Vec<_> = a.findings.iter().collect();
+        sorted.sort_by_key(|f| (f.severity, f.first_ts));
+        for f in sorted {
+            out.push_str(&format!("  [{}] {}: {}\n", f.severity.name(), f.kind, f.summary));
+        }
+    }
+    if !a.verdicts.is_empty() {
+        out.push_str("Questions:\n");
+        for v in &a.verdicts {
+            out.push_str(&format!("  {}: {} ({})\n", v.question, v.answer, v.reason));
+        }
+    }
+    out
+}

@@ -1,0 +1,37 @@
+//! Shared helpers for the integration tests: where the shared corpus is.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The shared corpus (`$IPCSCOPE_CORPUS`, else `../shared/corpus` beside the project).
+/// Prints a clear notice and returns `None` when it is absent, so a test can say it was skipped.
+pub fn corpus(sub: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("IPCSCOPE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    let dir = base.join(sub);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: corpus not found at {} (set IPCSCOPE_CORPUS to the shared corpus folder)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Reads a tab-separated oracle file: header names and rows, skipping `#` comments.
+pub fn read_tsv(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty());
+    let header: Vec<String> = lines.next().expect("header").split('\t').map(String::from).collect();
+    lines
+        .map(|l| header.iter().cloned().zip(l.split('\t').map(String::from)).collect())
+        .collect()
+}
+
+/// The project's own samples folder.
+pub fn samples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
