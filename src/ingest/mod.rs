@@ -2,7 +2,10 @@
 //! unwrapped transparently. Readers stream and never trust a length field for allocation.
 
 pub mod decode;
+pub mod etl;
+pub mod evtx;
 pub mod pcap;
+pub mod textlog;
 
 use std::fmt;
 use std::fs::File;

@@ -126,7 +126,7 @@ fn likely_server_port(p: u16) -> bool {
 }
 
 impl Active {
-    fn new(id: u64, seg: &TcpSegment, reused: bool) -> Active {
+    fn new(id: u64, stream: u64, seg: &TcpSegment, reused: bool) -> Active {
         // Originator: the SYN sender; a SYN/ACK's receiver; else Zeek's port heuristic.
         let is_synack = seg.flags & (SYN | ACK) == SYN | ACK;
         let flip = is_synack
@@ -140,6 +140,7 @@ impl Active {
             conn: Connection {
                 id,
                 input: seg.input,
+                stream,
                 client,
                 server,
                 first_ts: seg.ts,
@@ -188,6 +189,7 @@ pub struct TcpAnalyzer {
     table: HashMap<FlowKey, Active>,
     finished: Vec<Connection>,
     pub counts: TcpCounts,
+    first_id: u64,
     next_id: u64,
     packets: u64,
     /// Connections finalised early because the table was full.
@@ -201,6 +203,7 @@ impl TcpAnalyzer {
             table: HashMap::new(),
             finished: Vec::new(),
             counts: TcpCounts::default(),
+            first_id,
             next_id: first_id,
             packets: 0,
             evicted: 0,
@@ -246,7 +249,8 @@ impl TcpAnalyzer {
             }
             let id = self.take_id();
             let reused = initial & af::REUSED_PORTS != 0;
-            self.table.insert(key, Active::new(id, seg, reused));
+            let stream = id - self.first_id;
+            self.table.insert(key, Active::new(id, stream, seg, reused));
         }
         let Some(a) = self.table.get_mut(&key) else { return 0 };
 
@@ -339,11 +343,6 @@ impl TcpAnalyzer {
         }
     }
 
-    /// Connections already finalised (for streaming writers); drains them.
-    pub fn drain_finished(&mut self) -> Vec<Connection> {
-        std::mem::take(&mut self.finished)
-    }
-
     /// Ends the input: finalises everything, in id order.
     pub fn finish(mut self) -> (Vec<Connection>, TcpCounts, u64) {
         let rest: Vec<Connection> = self.table.drain().map(|(_, a)| a.finish()).collect();
@@ -355,10 +354,5 @@ impl TcpAnalyzer {
     /// The id of the connection a segment belongs to now.
     pub fn conn_id_of(&self, seg: &TcpSegment) -> Option<u64> {
         self.table.get(&flow_key(seg.src, seg.dst)).map(|a| a.conn.id)
-    }
-
-    /// The next unused connection id.
-    pub fn next_id(&self) -> u64 {
-        self.next_id
     }
 }

@@ -1,0 +1,1179 @@
+#!/usr/bin/env python3
+"""Generate ipcscope sample captures: real TCP traffic on a private loopback.
+
+Run as root:   sudo python3 samples/generate.py [SCENARIO ...]
+
+Every scenario runs in its own fresh network namespace (``unshare -n``) with
+only ``lo`` up, so no packet can leave the machine.  Inside it the scenario
+starts ``tcpdump -i lo``, runs real server processes and client sockets,
+stops tcpdump with SIGINT and writes the client's log4net-style text log.
+The parent then reads every pcap back, checks that it shows what the
+scenario claims (and fails loudly if not) and writes ``scenarios.json``.
+
+Python 3 standard library only.  Needs: tcpdump, iptables, ip, unshare.
+See samples/README.md for what each scenario contains.
+"""
+
+import datetime as _dt
+import errno
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER_IP = "127.10.0.1"          # the "server host"
+CLIENT_IP = "127.20.0.1"          # the client host whose log we write
+OTHER_CLIENT_IPS = ["127.20.0.2", "127.20.0.3"]  # other client hosts (no log)
+LOCAL_OFFSET_S = 3600.8           # UTC+01:00 and client clock 0.8 s fast
+
+SCENARIOS = [
+    # name, server port
+    ("healthy", 5001),
+    ("stale_connection", 5002),
+    ("server_restart_refused", 5003),
+    ("abortive_close", 5004),
+    ("keepalive_timeout", 5005),
+    ("keepalive_reset", 5006),
+    ("port_exhaustion", 5007),
+    ("port_reuse", 5008),
+    ("idle_reset", 5009),
+]
+PORTS = dict(SCENARIOS)
+
+# Windows socket errors as a .NET client logs them.
+WSA = {
+    10048: ("WSAEADDRINUSE", "Only one usage of each socket address "
+            "(protocol/network address/port) is normally permitted."),
+    10054: ("WSAECONNRESET", "An existing connection was forcibly closed by "
+            "the remote host."),
+    10060: ("WSAETIMEDOUT", "A connection attempt failed because the connected "
+            "party did not properly respond after a period of time, or "
+            "established connection failed because connected host has failed "
+            "to respond."),
+    10061: ("WSAECONNREFUSED", "No connection could be made because the target "
+            "machine actively refused it."),
+}
+# Linux errno -> the Winsock error a Windows client sees for the same event.
+ERRNO_TO_WSA = {
+    errno.ECONNRESET: 10054,
+    errno.EPIPE: 10054,          # Linux: RST received in CLOSE_WAIT -> EPIPE
+    errno.ECONNREFUSED: 10061,
+    errno.ETIMEDOUT: 10060,
+    errno.EADDRNOTAVAIL: 10048,  # ephemeral ports exhausted at connect()
+    errno.EADDRINUSE: 10048,
+}
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+# --------------------------------------------------------------------------
+# client log (log4net pattern "%date %-5level [%thread] %logger - %message")
+# --------------------------------------------------------------------------
+
+def fmt_log_time(ts):
+    ms_total = int(round(ts * 1000.0, 6) // 1)
+    sec, ms = divmod(ms_total, 1000)
+    d = _dt.datetime.fromtimestamp(sec, _dt.timezone.utc)
+    return d.strftime("%Y-%m-%d %H:%M:%S") + ",%03d" % ms
+
+
+def iso_utc(ts):
+    sec = int(ts)
+    us = int(round((ts - sec) * 1e6))
+    if us >= 1000000:
+        sec, us = sec + 1, us - 1000000
+    d = _dt.datetime.fromtimestamp(sec, _dt.timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S") + ".%06dZ" % us
+
+
+class ClientLog:
+    def __init__(self):
+        self.records = []   # (ts, level, thread, logger, message)
+
+    def _add(self, level, tid, logger, msg):
+        self.records.append((time.time(), level, tid, logger, msg))
+
+    def debug(self, tid, logger, msg):
+        self._add("DEBUG", tid, logger, msg)
+
+    def info(self, tid, logger, msg):
+        self._add("INFO", tid, logger, msg)
+
+    def warn(self, tid, logger, msg):
+        self._add("WARN", tid, logger, msg)
+
+    def error(self, tid, logger, msg):
+        self._add("ERROR", tid, logger, msg)
+
+    def sock_error(self, tid, logger, op, exc, local=None, remote=None):
+        code = ERRNO_TO_WSA.get(getattr(exc, "errno", None))
+        if code is None:
+            raise exc
+        name, text = WSA[code]
+        msg = "%s failed: %s (%s %d)" % (op, text, name, code)
+        if local:
+            msg += " local=%s" % local
+        if remote:
+            msg += " remote=%s" % remote
+        self.error(tid, logger, msg)
+        return code
+
+    def write(self, path, offset=0.0):
+        with open(path, "w", newline="\r\n") as f:
+            for r in self.records:
+                f.write(format_record(r, offset) + "\n")
+
+
+def format_record(r, offset=0.0):
+    ts, level, tid, logger, msg = r
+    return "%s %-5s [%d] %s - %s" % (fmt_log_time(ts + offset), level, tid, logger, msg)
+
+
+# --------------------------------------------------------------------------
+# server process (run as: generate.py --serve HOST PORT MODE PARAM)
+# --------------------------------------------------------------------------
+
+def make_response(line):
+    parts = line.split()
+    seq = parts[1] if len(parts) > 1 else "00000"
+    op = parts[2] if len(parts) > 2 else "?"
+    return ("RSP %s %s OK status=200 server=ipcsrv build=4.2.17 "
+            "payload=%s\n" % (seq, op, "x" * 48)).encode()
+
+
+def serve_main(host, port, mode, param):
+    """Tiny line-based request/response server.
+
+    modes: echo                 answer each line, close after the client closes
+           abort_after_response answer, wait PARAM s, close with SO_LINGER{1,0}
+           idle_abort           answer; abort (SO_LINGER{1,0}) after PARAM s idle
+    In every mode a request whose op is QUIT is answered and then the server
+    closes first (graceful FIN), and SIGUSR1 aborts all connections silently.
+    """
+    param = float(param)
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(128)
+    abort_gen = [0]     # SIGUSR1 aborts the connections that exist right now
+
+    def on_usr1(*a):
+        abort_gen[0] += 1
+    signal.signal(signal.SIGUSR1, on_usr1)
+    out_lock = threading.Lock()
+
+    def say(s):
+        with out_lock:
+            sys.stdout.write(s + "\n")
+            sys.stdout.flush()
+
+    def abort(c):
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+
+    def handle(c):
+        my_gen = abort_gen[0]
+        buf = b""
+        last = time.monotonic()
+        try:
+            while True:
+                if abort_gen[0] != my_gen:
+                    abort(c)
+                    say("ABORTED")
+                    return
+                r, _, _ = select.select([c], [], [], 0.01)
+                if not r:
+                    if mode == "idle_abort" and time.monotonic() - last >= param:
+                        abort(c)
+                        say("IDLE_ABORTED")
+                        return
+                    continue
+                data = c.recv(65536)
+                if not data:
+                    c.close()           # graceful: FIN after the client's FIN
+                    return
+                last = time.monotonic()
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    text = line.decode("ascii", "replace")
+                    c.sendall(make_response(text))
+                    last = time.monotonic()
+                    if " QUIT" in text:
+                        c.close()       # server closes first
+                        return
+                    if mode == "abort_after_response":
+                        time.sleep(param)
+                        abort(c)
+                        say("ABORTED")
+                        return
+        except OSError as e:
+            say("HANDLER_ERROR %s" % e)
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    say("READY")
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+ALL_SERVERS = []
+
+
+class Server:
+    """A server *process* in the scenario's namespace (so kill -9 is real)."""
+
+    def __init__(self, port, mode="echo", param=0.0, host=SERVER_IP):
+        self.port = port
+        ALL_SERVERS.append(self)
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--serve", host,
+             str(port), mode, str(param)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.wait_line("READY")
+        self.pid = self.proc.pid
+
+    def wait_line(self, want, timeout=5.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.05)
+            if r:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                if line.strip() == want:
+                    return
+        raise RuntimeError("server on port %d did not say %s" % (self.port, want))
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
+# --------------------------------------------------------------------------
+# client helpers
+# --------------------------------------------------------------------------
+
+def ep(addr):
+    return "%s:%d" % addr
+
+
+def new_socket(local_ip, bind_port=0, reuse=False, keepalive=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if reuse:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if bind_port == 0:
+        # choose the port at connect() time like an unbound client would
+        s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+    s.bind((local_ip, bind_port))
+    if keepalive:
+        idle, intvl, cnt = keepalive
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, intvl)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt)
+    return s
+
+
+class Conn:
+    def __init__(self, log, tid, port, local_ip=CLIENT_IP, bind_port=0,
+                 reuse=False, keepalive=None, channel="main", quiet=False):
+        self.log, self.tid, self.channel = log, tid, channel
+        self.remote = (SERVER_IP, port)
+        self.quiet = quiet
+        self.sock = new_socket(local_ip, bind_port, reuse, keepalive)
+        self.sock.settimeout(3.0)
+        self.sock.connect(self.remote)
+        self.local = self.sock.getsockname()
+        if not quiet:
+            extra = ""
+            if keepalive:
+                extra = " keepalive=on(idle=%ds,interval=%ds,count=%d)" % keepalive
+            log.info(tid, "Client.Connection",
+                     "connected channel=%s local=%s remote=%s%s"
+                     % (channel, ep(self.local), ep(self.remote), extra))
+
+    @property
+    def endpoints(self):
+        return {"client": ep(self.local), "server": ep(self.remote)}
+
+    def send(self, seq, op, split=False):
+        msg = ("REQ %05d %s client=ipcscope-sample ts=%d\n"
+               % (seq, op, int(time.time() * 1000))).encode()
+        if split:   # header and body as two writes (second write sees the RST)
+            self.sock.send(msg[:10])
+            time.sleep(0.05)
+            self.sock.send(msg[10:])
+        else:
+            self.sock.sendall(msg)
+        if not self.quiet:
+            self.log.debug(self.tid, "Client.Sender",
+                           "sent request #%d %s (%d bytes) channel=%s"
+                           % (seq, op, len(msg), self.channel))
+
+    def recv_line(self, timeout=3.0):
+        self.sock.settimeout(timeout)
+        buf = b""
+        while not buf.endswith(b"\n"):
+            d = self.sock.recv(4096)
+            if not d:
+                raise EOFError
+            buf += d
+        return buf
+
+    def request(self, seq, op="GetStatus"):
+        t0 = time.monotonic()
+        self.send(seq, op)
+        resp = self.recv_line()
+        if not self.quiet:
+            self.log.debug(self.tid, "Client.Receiver",
+                           "response #%d received (%d bytes, %.1f ms) channel=%s"
+                           % (seq, len(resp), (time.monotonic() - t0) * 1000,
+                              self.channel))
+        return resp
+
+    def close(self):
+        self.sock.close()
+        if not self.quiet:
+            self.log.info(self.tid, "Client.Connection",
+                          "closed channel=%s local=%s remote=%s"
+                          % (self.channel, ep(self.local), ep(self.remote)))
+
+
+def iptables(*args):
+    subprocess.run(["iptables", "-w"] + list(args), check=True)
+
+
+# --------------------------------------------------------------------------
+# scenarios (each runs inside its own network namespace)
+# --------------------------------------------------------------------------
+
+def sc_healthy(log, port):
+    srv = Server(port)
+    meta = {"conns": {}}
+    p1 = Conn(log, 5, port, channel="orders")
+    p2 = Conn(log, 6, port, channel="quotes")
+    meta["conns"]["persistent_orders"] = p1.endpoints
+    meta["conns"]["persistent_quotes"] = p2.endpoints
+    seq = 0
+    for rnd in range(3):
+        seq += 1
+        p1.request(seq, "PlaceOrder")
+        seq += 1
+        p2.request(seq, "GetQuote")
+        # a short-lived connection per round (client closes first)
+        s = Conn(log, 7, port, channel="poll")
+        meta["conns"]["short_%d" % (rnd + 1)] = s.endpoints
+        seq += 1
+        s.request(seq, "Poll")
+        s.close()
+        time.sleep(0.15)
+    # a short connection from another client host, closed by the server (QUIT)
+    o = Conn(log, 0, port, local_ip=OTHER_CLIENT_IPS[0], quiet=True)
+    meta["conns"]["other_host_quit"] = o.endpoints
+    o.request(100, "QUIT")
+    o.sock.settimeout(2)
+    assert o.sock.recv(10) == b""
+    o.sock.close()
+    time.sleep(0.1)
+    seq += 1
+    p1.request(seq, "PlaceOrder")
+    p1.close()
+    p2.close()
+    time.sleep(0.2)
+    srv.stop()
+    return meta
+
+
+def sc_stale_connection(log, port):
+    meta = {"conns": {}, "marks": {}}
+    srv = Server(port)
+    a = Conn(log, 7, port, channel="orders")
+    b = Conn(log, 9, port, channel="quotes")
+    meta["conns"]["stale_orders"] = a.endpoints
+    meta["conns"]["stale_quotes"] = b.endpoints
+    a.request(1, "Login")
+    b.request(2, "Subscribe")
+    time.sleep(0.3)
+    a.request(3, "PlaceOrder")
+    time.sleep(0.5)
+    # the server process crashes: the kernel closes its sockets -> FIN to clients
+    meta["marks"]["server_killed"] = time.time()
+    srv.kill9()
+    time.sleep(1.0)
+    # server restarts on the same port, other client hosts connect to it
+    srv = Server(port)
+    meta["marks"]["server_restarted"] = time.time()
+    time.sleep(0.3)
+    c = Conn(log, 0, port, local_ip=OTHER_CLIENT_IPS[0], quiet=True)
+    c.request(1, "Login")
+    c.sock.close()
+    d = Conn(log, 0, port, local_ip=OTHER_CLIENT_IPS[1], quiet=True)
+    d.request(1, "Login")
+    meta["conns"]["other_host_1"] = c.endpoints
+    meta["conns"]["other_host_2"] = d.endpoints
+    time.sleep(0.7)
+    # the idle client finally sends on its old connection -> RST
+    reconnected = {}
+    for key, conn, seq, op in (("stale_orders", a, 4, "PlaceOrder"),
+                               ("stale_quotes", b, 5, "GetQuote")):
+        try:
+            conn.send(seq, op, split=True)
+            raise RuntimeError("stale send unexpectedly succeeded")
+        except OSError as e:
+            log.sock_error(conn.tid, "Client.Sender", "send", e,
+                           ep(conn.local), ep(conn.remote))
+        conn.sock.close()
+        log.warn(conn.tid, "Client.Connection",
+                 "connection lost channel=%s, reconnecting to %s"
+                 % (conn.channel, ep(conn.remote)))
+        n = Conn(log, conn.tid, port, channel=conn.channel)
+        n.request(seq, op)
+        log.info(conn.tid, "Client.Connection",
+                 "request #%d re-sent on new connection, channel=%s recovered"
+                 % (seq, conn.channel))
+        reconnected[key + "_reconnect"] = n
+        time.sleep(0.8)
+    for k, n in reconnected.items():
+        meta["conns"][k] = n.endpoints
+    time.sleep(0.2)
+    for n in reconnected.values():
+        n.close()
+    d.sock.close()
+    time.sleep(0.2)
+    srv.stop()
+    return meta
+
+
+def sc_server_restart_refused(log, port):
+    meta = {"conns": {}, "marks": {}, "refused": []}
+    srv = Server(port)
+    a = Conn(log, 7, port, channel="events")
+    meta["conns"]["initial"] = a.endpoints
+    a.request(1, "Subscribe")
+    time.sleep(0.5)
+    meta["marks"]["server_killed"] = time.time()
+    srv.kill9()
+    try:
+        a.recv_line(timeout=2.0)
+        raise RuntimeError("expected EOF")
+    except EOFError:
+        log.warn(7, "Client.Receiver",
+                 "connection closed by remote host (graceful close received) "
+                 "channel=events local=%s remote=%s" % (ep(a.local), ep(a.remote)))
+    a.sock.close()
+    for attempt in range(1, 5):
+        time.sleep(0.4)
+        log.info(7, "Client.Connection", "connecting to %s (attempt %d)"
+                 % (ep((SERVER_IP, port)), attempt))
+        s = new_socket(CLIENT_IP)
+        s.settimeout(3)
+        try:
+            s.connect((SERVER_IP, port))
+            raise RuntimeError("connect unexpectedly succeeded")
+        except OSError as e:
+            if e.errno != errno.ECONNREFUSED:
+                raise
+            meta["refused"].append(time.time())
+            log.sock_error(7, "Client.Connection", "connect", e,
+                           remote=ep((SERVER_IP, port)))
+            log.warn(7, "Client.Connection", "retrying in 400 ms")
+        finally:
+            s.close()
+    time.sleep(0.1)
+    srv = Server(port)
+    meta["marks"]["server_restarted"] = time.time()
+    time.sleep(0.3)
+    log.info(7, "Client.Connection", "connecting to %s (attempt 5)"
+             % ep((SERVER_IP, port)))
+    b = Conn(log, 7, port, channel="events")
+    meta["conns"]["after_restart"] = b.endpoints
+    b.request(2, "Subscribe")
+    log.info(7, "Client.Connection", "channel=events recovered after 4 failed attempts")
+    time.sleep(0.3)
+    b.close()
+    time.sleep(0.2)
+    srv.stop()
+    return meta
+
+
+def sc_abortive_close(log, port):
+    meta = {"conns": {}}
+    srv = Server(port, "abort_after_response", 0.15)
+    for i in range(3):
+        c = Conn(log, 7, port, channel="batch")
+        meta["conns"]["abort_%d" % (i + 1)] = c.endpoints
+        c.request(i + 1, "SubmitBatch")
+        try:
+            c.recv_line(timeout=2.0)      # wait for the next server message
+            raise RuntimeError("expected reset")
+        except OSError as e:
+            log.sock_error(7, "Client.Receiver", "recv", e, ep(c.local), ep(c.remote))
+        c.sock.close()
+        time.sleep(0.3)
+    srv.stop()
+    return meta
+
+
+def sc_keepalive_timeout(log, port):
+    meta = {"conns": {}, "marks": {}}
+    srv = Server(port)
+    c = Conn(log, 7, port, keepalive=(1, 1, 3), channel="monitor")
+    meta["conns"]["keepalive"] = c.endpoints
+    c.request(1, "Subscribe")
+    time.sleep(0.2)
+    # the server host becomes unreachable: nothing from the client reaches it
+    iptables("-A", "INPUT", "-p", "tcp", "-d", SERVER_IP, "--dport", str(port),
+             "-j", "DROP")
+    meta["marks"]["peer_unreachable"] = time.time()
+    try:
+        c.recv_line(timeout=15.0)
+        raise RuntimeError("expected keep-alive timeout")
+    except OSError as e:
+        if e.errno != errno.ETIMEDOUT:
+            raise
+        log.sock_error(7, "Client.Receiver", "recv", e, ep(c.local), ep(c.remote))
+    c.sock.close()
+    time.sleep(0.3)
+    return meta     # namespace is discarded with the rule and the server
+
+
+def sc_keepalive_reset(log, port):
+    meta = {"conns": {}, "marks": {}}
+    srv = Server(port)
+    c = Conn(log, 7, port, keepalive=(2, 1, 3), channel="monitor")
+    meta["conns"]["keepalive"] = c.endpoints
+    c.request(1, "Subscribe")
+    time.sleep(0.3)
+    # the server loses the connection state silently (host restore/reboot):
+    # its RST is dropped on the way out, then the filter goes away again.
+    iptables("-A", "OUTPUT", "-p", "tcp", "-s", SERVER_IP, "--sport", str(port),
+             "-j", "DROP")
+    srv.proc.send_signal(signal.SIGUSR1)
+    srv.wait_line("ABORTED")
+    time.sleep(0.05)
+    iptables("-D", "OUTPUT", "-p", "tcp", "-s", SERVER_IP, "--sport", str(port),
+             "-j", "DROP")
+    meta["marks"]["server_state_lost"] = time.time()
+    try:
+        c.recv_line(timeout=10.0)
+        raise RuntimeError("expected reset")
+    except OSError as e:
+        log.sock_error(7, "Client.Receiver", "recv", e, ep(c.local), ep(c.remote))
+    c.sock.close()
+    log.warn(7, "Client.Connection", "connection lost channel=monitor, reconnecting")
+    n = Conn(log, 7, port, keepalive=(2, 1, 3), channel="monitor")
+    meta["conns"]["reconnect"] = n.endpoints
+    n.request(2, "Subscribe")
+    time.sleep(0.3)
+    n.close()
+    time.sleep(0.2)
+    srv.stop()
+    return meta
+
+
+def sc_port_exhaustion(log, port):
+    meta = {"conns": {}, "marks": {}, "ok": 0, "failures": []}
+    srv = Server(port)
+    log.info(7, "Client.Uploader", "starting upload run: one connection per record")
+    ok = 0
+    while ok < 1000:
+        try:
+            c = Conn(log, 7, port, channel="upload", quiet=True)
+        except OSError as e:
+            if e.errno not in (errno.EADDRNOTAVAIL, errno.EADDRINUSE):
+                raise
+            meta["failures"].append(time.time())
+            log.sock_error(7, "Client.Connection", "connect", e,
+                           remote=ep((SERVER_IP, port)))
+            if len(meta["failures"]) >= 3:
+                log.error(7, "Client.Uploader",
+                          "upload run aborted after %d records" % ok)
+                break
+            log.warn(7, "Client.Connection", "retrying in 500 ms")
+            time.sleep(0.5)
+            continue
+        c.request(ok + 1, "UploadRecord")
+        c.close()               # client closes first -> client TIME_WAIT
+        ok += 1
+        if ok % 25 == 0:
+            log.debug(7, "Client.Uploader", "%d records uploaded" % ok)
+        time.sleep(0.005)
+    meta["ok"] = ok
+    time.sleep(0.2)
+    srv.stop()
+    return meta
+
+
+def sc_port_reuse(log, port):
+    meta = {"conns": {}}
+    srv = Server(port)
+    # A: server closes first (QUIT) -> server holds TIME_WAIT; the client
+    #    reconnects from the same fixed source port 0.5 s later.
+    a = Conn(log, 7, port, bind_port=45000, reuse=True, channel="session")
+    meta["conns"]["server_timewait_first"] = a.endpoints
+    a.request(1, "QUIT")
+    a.sock.settimeout(2)
+    assert a.sock.recv(10) == b""
+    a.close()
+    time.sleep(0.5)
+    a2 = Conn(log, 7, port, bind_port=45000, reuse=True, channel="session")
+    meta["conns"]["server_timewait_reuse"] = a2.endpoints
+    a2.request(2, "GetStatus")
+    time.sleep(0.2)
+    # B: client closes first -> client TIME_WAIT; reconnect from the same
+    #    source port 1.2 s later (tcp_tw_reuse).
+    b = Conn(log, 8, port, bind_port=45001, reuse=True, channel="report")
+    meta["conns"]["client_timewait_first"] = b.endpoints
+    b.request(3, "GetReport")
+    b.close()
+    time.sleep(1.2)
+    b2 = Conn(log, 8, port, bind_port=45001, reuse=True, channel="report")
+    meta["conns"]["client_timewait_reuse"] = b2.endpoints
+    b2.request(4, "GetReport")
+    time.sleep(0.2)
+    b2.close()
+    a2.request(5, "QUIT")
+    a2.sock.settimeout(2)
+    assert a2.sock.recv(10) == b""
+    a2.close()
+    time.sleep(0.2)
+    srv.stop()
+    return meta
+
+
+def sc_idle_reset(log, port):
+    meta = {"conns": {}}
+    srv = Server(port, "idle_abort", 3.0)
+    a = Conn(log, 7, port, channel="orders")
+    meta["conns"]["idle_after_exchange"] = a.endpoints
+    a.request(1, "Login")
+    time.sleep(0.5)
+    b = Conn(log, 8, port, channel="standby")
+    meta["conns"]["idle_no_data"] = b.endpoints
+    pending = {a.sock: a, b.sock: b}
+    end = time.monotonic() + 8
+    while pending and time.monotonic() < end:
+        r, _, _ = select.select(list(pending), [], [], 0.5)
+        for s in r:
+            c = pending.pop(s)
+            try:
+                d = s.recv(4096)
+                raise RuntimeError("expected reset, got %r" % d)
+            except OSError as e:
+                log.sock_error(c.tid, "Client.Receiver", "recv", e,
+                               ep(c.local), ep(c.remote))
+            s.close()
+    assert not pending
+    time.sleep(0.3)
+    srv.stop()
+    return meta
+
+
+SCENARIO_FUNCS = {
+    "healthy": sc_healthy,
+    "stale_connection": sc_stale_connection,
+    "server_restart_refused": sc_server_restart_refused,
+    "abortive_close": sc_abortive_close,
+    "keepalive_timeout": sc_keepalive_timeout,
+    "keepalive_reset": sc_keepalive_reset,
+    "port_exhaustion": sc_port_exhaustion,
+    "port_reuse": sc_port_reuse,
+    "idle_reset": sc_idle_reset,
+}
+
+
+def in_netns_main(name, outdir):
+    """Runs inside a fresh network namespace created by `unshare -n`."""
+    port = PORTS[name]
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+    def sysctl(k, v):
+        with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
+            f.write(v)
+    if name == "port_exhaustion":
+        sysctl("net.ipv4.ip_local_port_range", "40000 40099")
+        sysctl("net.ipv4.tcp_tw_reuse", "0")
+    else:
+        sysctl("net.ipv4.ip_local_port_range", "49152 65535")  # Windows range
+    pcap = os.path.join(outdir, name + ".pcap")
+    td = subprocess.Popen(["tcpdump", "-i", "lo", "-w", pcap, "-U", "-s", "262144",
+                           "--immediate-mode", "-Z", "root", "-n", "tcp"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = td.stderr.readline()
+    if "listening" not in line:
+        raise RuntimeError("tcpdump did not start: %s" % line)
+    time.sleep(0.3)
+    log = ClientLog()
+    t_start = time.time()
+    try:
+        meta = SCENARIO_FUNCS[name](log, port)
+    finally:
+        time.sleep(0.5)             # settle, then stop tcpdump cleanly
+        td.send_signal(signal.SIGINT)
+        err = td.communicate(timeout=10)[1]
+        for srv in ALL_SERVERS:
+            srv.stop()
+    meta["tcpdump"] = (line + err).strip()
+    meta["t_start"] = t_start
+    meta["log"] = log.records
+    log.write(os.path.join(outdir, name + "_client_utc.log"))
+    if name == "stale_connection":
+        log.write(os.path.join(outdir, name + "_client_local.log"), LOCAL_OFFSET_S)
+    with open(os.path.join(outdir, name + ".meta.json"), "w") as f:
+        json.dump(meta, f)
+
+
+# --------------------------------------------------------------------------
+# pcap reading and checks (parent side)
+# --------------------------------------------------------------------------
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+def read_pcap(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack("<I", data[:4])[0]
+    if magic == 0xA1B2C3D4:
+        e, div = "<", 1e6
+    elif magic == 0xA1B23C4D:
+        e, div = "<", 1e9
+    elif magic == 0xD4C3B2A1:
+        e, div = ">", 1e6
+    else:
+        raise ValueError("not a pcap file: %s" % path)
+    linktype = struct.unpack(e + "I", data[20:24])[0]
+    assert linktype == 1, "expected Ethernet link type, got %d" % linktype
+    off, n, pkts = 24, 0, []
+    while off + 16 <= len(data):
+        sec, frac, incl, orig = struct.unpack(e + "IIII", data[off:off + 16])
+        off += 16
+        frame = data[off:off + incl]
+        off += incl
+        n += 1
+        if len(frame) < 34 or struct.unpack("!H", frame[12:14])[0] != 0x0800:
+            continue
+        ip = frame[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        tot = struct.unpack("!H", ip[2:4])[0]
+        if ip[9] != 6:
+            continue
+        tcp = ip[ihl:]
+        sport, dport, seq, ack = struct.unpack("!HHII", tcp[:12])
+        doff = (tcp[12] >> 4) * 4
+        flags = tcp[13]
+        pkts.append({
+            "frame": n, "ts": sec + frac / div,
+            "src": "%s:%d" % (socket.inet_ntoa(ip[12:16]), sport),
+            "dst": "%s:%d" % (socket.inet_ntoa(ip[16:20]), dport),
+            "flags": flags, "seq": seq, "ack": ack,
+            "len": tot - ihl - doff,
+        })
+    return pkts
+
+
+def split_conns(pkts):
+    """Group packets into connections; a new pure SYN starts a new one."""
+    conns, current = [], {}
+    for p in pkts:
+        key = frozenset((p["src"], p["dst"]))
+        c = current.get(key)
+        pure_syn = p["flags"] & SYN and not p["flags"] & ACK
+        if pure_syn and not (c and c["client"] == p["src"] and c["isn"] == p["seq"]):
+            c = {"client": p["src"], "server": p["dst"], "isn": p["seq"], "pkts": []}
+            conns.append(c)
+            current[key] = c
+        elif c is None:
+            c = {"client": p["dst"], "server": p["src"], "isn": None, "pkts": []}
+            conns.append(c)
+            current[key] = c
+        c["pkts"].append(p)
+    return conns
+
+
+def conn_for(conns, client, server, nth=0):
+    found = [c for c in conns if c["client"] == client and c["server"] == server]
+    if len(found) <= nth:
+        raise AssertionError("no connection %s -> %s in capture" % (client, server))
+    return found[nth]
+
+
+def first(pkts, pred, what):
+    for p in pkts:
+        if pred(p):
+            return p
+    raise AssertionError("expected %s" % what)
+
+
+def desc(p):
+    names = [n for b, n in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."))
+             if p["flags"] & b]
+    return "%s > %s [%s] len %d" % (p["src"], p["dst"], "".join(names), p["len"])
+
+
+def ka_probes(c):
+    """Keep-alive probes from the client: zero/one-byte ACK with seq = snd_nxt-1."""
+    probes, nxt = [], None
+    for p in c["pkts"]:
+        if p["src"] != c["client"]:
+            continue
+        if p["flags"] & SYN:
+            nxt = (p["seq"] + 1) & 0xFFFFFFFF
+            continue
+        if nxt is not None and p["flags"] == ACK and p["len"] <= 1 and \
+                p["seq"] == (nxt - 1) & 0xFFFFFFFF:
+            probes.append(p)
+            continue
+        end = (p["seq"] + p["len"] + (1 if p["flags"] & FIN else 0)) & 0xFFFFFFFF
+        nxt = end
+    return probes
+
+
+def has_retransmission(c):
+    seen = set()
+    for p in c["pkts"]:
+        if p["len"] > 0 or p["flags"] & (SYN | FIN):
+            k = (p["src"], p["seq"], p["len"], p["flags"] & (SYN | FIN))
+            if k in seen:
+                return True
+            seen.add(k)
+    return False
+
+
+def finding(kind, c, p, t0, **extra):
+    d = {"kind": kind, "client": c["client"], "server": c["server"],
+         "time_utc": iso_utc(p["ts"]), "t_rel_s": round(p["ts"] - t0, 3),
+         "frame": p["frame"], "deciding_packet": desc(p)}
+    d.update(extra)
+    return d
+
+
+def log_lines(meta, pred):
+    return [r for r in meta["log"] if pred(r)]
+
+
+def check_scenario(name, pkts, meta):
+    """Assert the capture shows the scenario; return (findings, summary)."""
+    t0 = pkts[0]["ts"]
+    conns = split_conns(pkts)
+    M = meta["conns"]
+    port = PORTS[name]
+    srv = "%s:%d" % (SERVER_IP, port)
+    out = []
+    rsts = [p for p in pkts if p["flags"] & RST]
+    errors = log_lines(meta, lambda r: r[1] in ("ERROR", "WARN"))
+
+    def C(role, nth=0):
+        return conn_for(conns, M[role]["client"], M[role]["server"], nth)
+
+    if name == "healthy":
+        assert not rsts, "healthy capture has RSTs"
+        assert not errors, "healthy log has warnings"
+        for c in conns:
+            fl = [p["flags"] for p in c["pkts"]]
+            assert fl[0] == SYN and any(f == SYN | ACK for f in fl), desc(c["pkts"][0])
+            assert sum(1 for p in c["pkts"] if p["flags"] & FIN) == 2, "missing FINs"
+            assert not has_retransmission(c), "retransmission"
+        return out, "%d connections, all SYN/SYN-ACK + FIN/FIN, no RST" % len(conns)
+
+    if name == "stale_connection":
+        for role in ("stale_orders", "stale_quotes"):
+            c = C(role)
+            fin = first(c["pkts"], lambda p: p["src"] == c["server"] and p["flags"] & FIN,
+                        "server FIN (process exit)")
+            assert abs(fin["ts"] - meta["marks"]["server_killed"]) < 0.5
+            data = first(c["pkts"], lambda p: p["src"] == c["client"] and p["len"] > 0
+                         and p["ts"] > fin["ts"], "client data after server FIN")
+            assert not any(p["flags"] & FIN for p in c["pkts"] if p["src"] == c["client"]), \
+                "client must not close (it did not notice)"
+            rst = first(c["pkts"], lambda p: p["src"] == c["server"] and p["flags"] & RST
+                        and p["ts"] >= data["ts"], "RST after stale send")
+            restart_syn = first(pkts, lambda p: p["dst"] == srv and p["flags"] == SYN
+                                and p["ts"] > fin["ts"], "SYN after restart")
+            assert restart_syn["ts"] < data["ts"]
+            rc = C(role + "_reconnect")
+            assert any(p["flags"] == SYN | ACK for p in rc["pkts"])
+            assert any(p["flags"] & FIN for p in rc["pkts"]), "capture incomplete"
+            err = [r for r in meta["log"] if r[1] == "ERROR" and c["client"] in r[4]]
+            assert err and "WSAECONNRESET 10054" in err[0][4]
+            out.append(finding("stale_connection", c, rst, t0,
+                               server_fin_time_utc=iso_utc(fin["ts"]),
+                               stale_send_time_utc=iso_utc(data["ts"]),
+                               seconds_since_server_fin=round(data["ts"] - fin["ts"], 3),
+                               log_error_time_utc=iso_utc(err[0][0]),
+                               log_error_line_contains="send failed"))
+        first_fin = min(f["server_fin_time_utc"] for f in out)
+        restart = first(pkts, lambda p: p["dst"] == srv and p["flags"] == SYN
+                        and p["ts"] > meta["marks"]["server_restarted"] - 0.1,
+                        "first SYN to restarted server")
+        out.append({"kind": "server_restart", "server": srv,
+                    "time_utc": iso_utc(restart["ts"]), "t_rel_s": round(restart["ts"] - t0, 3),
+                    "frame": restart["frame"], "deciding_packet": desc(restart),
+                    "server_down_since_utc": first_fin,
+                    "note": "first new connection after the server's FINs"})
+        return out, "%d connections; server FINs, restart, then data+RST on 2 old connections" % len(conns)
+
+    if name == "server_restart_refused":
+        c = C("initial")
+        fin = first(c["pkts"], lambda p: p["src"] == c["server"] and p["flags"] & FIN,
+                    "server FIN")
+        refused = [x for x in conns if x["client"].startswith(CLIENT_IP + ":")
+                   and len(x["pkts"]) == 2 and x["pkts"][0]["flags"] == SYN
+                   and x["pkts"][1]["flags"] == RST | ACK]
+        assert len(refused) == 4, "expected 4 refused SYNs, got %d" % len(refused)
+        errs = log_lines(meta, lambda r: "WSAECONNREFUSED 10061" in r[4])
+        assert len(errs) == 4
+        for x, e in zip(refused, errs):
+            out.append(finding("connection_refused", x, x["pkts"][1], t0,
+                               log_error_time_utc=iso_utc(e[0])))
+        ok = C("after_restart")
+        synack = first(ok["pkts"], lambda p: p["flags"] == SYN | ACK, "SYN-ACK after restart")
+        out.append({"kind": "server_restart", "server": srv,
+                    "time_utc": iso_utc(synack["ts"]), "t_rel_s": round(synack["ts"] - t0, 3),
+                    "frame": synack["frame"], "deciding_packet": desc(synack),
+                    "server_down_since_utc": iso_utc(fin["ts"]),
+                    "note": "first accepted connection after the refusals"})
+        return out, "server FIN, 4x SYN -> RST/ACK (refused), then SYN/SYN-ACK ok"
+
+    if name == "abortive_close":
+        errs = log_lines(meta, lambda r: r[1] == "ERROR")
+        for i in range(3):
+            c = C("abort_%d" % (i + 1))
+            data = [p for p in c["pkts"] if p["src"] == c["server"] and p["len"] > 0]
+            rst = first(c["pkts"], lambda p: p["src"] == c["server"] and p["flags"] & RST,
+                        "server RST")
+            assert data and data[-1]["ts"] < rst["ts"]
+            assert not any(p["flags"] & FIN for p in c["pkts"]), "abortive close has FIN"
+            assert "recv failed" in errs[i][4] and "10054" in errs[i][4]
+            out.append(finding("abortive_close", c, rst, t0,
+                               ms_after_last_response=round((rst["ts"] - data[-1]["ts"]) * 1000, 1),
+                               log_error_time_utc=iso_utc(errs[i][0])))
+        return out, "3 connections: request/response then server RST (no FIN)"
+
+    if name == "keepalive_timeout":
+        c = C("keepalive")
+        probes = ka_probes(c)
+        assert len(probes) >= 3, "expected >= 3 keep-alive probes, got %d" % len(probes)
+        after = [p for p in c["pkts"] if p["ts"] > probes[0]["ts"] and p["src"] == c["server"]]
+        assert not after, "probe was answered"
+        assert not any(p["flags"] & FIN for p in c["pkts"])
+        # Linux (like Windows) aborts the connection with an RST when the
+        # keep-alive retries are exhausted; the peer never sees it here.
+        rst = first(c["pkts"], lambda p: p["flags"] & RST, "client RST on give-up")
+        assert rst["src"] == c["client"] and rst["ts"] > probes[-1]["ts"]
+        errs = log_lines(meta, lambda r: "WSAETIMEDOUT 10060" in r[4])
+        assert errs
+        out.append(finding("keepalive_timeout", c, rst, t0,
+                           probes=len(probes),
+                           first_probe_time_utc=iso_utc(probes[0]["ts"]),
+                           last_probe_time_utc=iso_utc(probes[-1]["ts"]),
+                           last_server_packet_time_utc=iso_utc(
+                               [p for p in c["pkts"] if p["src"] == c["server"]][-1]["ts"]),
+                           log_error_time_utc=iso_utc(errs[0][0]),
+                           note="deciding packet = the client's own RST when it gives up "
+                                "after 3 unanswered keep-alive probes"))
+        return out, "%d unanswered keep-alive probes, then client RST (gives up)" % len(probes)
+
+    if name == "keepalive_reset":
+        c = C("keepalive")
+        probes = ka_probes(c)
+        assert probes, "no keep-alive probe"
+        rst = first(c["pkts"], lambda p: p["src"] == c["server"] and p["flags"] & RST,
+                    "RST answering the probe")
+        assert rst["ts"] >= probes[0]["ts"] and rst["frame"] == probes[0]["frame"] + 1
+        assert not any(p["flags"] & FIN for p in c["pkts"])
+        errs = log_lines(meta, lambda r: r[1] == "ERROR")
+        assert errs and "10054" in errs[0][4]
+        out.append(finding("keepalive_reset", c, rst, t0,
+                           probe_time_utc=iso_utc(probes[0]["ts"]),
+                           log_error_time_utc=iso_utc(errs[0][0])))
+        return out, "idle, keep-alive probe -> RST from server, reconnect ok"
+
+    if name == "port_exhaustion":
+        ok = [x for x in conns if x["server"] == srv]
+        ports = {x["client"] for x in ok}
+        assert len(ok) == meta["ok"] == 100 == len(ports), (len(ok), meta["ok"], len(ports))
+        for x in ok:
+            fins = [p for p in x["pkts"] if p["flags"] & FIN]
+            assert len(fins) == 2 and fins[0]["src"] == x["client"], "client must FIN first"
+        assert not rsts
+        last = ok[-1]["pkts"][0]
+        errs = log_lines(meta, lambda r: "WSAEADDRINUSE 10048" in r[4])
+        assert len(errs) == 3
+        out.append({"kind": "port_exhaustion", "client": CLIENT_IP, "server": srv,
+                    "time_utc": iso_utc(errs[0][0]), "t_rel_s": round(errs[0][0] - t0, 3),
+                    "frame": None,
+                    "deciding_packet": "none: the failing connect() sends no SYN; last SYN "
+                                       "is frame %d at %s (%s)" % (last["frame"],
+                                       iso_utc(last["ts"]), desc(last)),
+                    "connections": len(ok), "distinct_client_ports": len(ports),
+                    "client_port_range": "40000-40099",
+                    "last_syn_time_utc": iso_utc(last["ts"]),
+                    "log_error_time_utc": iso_utc(errs[0][0])})
+        return out, "100 short connections from 100 ports (client FIN first), then nothing"
+
+    if name == "port_reuse":
+        for first_role, reuse_role, tw_side in (
+                ("server_timewait_first", "server_timewait_reuse", "server"),
+                ("client_timewait_first", "client_timewait_reuse", "client")):
+            c1 = C(first_role)
+            assert M[first_role] == M[reuse_role]
+            c2 = C(reuse_role, 1)
+            fins = [p for p in c1["pkts"] if p["flags"] & FIN]
+            assert len(fins) == 2
+            closer = "server" if fins[0]["src"] == c1["server"] else "client"
+            assert closer == tw_side
+            syn = c2["pkts"][0]
+            assert syn["flags"] == SYN
+            assert any(p["flags"] == SYN | ACK for p in c2["pkts"]), "reuse failed"
+            out.append(finding("port_reuse", c2, syn, t0,
+                               previous_fin_time_utc=iso_utc(fins[-1]["ts"]),
+                               seconds_since_previous_close=round(syn["ts"] - fins[-1]["ts"], 3),
+                               time_wait_holder=tw_side))
+        assert not rsts
+        return out, "two 4-tuples each used twice: FIN/FIN then SYN on same 4-tuple (<2 s)"
+
+    if name == "idle_reset":
+        errs = log_lines(meta, lambda r: r[1] == "ERROR")
+        for role in ("idle_after_exchange", "idle_no_data"):
+            c = C(role)
+            rst = first(c["pkts"], lambda p: p["src"] == c["server"] and p["flags"] & RST,
+                        "RST")
+            before = [p for p in c["pkts"] if p["ts"] < rst["ts"]]
+            idle = rst["ts"] - before[-1]["ts"]
+            assert 2.9 < idle < 3.6, idle
+            assert not any(p["flags"] & FIN for p in c["pkts"])
+            e = [r for r in errs if c["client"] in r[4]]
+            assert e and "recv failed" in e[0][4]
+            out.append(finding("idle_reset", c, rst, t0, idle_before_reset_s=round(idle, 3),
+                               data_bytes_before=sum(p["len"] for p in before),
+                               log_error_time_utc=iso_utc(e[0][0])))
+        return out, "2 connections idle 3 s then server RST (no FIN, no pending request)"
+
+    raise ValueError(name)
+
+
+def attach_log_lines(name, findings, meta):
+    """Add the exact client log line(s) that belong to each finding."""
+    by_time = {iso_utc(r[0]): r for r in meta["log"] if r[1] == "ERROR"}
+    for f in findings:
+        r = by_time.get(f.get("log_error_time_utc"))
+        if r is None:
+            continue
+        f["log_error_line"] = format_record(r)
+        if name == "stale_connection":
+            f["local_log_error_line"] = format_record(r, LOCAL_OFFSET_S)
+
+
+# --------------------------------------------------------------------------
+# driver
+# --------------------------------------------------------------------------
+
+def need(tool, pkg):
+    if shutil.which(tool) is None:
+        sys.exit("generate.py: '%s' is missing. Install it with:\n"
+                 "    apt-get update && apt-get install -y %s" % (tool, pkg))
+
+
+def main(argv):
+    if os.geteuid() != 0:
+        sys.exit("generate.py: must run as root (sudo python3 samples/generate.py)")
+    need("tcpdump", "tcpdump")
+    need("iptables", "iptables")
+    need("unshare", "util-linux")
+    need("ip", "iproute2")
+    names = argv or [n for n, _ in SCENARIOS]
+    for n in names:
+        if n not in PORTS:
+            sys.exit("unknown scenario %s (known: %s)" % (n, ", ".join(PORTS)))
+    manifest_path = os.path.join(HERE, "scenarios.json")
+    manifest = {}
+    if argv and os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            manifest = {s["name"]: s for s in json.load(f)["scenarios"]}
+    t_all = time.monotonic()
+    tmp = tempfile.mkdtemp(prefix="ipcscope-samples-")
+    try:
+        for name in names:
+            t = time.monotonic()
+            r = subprocess.run(["unshare", "-n", "--", sys.executable,
+                                os.path.abspath(__file__), "--in-netns", name, tmp])
+            if r.returncode != 0:
+                sys.exit("scenario %s failed (exit %d)" % (name, r.returncode))
+            with open(os.path.join(tmp, name + ".meta.json")) as f:
+                meta = json.load(f)
+            pcap = os.path.join(tmp, name + ".pcap")
+            pkts = read_pcap(pcap)
+            findings, summary = check_scenario(name, pkts, meta)
+            attach_log_lines(name, findings, meta)
+            logs = [name + "_client_utc.log"]
+            if name == "stale_connection":
+                logs.append(name + "_client_local.log")
+            for fn in [name + ".pcap"] + logs:
+                shutil.move(os.path.join(tmp, fn), os.path.join(HERE, fn))
+            size = os.path.getsize(os.path.join(HERE, name + ".pcap"))
+            assert size < 200 * 1024, "%s.pcap too large (%d bytes)" % (name, size)
+            entry = {
+                "name": name,
+                "pcap": name + ".pcap",
+                "logs": [{"file": logs[0], "timezone": "UTC", "clock_offset_s": 0.0}],
+                "client_host": CLIENT_IP,
+                "server_endpoints": ["%s:%d" % (SERVER_IP, PORTS[name])],
+                "capture_start_utc": iso_utc(pkts[0]["ts"]),
+                "capture_end_utc": iso_utc(pkts[-1]["ts"]),
+                "packets": len(pkts),
+                "connections": meta["conns"],
+                "summary": summary,
+                "expected_findings": findings,
+            }
+            if name == "stale_connection":
+                entry["logs"].append({"file": logs[1], "timezone": "UTC+01:00",
+                                      "clock_offset_s": LOCAL_OFFSET_S,
+                                      "note": "local time (UTC+01:00) and client clock "
+                                              "0.8 s fast: log time = UTC + 3600.8 s"})
+            manifest[name] = entry
+            print("%-24s %3d packets %7d bytes %5.1fs  %s"
+                  % (name, len(pkts), size, time.monotonic() - t, summary))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    order = [n for n, _ in SCENARIOS if n in manifest]
+    doc = {
+        "generator": "samples/generate.py",
+        "generated_utc": iso_utc(time.time()),
+        "time_base": "t_rel_s is seconds after the first packet of the pcap",
+        "server_ip": SERVER_IP,
+        "client_ip": CLIENT_IP,
+        "scenarios": [manifest[n] for n in order],
+    }
+    with open(manifest_path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    print("all done in %.1fs; wrote %s" % (time.monotonic() - t_all, manifest_path))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "--serve":
+        serve_main(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "--in-netns":
+        in_netns_main(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1:])

@@ -1,0 +1,52 @@
+//! `connect_timeout` — rule: a client's SYN is retransmitted and never answered (Zeek state S0
+//! with two or more SYNs): the server host or the path silently dropped the attempts. The client
+//! sees WSAETIMEDOUT 10060 after its retries. Grouped per server endpoint in bursts (60 s).
+//! Evidence: the SYNs of the first attempts.
+
+use std::collections::BTreeMap;
+
+use super::{bursts, evidence, finding, packets, when, Context};
+use crate::model::tcp_flags::SYN;
+use crate::model::{Connection, Finding, Severity, Side};
+
+pub const ADVICE: &str = "Connection attempts got no answer at all: no SYN/ACK and no RST, so the client \
+retried and finally failed with WSAETIMEDOUT 10060. The server host was down or unreachable, or a firewall \
+silently drops the port, or the server's listen backlog was full. Check the server host and the firewalls on \
+the path at that time; a refused connection (RST) would have meant the host was up with nothing listening.";
+
+pub fn detect(ctx: &mut Context) -> Vec<Finding> {
+    let mut per_server: BTreeMap<_, Vec<&Connection>> = BTreeMap::new();
+    for c in ctx.analysis.connections.iter().filter(|c| c.client_syn >= 2 && c.server_packets == 0) {
+        per_server.entry((c.input, c.server)).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for ((_, server), mut conns) in per_server {
+        conns.sort_by_key(|c| c.first_ts);
+        for burst in bursts(conns, |c| c.first_ts, 60 * 1_000_000_000) {
+            let ev = burst
+                .iter()
+                .flat_map(|c| {
+                    let frames: Vec<u64> = packets(c)
+                        .iter()
+                        .filter(|p| p.side == Side::Client && p.flags & SYN != 0)
+                        .map(|p| p.frame)
+                        .take(3)
+                        .collect();
+                    evidence(c, frames)
+                })
+                .collect();
+            let first = burst.first().map(|c| c.first_ts).unwrap_or(0);
+            let last = burst.last().map(|c| c.last_ts).unwrap_or(first);
+            let syns: u32 = burst.iter().map(|c| c.client_syn).sum();
+            let summary = format!(
+                "{} connection attempt{} to {server} between {} and {} got no answer ({syns} SYNs, no SYN/ACK, no RST): the client times out with WSAETIMEDOUT 10060.",
+                burst.len(),
+                if burst.len() == 1 { "" } else { "s" },
+                when(first),
+                when(last)
+            );
+            out.push(finding("connect_timeout", Severity::Error, &burst, first, last, burst.len() as u64, ev, summary, ADVICE));
+        }
+    }
+    out
+}

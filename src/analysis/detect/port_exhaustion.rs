@@ -1,0 +1,212 @@
+//! `port_exhaustion` — rule: a client host opens short connections and closes them first (its FIN
+//! before the server's), so each local port stays in TIME_WAIT for `--time-wait` seconds (Windows:
+//! 240). Ports held (open or in TIME_WAIT) are counted over time against the ephemeral range
+//! (`--ephemeral-range`, Windows' default 49152–65535; when the capture shows the client's ports
+//! cycling within a narrower band — a port reused while its TIME_WAIT would still run, or a band
+//! outside the configured range used densely — that band is the range). Error when the held ports reach 90 % of the range (connect() then fails with
+//! WSAEADDRINUSE 10048 / WSAENOBUFS 10055); warning when the closing rate would exhaust the range
+//! within one TIME_WAIT period. Evidence: the first SYN, the SYN at the peak, the last SYN.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use super::{evidence, finding, packets, when, Context};
+use crate::model::tcp_flags::{FIN, RST, SYN};
+use crate::model::{Connection, Finding, Severity, Side, UtcNs};
+
+/// Fewer connections than this from one host say nothing about its port usage.
+const MIN_CONNECTIONS: usize = 20;
+
+pub const ADVICE: &str = "The client closes its connections first, so every local port it used sits in \
+TIME_WAIT (240 s on Windows) and new connections run out of ephemeral ports: connect()/bind() fail with \
+WSAEADDRINUSE 10048 or WSAENOBUFS 10055. Reuse connections (keep-alive, pooling) instead of opening one per \
+request; let the server close first where the protocol allows; on Windows widen the range (netsh int ipv4 set \
+dynamicport tcp start=… num=…) or shorten TcpTimedWaitDelay (minimum 30 s). Do not 'fix' it with SO_LINGER \
+{1,0}: abortive closes trade TIME_WAIT for resets.";
+
+/// How one client host used its ports.
+#[derive(Clone, Debug)]
+pub struct PortUsage {
+    pub input: u32,
+    pub client: IpAddr,
+    pub connections: usize,
+    pub closed_by_client: usize,
+    pub peak_held: usize,
+    pub peak_at: UtcNs,
+    pub range: (u16, u16),
+    /// "given", "observed" or "default".
+    pub range_source: &'static str,
+    /// Closing rate projected over one TIME_WAIT period, when the capture is shorter.
+    pub projected_held: Option<usize>,
+    pub first_ts: UtcNs,
+    pub last_ts: UtcNs,
+}
+
+impl PortUsage {
+    pub fn range_size(&self) -> usize {
+        (self.range.1 as usize).saturating_sub(self.range.0 as usize) + 1
+    }
+}
+
+/// The client's own FIN came before any FIN or RST from the server.
+fn client_closed_first(c: &Connection) -> bool {
+    for p in packets(c) {
+        if p.flags & (FIN | RST) != 0 {
+            return p.side == Side::Client && p.flags & FIN != 0;
+        }
+    }
+    false
+}
+
+pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
+    let tw = ctx.options.time_wait_s as i64 * 1_000_000_000;
+    let mut per_client: BTreeMap<(u32, IpAddr), Vec<&Connection>> = BTreeMap::new();
+    for c in &ctx.analysis.connections {
+        per_client.entry((c.input, c.client.ip)).or_default().push(c);
+    }
+    let capture_end = ctx.analysis.connections.iter().map(|c| c.last_ts).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for ((input, client), mut conns) in per_client {
+        conns.sort_by_key(|c| c.first_ts);
+        // Hold intervals per port; a port reused early cut its previous TIME_WAIT short.
+        let mut per_port: HashMap<u16, Vec<(UtcNs, UtcNs)>> = HashMap::new();
+        let mut reused_early = false;
+        let mut closed_by_client = 0;
+        for c in &conns {
+            let open_at_end = c.client_fin + c.server_fin + c.client_rst + c.server_rst == 0;
+            let release = if client_closed_first(c) {
+                closed_by_client += 1;
+                c.last_ts + tw
+            } else if open_at_end {
+                capture_end
+            } else {
+                c.last_ts
+            };
+            let slots = per_port.entry(c.client.port).or_default();
+            if let Some(prev) = slots.last_mut() {
+                if prev.1 > c.first_ts {
+                    reused_early = true;
+                    prev.1 = c.first_ts;
+                }
+            }
+            slots.push((c.first_ts, release));
+        }
+        let mut events: Vec<(UtcNs, i32)> = Vec::new();
+        for slots in per_port.values() {
+            for &(a, b) in slots {
+                events.push((a, 1));
+                events.push((b.max(a), -1));
+            }
+        }
+        events.sort();
+        let (mut held, mut peak, mut peak_at) = (0i64, 0i64, 0);
+        for (t, d) in events {
+            held += d as i64;
+            if held > peak {
+                peak = held;
+                peak_at = t;
+            }
+        }
+        let (lo, hi) = (
+            conns.iter().map(|c| c.client.port).min().unwrap_or(0),
+            conns.iter().map(|c| c.client.port).max().unwrap_or(0),
+        );
+        let (dlo, dhi) = ctx.options.ephemeral_range;
+        let width = (hi as usize).saturating_sub(lo as usize) + 1;
+        // Ports outside the configured range, used densely: the client's real range is that band.
+        let dense = per_port.len() >= MIN_CONNECTIONS && per_port.len() * 10 >= width * 9;
+        let (range, range_source) = if ctx.options.ephemeral_range_given {
+            (ctx.options.ephemeral_range, "given")
+        } else if reused_early && conns.len() >= MIN_CONNECTIONS {
+            ((lo, hi), "observed")
+        } else if lo >= dlo && hi <= dhi {
+            ((dlo, dhi), "default")
+        } else if dense {
+            ((lo, hi), "observed")
+        } else {
+            ((lo.min(dlo), hi.max(dhi)), "observed")
+        };
+        let first_ts = conns.first().map(|c| c.first_ts).unwrap_or(0);
+        let last_ts = conns.iter().map(|c| c.last_ts).max().unwrap_or(first_ts);
+        let span = last_ts - first_ts;
+        let projected_held = (span > 0 && span < tw && closed_by_client >= MIN_CONNECTIONS)
+            .then(|| (closed_by_client as i128 * tw as i128 / span as i128) as usize);
+        out.push(PortUsage {
+            input,
+            client,
+            connections: conns.len(),
+            closed_by_client,
+            peak_held: peak.max(0) as usize,
+            peak_at,
+            range,
+            range_source,
+            projected_held,
+            first_ts,
+            last_ts,
+        });
+    }
+    out
+}
+
+pub fn detect(ctx: &mut Context) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for u in port_usage(ctx) {
+        if u.connections < MIN_CONNECTIONS || u.closed_by_client < MIN_CONNECTIONS {
+            continue;
+        }
+        let size = u.range_size();
+        let exhausted = u.peak_held * 10 >= size * 9;
+        let projected = u.projected_held.filter(|&p| p >= size);
+        if !exhausted && projected.is_none() {
+            continue;
+        }
+        let conns: Vec<&Connection> = ctx
+            .analysis
+            .connections
+            .iter()
+            .filter(|c| c.input == u.input && c.client.ip == u.client)
+            .collect();
+        let syn_of = |c: &Connection| {
+            packets(c).into_iter().find(|p| p.side == Side::Client && p.flags & SYN != 0).map(|p| p.frame)
+        };
+        let at_peak = conns.iter().filter(|c| c.first_ts <= u.peak_at).next_back();
+        let mut ev = Vec::new();
+        for c in [conns.first(), at_peak, conns.last()].into_iter().flatten() {
+            ev.extend(evidence(c, syn_of(c)));
+        }
+        let servers: std::collections::BTreeSet<_> = conns.iter().map(|c| c.server).collect();
+        let tw = ctx.options.time_wait_s;
+        let (severity, state) = if exhausted {
+            (
+                Severity::Error,
+                format!("{} ports were held at once at {} (open or in TIME_WAIT for {tw} s)", u.peak_held, when(u.peak_at)),
+            )
+        } else {
+            (
+                Severity::Warning,
+                format!(
+                    "at this closing rate {} ports would sit in TIME_WAIT ({tw} s) at once",
+                    projected.unwrap_or(0)
+                ),
+            )
+        };
+        let summary = format!(
+            "Client {} opened {} connections to {} server endpoint{} between {} and {} and closed {} of them first; {state}, against {} ephemeral ports ({}–{}, {}): new connections fail with WSAEADDRINUSE 10048 / WSAENOBUFS 10055.",
+            u.client,
+            u.connections,
+            servers.len(),
+            if servers.len() == 1 { "" } else { "s" },
+            when(u.first_ts),
+            when(u.last_ts),
+            u.closed_by_client,
+            size,
+            u.range.0,
+            u.range.1,
+            u.range_source
+        );
+        let mut f = finding("port_exhaustion", severity, &conns, u.first_ts, u.last_ts, u.connections as u64, ev, summary, ADVICE);
+        f.client = u.client.to_string();
+        out.push(f);
+    }
+    out
+}
