@@ -192,6 +192,8 @@ pub struct Connection {
     /// 0-based id, in order of first packet over the whole run.
     pub id: u64,
     pub input: u32,
+    /// Wireshark's `tcp.stream` index within its input.
+    pub stream: u64,
     /// Originator (SYN sender, or Zeek's guess without a SYN).
     pub client: Endpoint,
     pub server: Endpoint,

@@ -1,6 +1,8 @@
 //! Analysis: TCP sessions, detectors, and the one `Analysis` value every output reads.
 
 pub mod detect;
+pub mod logs;
+pub mod pipes;
 pub mod tcp;
 
 use serde::Serialize;
@@ -22,6 +24,9 @@ pub struct InputSummary {
     pub error: Option<String>,
     /// Connections finalised early because the connection table was full.
     pub evicted_connections: u64,
+    /// Format-specific facts merged into this input's `summary.json` entry
+    /// (for ETL: `records` and the logfile header's facts).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Settings the detectors take from the command line.
@@ -70,6 +75,14 @@ pub struct Analysis {
     pub inputs: Vec<InputSummary>,
     pub connections: Vec<Connection>,
     pub tcp: TcpCounts,
+    /// Named pipes seen in ETW file-I/O events.
+    pub pipes: Vec<pipes::Pipe>,
+    /// Text logs read, with their clock offsets.
+    pub logs: Vec<logs::LogFile>,
+    /// Error and warning log lines, on the UTC clock.
+    pub log_events: Vec<logs::LogEvent>,
+    /// Windows event-log records that matter (service crashes, restarts, pipe events).
+    pub system_events: Vec<logs::SystemEvent>,
     pub findings: Vec<Finding>,
     pub resets: Vec<ResetClass>,
     pub verdicts: Vec<Verdict>,

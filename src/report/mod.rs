@@ -3,6 +3,8 @@
 //! renamed into place, so an interrupted run leaves the previous outputs intact.
 
 pub mod csv;
+pub mod logs;
+pub mod pipes;
 pub mod summary;
 
 use std::io::Write;
@@ -34,6 +36,8 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_atomic(dir, "connections.csv", |w| csv::write_connections(analysis, w))?;
     write_atomic(dir, "findings.csv", |w| csv::write_findings(analysis, w))?;
+    write_atomic(dir, "pipes.csv", |w| pipes::write_pipes(analysis, w))?;
+    write_atomic(dir, "log_events.csv", |w| logs::write_log_events(analysis, w))?;
     write_atomic(dir, "summary.json", |w| {
         serde_json::to_writer_pretty(&mut *w, &summary::summary_json(analysis))?;
         writeln!(w)?;

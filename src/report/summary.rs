@@ -12,7 +12,7 @@ pub fn summary_json(a: &Analysis) -> Value {
         .inputs
         .iter()
         .map(|i| {
-            json!({
+            let mut v = json!({
                 "path": i.path,
                 "format": i.format,
                 "link_types": i.link_types,
@@ -22,7 +22,11 @@ pub fn summary_json(a: &Analysis) -> Value {
                 "last_utc": i.last_ts.map(format_utc),
                 "error": i.error,
                 "evicted_connections": i.evicted_connections,
-            })
+            });
+            if let Some(obj) = v.as_object_mut() {
+                obj.extend(i.extra.clone());
+            }
+            v
         })
         .collect();
     let mut per_kind: BTreeMap<&str, u64> = BTreeMap::new();

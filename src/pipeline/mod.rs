@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod etl;
+
 use crate::analysis::tcp::TcpAnalyzer;
 use crate::analysis::{detect, Analysis, InputSummary, Options};
 use crate::ingest::{self, InputKind};
@@ -124,6 +126,12 @@ fn read_one(
             if cancelled && summary.error.is_none() {
                 summary.error = Some("loading was cancelled".into());
             }
+        }
+        InputKind::Etl => {
+            etl::read_etl(input, opened.reader, path, analysis, next_conn_id, &mut summary, &|| {
+                report(counter.load(Ordering::Relaxed));
+                !progress.cancelled()
+            });
         }
         other => {
             summary.error = Some(format!("{}: {} inputs are not supported by this build", path.display(), other.name()));

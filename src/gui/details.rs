@@ -1,0 +1,198 @@
+//! The details pane: a finding's fields, or a connection's kept packets like Wireshark's list.
+
+use eframe::egui::{self, RichText};
+
+use super::style::{self, EndKind};
+use super::timefmt::{self, TimeZoneMode};
+use crate::analysis::Analysis;
+use crate::model::{analysis_flags, tcp_flags, Finding, PacketNote, Side};
+
+/// What the finding view asks the app to do.
+#[derive(Default)]
+pub struct DetailsAction {
+    /// Text to put on the clipboard.
+    pub copy: Option<String>,
+    /// Connection (index in `Analysis::connections`) to show.
+    pub open_connection: Option<usize>,
+}
+
+pub fn show_finding(
+    ui: &mut egui::Ui,
+    a: &Analysis,
+    f: &Finding,
+    conn_index: &dyn Fn(u64) -> Option<usize>,
+    tz: TimeZoneMode,
+) -> DetailsAction {
+    let mut act = DetailsAction::default();
+    ui.horizontal(|ui| {
+        style::severity_dot(ui, f.severity);
+        ui.label(RichText::new(f.severity.name()).color(style::severity_color(f.severity)).strong());
+        ui.heading(f.kind);
+    });
+    ui.label(RichText::new(&f.summary).strong());
+    if !f.advice.is_empty() {
+        ui.add_space(4.0);
+        ui.label(format!("Advice: {}", f.advice));
+    }
+    ui.add_space(6.0);
+    egui::Grid::new("finding_fields").num_columns(2).striped(true).show(ui, |ui| {
+        let mut row = |k: &str, v: String| {
+            if !v.is_empty() {
+                ui.label(RichText::new(k).weak());
+                ui.label(v);
+                ui.end_row();
+            }
+        };
+        row("id", f.id.to_string());
+        row("first", timefmt::format_full(f.first_ts, tz));
+        row("last", timefmt::format_full(f.last_ts, tz));
+        row("duration", timefmt::format_duration(f.last_ts - f.first_ts));
+        row("client", f.client.clone());
+        row("server", f.server.clone());
+        row("pipe", f.pipe.clone());
+        row("pid", f.pid.clone());
+        row("count", f.count.to_string());
+    });
+    ui.add_space(6.0);
+    let evidence = crate::report::csv::evidence_text(a, f);
+    ui.label(RichText::new("Evidence frames").strong());
+    if evidence.is_empty() {
+        ui.label(RichText::new("none").weak());
+    } else {
+        ui.add(egui::Label::new(RichText::new(format!("Evidence: {evidence}")).monospace()).wrap());
+    }
+    if !f.wireshark_filter.is_empty() {
+        ui.add_space(4.0);
+        ui.label(RichText::new("Wireshark filter").strong());
+        ui.add(egui::Label::new(RichText::new(&f.wireshark_filter).monospace()).wrap());
+        if ui.button("Copy Wireshark filter").on_hover_text("Paste into Wireshark's display filter bar").clicked() {
+            act.copy = Some(f.wireshark_filter.clone());
+        }
+    }
+    if !f.log_lines.is_empty() {
+        ui.add_space(6.0);
+        ui.label(RichText::new(format!("Log lines ({})", f.log_lines.len())).strong());
+        for l in f.log_lines.iter().take(200) {
+            ui.label(RichText::new(l).monospace());
+        }
+        if f.log_lines.len() > 200 {
+            ui.label(RichText::new(format!("… and {} more", f.log_lines.len() - 200)).weak());
+        }
+    }
+    if !f.connections.is_empty() {
+        ui.add_space(6.0);
+        ui.label(RichText::new(format!("Connections ({})", f.connections.len())).strong());
+        ui.horizontal_wrapped(|ui| {
+            for &id in f.connections.iter().take(100) {
+                if let Some(idx) = conn_index(id) {
+                    if ui.small_button(format!("#{id}")).on_hover_text("Show this connection's packets").clicked() {
+                        act.open_connection = Some(idx);
+                    }
+                }
+            }
+            if f.connections.len() > 100 {
+                ui.label(RichText::new(format!("… {} more", f.connections.len() - 100)).weak());
+            }
+        });
+    }
+    act
+}
+
+fn flags_text(flags: u8) -> String {
+    let mut parts = Vec::new();
+    for (bit, name) in [
+        (tcp_flags::SYN, "SYN"),
+        (tcp_flags::FIN, "FIN"),
+        (tcp_flags::RST, "RST"),
+        (tcp_flags::PSH, "PSH"),
+        (tcp_flags::ACK, "ACK"),
+        (tcp_flags::URG, "URG"),
+    ] {
+        if flags & bit != 0 {
+            parts.push(name);
+        }
+    }
+    parts.join(",")
+}
+
+fn packet_row(ui: &mut egui::Ui, a: &Analysis, input: u32, p: &PacketNote, first_ts: i64, tz: TimeZoneMode, evidence: &[(u32, u64)]) {
+    let is_evidence = evidence.contains(&(input, p.frame));
+    let frame = RichText::new(p.frame.to_string()).monospace();
+    ui.label(if is_evidence { frame.color(style::HIGHLIGHT).strong() } else { frame })
+        .on_hover_text(format!("{}#{}", a.input_name(input), p.frame));
+    ui.label(RichText::new(timefmt::format_tick(p.ts, 1_000, tz)).monospace())
+        .on_hover_text(format!("+{}", timefmt::format_duration(p.ts - first_ts)));
+    ui.label(match p.side {
+        Side::Client => "→",
+        Side::Server => "←",
+    });
+    let flags = flags_text(p.flags);
+    let mut text = RichText::new(flags).monospace();
+    if p.flags & tcp_flags::RST != 0 {
+        text = text.color(style::MARK_RST);
+    }
+    ui.label(text);
+    ui.label(RichText::new(p.payload_len.to_string()).monospace());
+    ui.label(RichText::new(format!("{} / {}", p.seq, p.ack)).monospace());
+    ui.label(RichText::new(p.window.to_string()).monospace());
+    let labels = analysis_flags::describe(p.analysis);
+    ui.label(RichText::new(labels).color(style::MARK_KEEPALIVE.gamma_multiply(0.9)));
+    ui.end_row();
+}
+
+/// A connection's summary and kept packets; `evidence` frames are highlighted.
+pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZoneMode, evidence: &[(u32, u64)]) {
+    let Some(c) = a.connections.get(idx) else {
+        ui.label("This connection is no longer in the analysis.");
+        return;
+    };
+    let end = EndKind::of(c);
+    ui.horizontal(|ui| {
+        ui.heading(format!("Connection #{}", c.id));
+        ui.label(RichText::new(end.label()).color(end.color()).strong());
+    });
+    ui.label(RichText::new(format!("{} → {}", c.client, c.server)).monospace());
+    egui::Grid::new("conn_fields").num_columns(2).striped(true).show(ui, |ui| {
+        let mut row = |k: &str, v: String| {
+            ui.label(RichText::new(k).weak());
+            ui.label(v);
+            ui.end_row();
+        };
+        row("input", a.input_name(c.input).to_string());
+        row("state / history", format!("{}  {}", c.state, c.history));
+        row("first", timefmt::format_full(c.first_ts, tz));
+        row("last", timefmt::format_full(c.last_ts, tz));
+        row("duration", timefmt::format_duration(c.last_ts - c.first_ts));
+        row("packets c/s", format!("{} / {}", c.client_packets, c.server_packets));
+        row("bytes c/s", format!("{} / {}", c.client_bytes, c.server_bytes));
+        row("FIN c/s", format!("{} / {}", c.client_fin, c.server_fin));
+        row("RST c/s", format!("{} / {}", c.client_rst, c.server_rst));
+        row("keep-alive / ack", format!("{} / {}", c.keep_alive, c.keep_alive_ack));
+        row("retransmissions", c.retransmissions.to_string());
+        row("frames", format!("{} .. {}", c.first_frame, c.last_frame));
+        if c.reused_ports {
+            row("reused ports", "yes: SYN on a 4-tuple seen before".into());
+        }
+    });
+    ui.add_space(6.0);
+    ui.label(RichText::new("Packets (kept: first and last of the connection)").strong());
+    egui::ScrollArea::both().id_salt("packets").auto_shrink([false, true]).show(ui, |ui| {
+        egui::Grid::new("packet_list").num_columns(8).striped(true).min_col_width(8.0).show(ui, |ui| {
+            for h in ["No.", "Time", "Dir", "Flags", "Len", "Seq / Ack", "Win", "Analysis"] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            for p in &c.head {
+                packet_row(ui, a, c.input, p, c.first_ts, tz, evidence);
+            }
+            if c.elided > 0 {
+                ui.label(RichText::new("…").weak());
+                ui.label(RichText::new(format!("{} packets not kept", c.elided)).weak().italics());
+                ui.end_row();
+            }
+            for p in &c.tail {
+                packet_row(ui, a, c.input, p, c.first_ts, tz, evidence);
+            }
+        });
+    });
+}
