@@ -1,5 +1,6 @@
 //! `abortive_close` — rule: after an ordinary exchange (handshake and data), one side ends the
-//! connection with RST instead of FIN, without having sent FIN before and without the reset being
+//! connection with RST instead of FIN (also in answer to the peer's FIN), without having sent FIN
+//! itself before and without the reset being
 //! an answer to anything explained elsewhere (stale data, a refused SYN, a keep-alive, idle). This
 //! is SO_LINGER {on, 0} or closesocket() with unread data. Grouped per client host, server
 //! endpoint and resetting side. Not an error in itself: a server aborting leaves its client with
@@ -33,15 +34,16 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             if rst.flags & RST == 0 || ctx.is_claimed(c, rst.frame) {
                 continue;
             }
-            if ps[..ri].iter().any(|p| p.flags & FIN != 0 || p.flags & RST != 0) {
-                break; // the connection was already closing: benign
+            if ps[..ri].iter().any(|p| p.side == rst.side && p.flags & FIN != 0) {
+                break; // the resetting side had closed already: benign
             }
-            let last_data = ps[..ri].iter().rev().find(|p| p.payload_len > 0);
-            let gap = last_data.map(|d| rst.ts - d.ts).unwrap_or(0);
+            // A reset before any data (e.g. answering the SYN) is no close of an exchange.
+            let Some(last_data) = ps[..ri].iter().rev().find(|p| p.payload_len > 0) else { continue };
+            let gap = rst.ts - last_data.ts;
             groups
                 .entry((c.input, c.client.ip, c.server, rst.side == Side::Server))
                 .or_default()
-                .push((c, last_data.map(|d| d.frame), rst.frame, gap));
+                .push((c, Some(last_data.frame), rst.frame, gap));
             break;
         }
     }

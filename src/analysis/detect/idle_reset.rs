@@ -1,6 +1,7 @@
 //! `idle_reset` — rule: an established connection sits idle for at least 2 s and then a reset
-//! ends it: either an unsolicited RST arrives after the idle period, or the first data sent after
-//! it is answered by RST — with no FIN before and no restart of the peer seen. Typical of a
+//! ends it: either an unsolicited RST from the server side arrives after the idle period, or the
+//! first data sent after it is answered by RST — with no FIN before and no restart of the peer
+//! seen. (A client resetting its own idle connection is its choice: see abortive_close.) Typical of a
 //! firewall, NAT or load balancer whose idle timeout dropped the flow, or of a peer host that
 //! restarted without closing. Evidence: the last packet before the idle period, the data after it
 //! (if any), the RST.
@@ -8,7 +9,7 @@
 use super::connection_refused::refused;
 use super::{endpoint_of, evidence, finding, packets, secs, was_established, when, Context};
 use crate::model::tcp_flags::{FIN, RST};
-use crate::model::{Finding, Severity};
+use crate::model::{Finding, Severity, Side};
 
 /// Longer than any pause inside an exchange (an abortive close follows its data within
 /// milliseconds), far shorter than real idle timeouts (minutes).
@@ -35,7 +36,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 break; // already closing: not an idle reset
             }
             let prev = ps[ri - 1];
-            let (idle_from, idle_to, data) = if rst.ts - prev.ts >= IDLE_MIN_NS {
+            let (idle_from, idle_to, data) = if rst.ts - prev.ts >= IDLE_MIN_NS && rst.side == Side::Server {
                 (prev, *rst, None)
             } else if prev.side != rst.side && prev.payload_len > 0 && ri >= 2 && prev.ts - ps[ri - 2].ts >= IDLE_MIN_NS {
                 (ps[ri - 2], prev, Some(prev))

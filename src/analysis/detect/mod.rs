@@ -9,6 +9,7 @@ pub mod idle_reset;
 pub mod keepalive;
 pub mod port_exhaustion;
 pub mod port_reuse;
+pub mod retransmission_timeout;
 pub mod server_restart;
 pub mod stale_connection;
 pub mod verdicts;
@@ -62,6 +63,7 @@ pub fn run_all(analysis: &mut Analysis, options: &Options) {
         findings.extend(keepalive::detect_reset(&mut ctx));
         findings.extend(stale_connection::detect(&mut ctx));
         findings.extend(keepalive::detect_timeout(&mut ctx));
+        findings.extend(retransmission_timeout::detect(&mut ctx));
         findings.extend(idle_reset::detect(&mut ctx));
         findings.extend(abortive_close::detect(&mut ctx));
         findings.extend(connect_timeout::detect(&mut ctx));

@@ -2,7 +2,8 @@
 //! connections that it had accepted, at the same moment (within 250 ms: a process exit closes all
 //! its sockets at once), without the clients having closed first; and it is confirmed by what
 //! follows: connection attempts refused, or a client still sending on one of those connections and
-//! being reset, or every connection open at that moment (at least two) ending at once with a reset
+//! being reset (with two or more connections closed, or the server accepting again later), or every
+//! connection open at that moment (at least two) ending at once with a reset
 //! and no new connection accepted in between. It came back at the first SYN/ACK from the endpoint
 //! afterwards.
 //! Evidence: the server's FIN/RST frames, the first refused attempt, the first accept after.
@@ -25,9 +26,16 @@ Manager 7031/7034, Application Error 1000, .NET Runtime 1026). Clients that hold
 restart must notice the close (recv returning 0, FD_CLOSE) and reconnect; otherwise their next send is reset \
 (WSAECONNRESET 10054, see stale_connection). Connection attempts during the gap are refused (10061).";
 
-/// The server's first FIN or RST, when the client had not closed before it.
+/// The server's first FIN or RST after its SYN/ACK (if the handshake was seen), when the client
+/// had not closed before it.
 pub fn server_end(c: &Connection) -> Option<(UtcNs, u64, u8)> {
-    for p in packets(c) {
+    let ps = packets(c);
+    let from = match ps.iter().position(|p| p.side == Side::Server && p.flags & SYN != 0) {
+        Some(i) => i + 1,
+        None if c.server_synack > 0 => return None, // the SYN/ACK was not kept: too long ago
+        None => 0,
+    };
+    for p in &ps[from..] {
         if p.side == Side::Client && p.flags & (FIN | RST) != 0 {
             return None;
         }
@@ -94,9 +102,6 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 && open_then.iter().all(|c| cluster.iter().any(|e| e.3.id == c.id))
                 && cluster.iter().any(|e| e.2 & RST != 0)
                 && !accepted_meanwhile;
-            if refusals.is_empty() && !stale && !all_closed {
-                continue;
-            }
             let last_refusal = refusals.iter().map(|c| c.last_ts).max().unwrap_or(end_of_cluster);
             let back = conns
                 .iter()
@@ -105,6 +110,11 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let up = back.and_then(|c| {
                 packets(c).into_iter().find(|p| p.side == Side::Server && p.flags & SYN != 0).map(|p| (p.ts, p.frame, *c))
             });
+            // One connection reset or closed, then used: a restart only if the server came back.
+            let stale_confirms = stale && (cluster.len() >= 2 || up.is_some());
+            if refusals.is_empty() && !stale_confirms && !all_closed {
+                continue;
+            }
 
             let mut ev: Vec<EvidenceRef> = Vec::new();
             let mut involved: Vec<&Connection> = Vec::new();
