@@ -49,6 +49,15 @@ pub struct AnalyzeArgs {
     /// TIME_WAIT duration in seconds (Windows' default 240).
     #[arg(long, default_value_t = 240)]
     pub time_wait: u32,
+    /// A text log's clock offset, FILE=OFFSET: the log's clock minus UTC, as ±HH:MM[:SS[.f]] or
+    /// seconds (e.g. app.log=+01:00, app.log=+3600.8). Repeatable. Without it the offset is
+    /// estimated from the network/pipe evidence.
+    #[arg(long = "log-offset", value_parser = parse_log_offset)]
+    pub log_offsets: Vec<(String, f64)>,
+}
+
+fn parse_log_offset(s: &str) -> Result<(String, f64), String> {
+    ipcscope::ingest::textlog::parse_log_offset_arg(s)
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -96,6 +105,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         ephemeral_range: args.ephemeral_range.unwrap_or((49152, 65535)),
         ephemeral_range_given: args.ephemeral_range.is_some(),
         time_wait_s: args.time_wait,
+        log_offsets: args.log_offsets.clone(),
     };
     let analysis = if !args.quiet && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);

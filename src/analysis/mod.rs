@@ -1,5 +1,6 @@
 //! Analysis: TCP sessions, detectors, and the one `Analysis` value every output reads.
 
+pub mod correlate;
 pub mod detect;
 pub mod logs;
 pub mod pipes;
@@ -38,11 +39,18 @@ pub struct Options {
     pub time_wait_s: u32,
     /// The user gave the range explicitly (do not replace it by the observed one).
     pub ephemeral_range_given: bool,
+    /// Clock offsets of text logs given by the user: (file name or path, log clock minus UTC in s).
+    pub log_offsets: Vec<(String, f64)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { ephemeral_range: (49152, 65535), time_wait_s: 240, ephemeral_range_given: false }
+        Options {
+            ephemeral_range: (49152, 65535),
+            time_wait_s: 240,
+            ephemeral_range_given: false,
+            log_offsets: Vec::new(),
+        }
     }
 }
 

@@ -1,6 +1,16 @@
 //! Named-pipe accounting from ETW file-I/O events: instances, opens and their outcome, handle
 //! lifetimes, open rate and concurrent handles.
+//!
+//! Model (see docs/pipes.md): a Create of `\Device\NamedPipe\NAME` with CreateDisposition
+//! FILE_CREATE (2) or FILE_OPEN_IF (3) is a server creating an instance (kernel32's
+//! CreateNamedPipe passes one of these to NtCreateNamedPipeFile); any other disposition
+//! (CreateFile OPEN_EXISTING = FILE_OPEN 1) is a client open. The outcome of a create comes from
+//! the OperationEnd with the same Irp; a handle lives from its successful create until the first
+//! Cleanup or Close of its FileObject. Every map is capped; evictions are counted.
 
+use std::collections::HashMap;
+
+use crate::ingest::etl::{FileCreate, FileEvent, FileHandleOp, FileOpEnd};
 use crate::model::UtcNs;
 
 /// How an open of a pipe ended.
@@ -14,6 +24,60 @@ pub enum PipeOutcome {
     Other,
     /// No completion status was seen.
     Unknown,
+}
+
+impl PipeOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            PipeOutcome::Ok => "ok",
+            PipeOutcome::Busy => "busy",
+            PipeOutcome::NotFound => "not_found",
+            PipeOutcome::Other => "other",
+            PipeOutcome::Unknown => "unknown",
+        }
+    }
+}
+
+pub const STATUS_SUCCESS: u32 = 0;
+pub const STATUS_OBJECT_NAME_NOT_FOUND: u32 = 0xC000_0034;
+pub const STATUS_INSTANCE_NOT_AVAILABLE: u32 = 0xC000_00AB;
+pub const STATUS_PIPE_NOT_AVAILABLE: u32 = 0xC000_00AC;
+pub const STATUS_PIPE_BUSY: u32 = 0xC000_00AE;
+
+/// Win32 ERROR_FILE_NOT_FOUND and ERROR_PIPE_BUSY.
+pub const ERROR_FILE_NOT_FOUND: u32 = 2;
+pub const ERROR_PIPE_BUSY: u32 = 231;
+
+/// NTSTATUS of a create to its outcome. Success and informational codes (severity bits 00/01)
+/// count as Ok.
+pub fn outcome_of(status: u32) -> PipeOutcome {
+    match status {
+        STATUS_PIPE_NOT_AVAILABLE | STATUS_PIPE_BUSY | STATUS_INSTANCE_NOT_AVAILABLE => PipeOutcome::Busy,
+        STATUS_OBJECT_NAME_NOT_FOUND => PipeOutcome::NotFound,
+        s if s >> 30 <= 1 => PipeOutcome::Ok,
+        _ => PipeOutcome::Other,
+    }
+}
+
+/// The Win32 error a client sees for an outcome (None for Ok/Other/Unknown).
+pub fn win32_error(outcome: PipeOutcome) -> Option<u32> {
+    match outcome {
+        PipeOutcome::Busy => Some(ERROR_PIPE_BUSY),
+        PipeOutcome::NotFound => Some(ERROR_FILE_NOT_FOUND),
+        _ => None,
+    }
+}
+
+/// Symbolic name of the NTSTATUS values pipe findings mention.
+pub fn status_name(status: u32) -> String {
+    match status {
+        STATUS_SUCCESS => "STATUS_SUCCESS".into(),
+        STATUS_OBJECT_NAME_NOT_FOUND => "STATUS_OBJECT_NAME_NOT_FOUND".into(),
+        STATUS_INSTANCE_NOT_AVAILABLE => "STATUS_INSTANCE_NOT_AVAILABLE".into(),
+        STATUS_PIPE_NOT_AVAILABLE => "STATUS_PIPE_NOT_AVAILABLE".into(),
+        STATUS_PIPE_BUSY => "STATUS_PIPE_BUSY".into(),
+        s => format!("0x{s:08X}"),
+    }
 }
 
 /// One open (client) or instance creation (server) of a pipe.
@@ -32,6 +96,49 @@ pub struct PipeOpen {
     pub closed_ts: Option<UtcNs>,
     /// A server creating an instance rather than a client opening it.
     pub server_instance: bool,
+    /// Record index of the OperationEnd that gave the status, if seen.
+    pub end_record: Option<u64>,
+    /// Record index of the Cleanup/Close that ended the handle, if seen.
+    pub close_record: Option<u64>,
+}
+
+/// A failed client open, with the pipe's state at that moment (for the detectors).
+#[derive(Clone, Debug)]
+pub struct PipeFailure {
+    pub ts: UtcNs,
+    pub pid: u32,
+    pub tid: u32,
+    pub status: u32,
+    pub outcome: PipeOutcome,
+    /// Record of the failing Create and of its OperationEnd.
+    pub create_record: u64,
+    pub end_record: u64,
+    /// Open client handles and live server instances when the open failed.
+    pub client_handles: u32,
+    pub live_instances: u32,
+    /// The server had created an instance before this failure.
+    pub server_seen_before: bool,
+}
+
+/// One client process of a pipe.
+#[derive(Clone, Debug, Default)]
+pub struct PipeClient {
+    pub pid: u32,
+    pub opens: u64,
+    pub ok: u64,
+    pub busy: u64,
+    pub not_found: u64,
+    pub other_failures: u64,
+    /// Handles whose close was seen, and how many of them lived at most 1 s.
+    pub closed: u64,
+    pub closed_within_1s: u64,
+    pub median_lifetime_ms: Option<f64>,
+    pub opens_per_s_peak: f64,
+    pub peak_ts: UtcNs,
+    pub first_ts: UtcNs,
+    pub last_ts: UtcNs,
+    /// A few (create, close) record pairs of short-lived handles, for evidence.
+    pub sample_records: Vec<u64>,
 }
 
 /// One named pipe (`\Device\NamedPipe\NAME`) in one input.
@@ -56,7 +163,570 @@ pub struct Pipe {
     pub events: Vec<PipeOpen>,
     /// Open client handles over time: (time, count) at each change (bounded).
     pub handles: Vec<(UtcNs, u32)>,
+    /// Most server instances alive at once (successful server creates not yet closed).
+    pub max_instances: u32,
+    /// First and last server activity (instance create or close).
+    pub server_first_ts: Option<UtcNs>,
+    pub server_last_ts: Option<UtcNs>,
+    /// Failed client opens in time order (bounded; see `MAX_FAILURES_KEPT`).
+    pub failures: Vec<PipeFailure>,
+    /// Per client process (bounded; see `MAX_CLIENTS_PER_PIPE`).
+    pub clients: Vec<PipeClient>,
+    /// Time of the peak open rate.
+    pub peak_ts: UtcNs,
 }
 
 /// Opens kept per pipe for the timeline and the detectors; counts above stay exact.
 pub const MAX_OPENS_KEPT: usize = 20_000;
+/// Failures kept per pipe.
+pub const MAX_FAILURES_KEPT: usize = 20_000;
+/// Points of the handle-count timeline kept per pipe (decimated beyond).
+pub const MAX_HANDLE_POINTS: usize = 20_000;
+/// Client processes tracked per pipe.
+pub const MAX_CLIENTS_PER_PIPE: usize = 256;
+/// Pipes tracked per input (anonymous pipes get unique names, so there can be many).
+pub const MAX_PIPES: usize = 4_096;
+/// Creates waiting for their OperationEnd.
+pub const MAX_PENDING_IRPS: usize = 65_536;
+/// Open pipe handles tracked.
+pub const MAX_OPEN_HANDLES: usize = 262_144;
+/// Lifetimes kept per pipe and per client for the median (decimated beyond).
+const MAX_LIFETIMES: usize = 50_000;
+const SAMPLE_RECORDS: usize = 8;
+
+/// Counters of what the analyzer had to drop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PipeStats {
+    pub file_events: u64,
+    pub pipe_creates: u64,
+    pub evicted_irps: u64,
+    pub evicted_handles: u64,
+    pub pipes_dropped: u64,
+    pub clients_dropped: u64,
+}
+
+const NS_PER_S: i64 = 1_000_000_000;
+const RATE_BUCKET_NS: i64 = 100_000_000;
+const RATE_BUCKETS: usize = 10;
+
+/// Opens per second over a sliding 1 s window made of ten 100 ms buckets (O(1) memory).
+#[derive(Clone, Debug, Default)]
+struct RateMeter {
+    ring: [u32; RATE_BUCKETS],
+    current: Option<i64>,
+    sum: u64,
+    peak: u64,
+    peak_ts: UtcNs,
+}
+
+impl RateMeter {
+    fn add(&mut self, ts: UtcNs) {
+        let b = ts.div_euclid(RATE_BUCKET_NS);
+        let cur = *self.current.get_or_insert(b);
+        if b > cur {
+            let steps = (b - cur).min(RATE_BUCKETS as i64);
+            for i in 1..=steps {
+                let slot = (cur + i).rem_euclid(RATE_BUCKETS as i64) as usize;
+                if let Some(v) = self.ring.get_mut(slot) {
+                    self.sum -= *v as u64;
+                    *v = 0;
+                }
+            }
+            self.current = Some(b);
+        }
+        // A slightly late event (merge window) counts in the current bucket.
+        let slot = self.current.unwrap_or(b).rem_euclid(RATE_BUCKETS as i64) as usize;
+        if let Some(v) = self.ring.get_mut(slot) {
+            *v = v.saturating_add(1);
+        }
+        self.sum += 1;
+        if self.sum > self.peak {
+            self.peak = self.sum;
+            self.peak_ts = ts;
+        }
+    }
+}
+
+/// Keeps every `stride`-th value; halves itself when full, so memory stays bounded and the
+/// median stays representative.
+#[derive(Clone, Debug)]
+struct Decimated {
+    v: Vec<i64>,
+    stride: u64,
+    seen: u64,
+}
+
+impl Default for Decimated {
+    fn default() -> Self {
+        Decimated { v: Vec::new(), stride: 1, seen: 0 }
+    }
+}
+
+impl Decimated {
+    fn push(&mut self, x: i64) {
+        self.seen += 1;
+        if self.seen % self.stride != 0 {
+            return;
+        }
+        self.v.push(x);
+        if self.v.len() >= MAX_LIFETIMES {
+            let mut i = 0;
+            self.v.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+            self.stride *= 2;
+        }
+    }
+    fn median_ms(&self) -> Option<f64> {
+        if self.v.is_empty() {
+            return None;
+        }
+        let mut s = self.v.clone();
+        s.sort_unstable();
+        let n = s.len();
+        let m = if n % 2 == 1 {
+            s.get(n / 2).copied().unwrap_or(0) as f64
+        } else {
+            let a = s.get(n / 2 - 1).copied().unwrap_or(0) as f64;
+            let b = s.get(n / 2).copied().unwrap_or(0) as f64;
+            (a + b) / 2.0
+        };
+        Some(m / 1e6)
+    }
+}
+
+#[derive(Default)]
+struct ClientState {
+    c: PipeClient,
+    rate: RateMeter,
+    lifetimes: Decimated,
+}
+
+#[derive(Default)]
+struct PipeState {
+    p: Pipe,
+    rate: RateMeter,
+    lifetimes: Decimated,
+    clients: HashMap<u32, ClientState>,
+    client_handles: u32,
+    live_instances: u32,
+    handle_stride: u64,
+    handle_changes: u64,
+}
+
+impl PipeState {
+    fn push_handles(&mut self, ts: UtcNs) {
+        self.handle_changes += 1;
+        if self.handle_stride == 0 {
+            self.handle_stride = 1;
+        }
+        if self.handle_changes % self.handle_stride != 0 {
+            return;
+        }
+        self.p.handles.push((ts, self.client_handles));
+        if self.p.handles.len() >= MAX_HANDLE_POINTS {
+            // Keep the higher point of each pair so the peaks survive decimation.
+            let old = std::mem::take(&mut self.p.handles);
+            self.p.handles = old.chunks(2).filter_map(|c| c.iter().max_by_key(|x| x.1).copied()).collect();
+            self.handle_stride *= 2;
+        }
+    }
+
+    fn client(&mut self, pid: u32, stats: &mut PipeStats) -> Option<&mut ClientState> {
+        if !self.clients.contains_key(&pid) && self.clients.len() >= MAX_CLIENTS_PER_PIPE {
+            stats.clients_dropped += 1;
+            return None;
+        }
+        Some(self.clients.entry(pid).or_insert_with(|| ClientState { c: PipeClient { pid, ..Default::default() }, ..Default::default() }))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Pending {
+    pipe: usize,
+    event: Option<usize>,
+    server: bool,
+    ts: UtcNs,
+    pid: u32,
+    tid: u32,
+    file_object: u64,
+    record: u64,
+}
+
+#[derive(Clone, Copy)]
+struct OpenHandle {
+    pipe: usize,
+    event: Option<usize>,
+    server: bool,
+    ts: UtcNs,
+    pid: u32,
+    record: u64,
+}
+
+/// Streams file events (in time order) into per-pipe accounts.
+pub struct PipeAnalyzer {
+    input: u32,
+    index: HashMap<String, usize>,
+    pipes: Vec<PipeState>,
+    pending: HashMap<u64, Pending>,
+    /// FileObject → Irp of a pending create, to settle it when a close arrives first.
+    pending_fo: HashMap<u64, u64>,
+    open: HashMap<u64, OpenHandle>,
+    pub stats: PipeStats,
+}
+
+/// The pipe name after the device prefix, if `path` names a pipe. Accepts
+/// `\Device\NamedPipe\X`, `\\.\pipe\X`, `\??\pipe\X` and `\\?\pipe\X`, case-insensitively.
+pub fn pipe_name(path: &str) -> Option<&str> {
+    const PREFIXES: &[&str] = &[r"\device\namedpipe\", r"\\.\pipe\", r"\??\pipe\", r"\\?\pipe\"];
+    for p in PREFIXES {
+        if let (Some(head), Some(rest)) = (path.get(..p.len()), path.get(p.len()..)) {
+            if head.eq_ignore_ascii_case(p) {
+                // The bare root is what WaitNamedPipe opens: not a pipe of its own.
+                return if rest.is_empty() { None } else { Some(rest) };
+            }
+        }
+    }
+    None
+}
+
+/// FILE_CREATE and FILE_OPEN_IF: the dispositions CreateNamedPipe uses for an instance.
+pub fn is_server_disposition(disposition: u8) -> bool {
+    matches!(disposition, 2 | 3)
+}
+
+fn ns(ft: i64) -> UtcNs {
+    crate::ingest::etl::filetime_to_unix_ns(ft) as i64
+}
+
+impl PipeAnalyzer {
+    pub fn new(input: u32) -> Self {
+        PipeAnalyzer {
+            input,
+            index: HashMap::new(),
+            pipes: Vec::new(),
+            pending: HashMap::new(),
+            pending_fo: HashMap::new(),
+            open: HashMap::new(),
+            stats: PipeStats::default(),
+        }
+    }
+
+    /// One decoded file event, in time order.
+    pub fn process(&mut self, ev: &FileEvent) {
+        self.stats.file_events += 1;
+        match ev {
+            FileEvent::Create(c) => self.create(c),
+            FileEvent::OperationEnd(e) => self.op_end(e),
+            FileEvent::Cleanup(h) | FileEvent::Close(h) => self.close(h),
+            FileEvent::Name(_) => {}
+        }
+    }
+
+    fn pipe_index(&mut self, rest: &str, ts: UtcNs) -> Option<usize> {
+        let key = rest.to_ascii_lowercase();
+        if let Some(&i) = self.index.get(&key) {
+            return Some(i);
+        }
+        if self.pipes.len() >= MAX_PIPES {
+            self.stats.pipes_dropped += 1;
+            return None;
+        }
+        let i = self.pipes.len();
+        self.pipes.push(PipeState {
+            p: Pipe { input: self.input, name: format!(r"\Device\NamedPipe\{rest}"), first_ts: ts, last_ts: ts, ..Default::default() },
+            ..Default::default()
+        });
+        self.index.insert(key, i);
+        Some(i)
+    }
+
+    fn create(&mut self, c: &FileCreate) {
+        let Some(rest) = pipe_name(&c.file_name) else { return };
+        let ts = ns(c.origin.filetime);
+        let Some(pi) = self.pipe_index(rest, ts) else { return };
+        self.stats.pipe_creates += 1;
+        let server = is_server_disposition(c.create_disposition());
+        let pid = c.origin.pid.unwrap_or(0);
+        let tid = c.origin.tid.unwrap_or(c.issuing_thread_id as u32);
+        let record = c.origin.record_index;
+        let Some(st) = self.pipes.get_mut(pi) else { return };
+        st.p.last_ts = st.p.last_ts.max(ts);
+        if server {
+            if st.p.server_pid.is_none() {
+                st.p.server_pid = Some(pid);
+            }
+            st.p.server_first_ts.get_or_insert(ts);
+            st.p.server_last_ts = Some(ts);
+        } else {
+            st.p.opens += 1;
+            st.rate.add(ts);
+            if let Some(cl) = st.client(pid, &mut self.stats) {
+                cl.c.opens += 1;
+                if cl.c.opens == 1 {
+                    cl.c.first_ts = ts;
+                }
+                cl.c.last_ts = ts;
+                cl.rate.add(ts);
+            }
+        }
+        let event = if st.p.events.len() < MAX_OPENS_KEPT {
+            st.p.events.push(PipeOpen {
+                ts,
+                record,
+                pid,
+                tid,
+                file_object: c.file_object,
+                status: 0,
+                outcome: PipeOutcome::Unknown,
+                closed_ts: None,
+                server_instance: server,
+                end_record: None,
+                close_record: None,
+            });
+            Some(st.p.events.len() - 1)
+        } else {
+            None
+        };
+        if self.pending.len() >= MAX_PENDING_IRPS && !self.pending.contains_key(&c.irp) {
+            self.stats.evicted_irps += evict_oldest_half(&mut self.pending, |p| p.ts);
+        }
+        if self.pending_fo.len() >= MAX_PENDING_IRPS {
+            // Drop entries whose create was settled or evicted.
+            let pending = &self.pending;
+            self.pending_fo.retain(|fo, irp| pending.get(irp).is_some_and(|p| p.file_object == *fo));
+        }
+        self.pending_fo.insert(c.file_object, c.irp);
+        // A reused Irp whose OperationEnd was lost simply stays Unknown.
+        self.pending.insert(
+            c.irp,
+            Pending { pipe: pi, event, server, ts, pid, tid, file_object: c.file_object, record },
+        );
+    }
+
+    fn op_end(&mut self, e: &FileOpEnd) {
+        let Some(p) = self.pending.remove(&e.irp) else { return };
+        if self.pending_fo.get(&p.file_object) == Some(&e.irp) {
+            self.pending_fo.remove(&p.file_object);
+        }
+        self.complete(p, e.status, ns(e.origin.filetime), Some(e.origin.record_index));
+    }
+
+    /// A create finished with `status` (from its OperationEnd, or inferred Ok from a close).
+    fn complete(&mut self, p: Pending, status: u32, ts: UtcNs, end_record: Option<u64>) {
+        let outcome = outcome_of(status);
+        let stats = &mut self.stats;
+        let Some(st) = self.pipes.get_mut(p.pipe) else { return };
+        st.p.last_ts = st.p.last_ts.max(ts);
+        if let Some(ev) = p.event.and_then(|i| st.p.events.get_mut(i)) {
+            ev.status = status;
+            ev.outcome = outcome;
+            ev.end_record = end_record;
+        }
+        if p.server {
+            if outcome == PipeOutcome::Ok {
+                st.p.instances_created += 1;
+                st.live_instances += 1;
+                st.p.max_instances = st.p.max_instances.max(st.live_instances);
+                st.p.server_last_ts = Some(ts);
+            }
+        } else {
+            match outcome {
+                PipeOutcome::Ok => st.p.ok += 1,
+                PipeOutcome::Busy => st.p.busy += 1,
+                PipeOutcome::NotFound => st.p.not_found += 1,
+                _ => st.p.other_failures += 1,
+            }
+            if outcome == PipeOutcome::Ok {
+                st.client_handles += 1;
+                st.p.max_concurrent = st.p.max_concurrent.max(st.client_handles);
+                st.push_handles(ts);
+            } else if st.p.failures.len() < MAX_FAILURES_KEPT {
+                st.p.failures.push(PipeFailure {
+                    ts,
+                    pid: p.pid,
+                    tid: p.tid,
+                    status,
+                    outcome,
+                    create_record: p.record,
+                    end_record: end_record.unwrap_or(p.record),
+                    client_handles: st.client_handles,
+                    live_instances: st.live_instances,
+                    server_seen_before: st.p.server_first_ts.is_some_and(|s| s <= ts),
+                });
+            }
+            if let Some(cl) = st.clients.get_mut(&p.pid) {
+                match outcome {
+                    PipeOutcome::Ok => cl.c.ok += 1,
+                    PipeOutcome::Busy => cl.c.busy += 1,
+                    PipeOutcome::NotFound => cl.c.not_found += 1,
+                    _ => cl.c.other_failures += 1,
+                }
+            }
+        }
+        if outcome == PipeOutcome::Ok {
+            if self.open.len() >= MAX_OPEN_HANDLES && !self.open.contains_key(&p.file_object) {
+                stats.evicted_handles += evict_oldest_half(&mut self.open, |h| h.ts);
+            }
+            self.open.insert(
+                p.file_object,
+                OpenHandle { pipe: p.pipe, event: p.event, server: p.server, ts: p.ts, pid: p.pid, record: p.record },
+            );
+        }
+    }
+
+    fn close(&mut self, h: &FileHandleOp) {
+        let ts = ns(h.origin.filetime);
+        // A close of a FileObject whose create is still pending means the OperationEnd was not
+        // traced: the create succeeded.
+        if let Some(irp) = self.pending_fo.remove(&h.file_object) {
+            if self.pending.get(&irp).is_some_and(|p| p.file_object == h.file_object) {
+                if let Some(p) = self.pending.remove(&irp) {
+                    self.complete(p, STATUS_SUCCESS, ts, None);
+                }
+            }
+        }
+        let Some(o) = self.open.remove(&h.file_object) else { return };
+        let Some(st) = self.pipes.get_mut(o.pipe) else { return };
+        st.p.last_ts = st.p.last_ts.max(ts);
+        if let Some(ev) = o.event.and_then(|i| st.p.events.get_mut(i)) {
+            ev.closed_ts = Some(ts);
+            ev.close_record = Some(h.origin.record_index);
+        }
+        if o.server {
+            st.live_instances = st.live_instances.saturating_sub(1);
+            st.p.server_last_ts = Some(ts);
+            return;
+        }
+        st.client_handles = st.client_handles.saturating_sub(1);
+        st.push_handles(ts);
+        let life = (ts - o.ts).max(0);
+        st.lifetimes.push(life);
+        if let Some(cl) = st.clients.get_mut(&o.pid) {
+            cl.lifetimes.push(life);
+            cl.c.closed += 1;
+            if life <= NS_PER_S {
+                cl.c.closed_within_1s += 1;
+                if cl.c.sample_records.len() + 2 <= SAMPLE_RECORDS {
+                    cl.c.sample_records.push(o.record);
+                    cl.c.sample_records.push(h.origin.record_index);
+                }
+            }
+        }
+    }
+
+    /// The pipes, in order of first appearance (time, then name).
+    pub fn finish(self) -> (Vec<Pipe>, PipeStats) {
+        let mut out = Vec::with_capacity(self.pipes.len());
+        for st in self.pipes {
+            let mut p = st.p;
+            p.median_lifetime_ms = st.lifetimes.median_ms();
+            p.opens_per_s_peak = st.rate.peak as f64;
+            p.peak_ts = st.rate.peak_ts;
+            let mut clients: Vec<PipeClient> = st
+                .clients
+                .into_values()
+                .map(|cs| {
+                    let mut c = cs.c;
+                    c.median_lifetime_ms = cs.lifetimes.median_ms();
+                    c.opens_per_s_peak = cs.rate.peak as f64;
+                    c.peak_ts = cs.rate.peak_ts;
+                    c
+                })
+                .collect();
+            clients.sort_by_key(|c| c.pid);
+            p.client_pids = clients.iter().map(|c| c.pid).collect();
+            p.clients = clients;
+            out.push(p);
+        }
+        out.sort_by(|a, b| a.first_ts.cmp(&b.first_ts).then_with(|| a.name.cmp(&b.name)));
+        (out, self.stats)
+    }
+}
+
+/// Removes the older half of a map (by `ts`), returning how many entries went.
+fn evict_oldest_half<V>(m: &mut HashMap<u64, V>, ts: impl Fn(&V) -> UtcNs) -> u64 {
+    let mut times: Vec<UtcNs> = m.values().map(&ts).collect();
+    if times.is_empty() {
+        return 0;
+    }
+    times.sort_unstable();
+    let cut = times.get(times.len() / 2).copied().unwrap_or(UtcNs::MIN);
+    let before = m.len();
+    m.retain(|_, v| ts(v) > cut);
+    (before - m.len()) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::etl::EventOrigin;
+
+    fn origin(ft: i64, pid: u32, rec: u64) -> EventOrigin {
+        EventOrigin { filetime: ft, pid: Some(pid), tid: Some(1), record_index: rec, offset: 0 }
+    }
+
+    #[test]
+    fn status_mapping() {
+        assert_eq!(outcome_of(0), PipeOutcome::Ok);
+        assert_eq!(outcome_of(STATUS_PIPE_BUSY), PipeOutcome::Busy);
+        assert_eq!(outcome_of(STATUS_PIPE_NOT_AVAILABLE), PipeOutcome::Busy);
+        assert_eq!(outcome_of(STATUS_INSTANCE_NOT_AVAILABLE), PipeOutcome::Busy);
+        assert_eq!(outcome_of(STATUS_OBJECT_NAME_NOT_FOUND), PipeOutcome::NotFound);
+        assert_eq!(outcome_of(0xC000_0022), PipeOutcome::Other);
+        assert_eq!(win32_error(PipeOutcome::Busy), Some(231));
+        assert_eq!(win32_error(PipeOutcome::NotFound), Some(2));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(pipe_name(r"\Device\NamedPipe\RemotingServer"), Some("RemotingServer"));
+        assert_eq!(pipe_name(r"\DEVICE\NAMEDPIPE\x"), Some("x"));
+        assert_eq!(pipe_name(r"\\.\pipe\y"), Some("y"));
+        assert_eq!(pipe_name(r"\Device\NamedPipe\"), None);
+        assert_eq!(pipe_name(r"\Device\HarddiskVolume2\x"), None);
+        assert_eq!(pipe_name("é"), None);
+    }
+
+    #[test]
+    fn open_close_and_failure() {
+        let mut a = PipeAnalyzer::new(0);
+        let name = r"\Device\NamedPipe\P".to_string();
+        let create = |irp, fo, disp: u32, pid, ft, rec| {
+            FileEvent::Create(FileCreate {
+                origin: origin(ft, pid, rec),
+                irp,
+                file_object: fo,
+                issuing_thread_id: 1,
+                create_options: disp << 24,
+                create_attributes: 0,
+                share_access: 3,
+                file_name: name.clone(),
+            })
+        };
+        let end = |irp, status, ft, rec| {
+            FileEvent::OperationEnd(FileOpEnd { origin: origin(ft, 0, rec), irp, extra_information: 0, status })
+        };
+        let close = |fo, ft, rec| {
+            FileEvent::Close(FileHandleOp { origin: origin(ft, 0, rec), irp: 9, file_object: fo, file_key: 0, issuing_thread_id: 1 })
+        };
+        let t = 130_000_000_000_000_000i64;
+        a.process(&create(1, 100, 3, 10, t, 1));
+        a.process(&end(1, 0, t + 1, 2));
+        a.process(&create(2, 200, 1, 20, t + 10, 3));
+        a.process(&end(2, 0, t + 11, 4));
+        a.process(&create(3, 300, 1, 20, t + 20, 5));
+        a.process(&end(3, STATUS_PIPE_NOT_AVAILABLE, t + 21, 6));
+        a.process(&close(200, t + 10 + 50_000, 7)); // 5 ms later
+        let (pipes, _) = a.finish();
+        assert_eq!(pipes.len(), 1);
+        let p = &pipes[0];
+        assert_eq!(p.server_pid, Some(10));
+        assert_eq!(p.client_pids, vec![20]);
+        assert_eq!((p.opens, p.ok, p.busy, p.instances_created, p.max_instances, p.max_concurrent), (2, 1, 1, 1, 1, 1));
+        assert_eq!(p.median_lifetime_ms, Some(5.0));
+        assert_eq!(p.failures.len(), 1);
+        assert_eq!((p.failures[0].create_record, p.failures[0].end_record, p.failures[0].client_handles), (5, 6, 1));
+    }
+}

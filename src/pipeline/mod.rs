@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod etl;
+mod logs;
 
 use crate::analysis::tcp::TcpAnalyzer;
-use crate::analysis::{detect, Analysis, InputSummary, Options};
+use crate::analysis::{correlate, detect, Analysis, InputSummary, Options};
 use crate::ingest::{self, InputKind};
 
 /// Progress of a run, reported now and then.
@@ -61,6 +62,8 @@ pub fn analyze_paths(paths: &[PathBuf], options: &Options, progress: &dyn Progre
         analysis.inputs.push(summary);
     }
     detect::run_all(&mut analysis, options);
+    correlate::run(&mut analysis, options);
+    correlate::attach_system_events(&mut analysis);
     analysis
 }
 
@@ -133,9 +136,13 @@ fn read_one(
                 !progress.cancelled()
             });
         }
-        other => {
-            summary.error = Some(format!("{}: {} inputs are not supported by this build", path.display(), other.name()));
+        InputKind::TextLog => {
+            logs::read_text_log(input, opened.reader, path, analysis, &mut summary, &|| {
+                report(counter.load(Ordering::Relaxed));
+                !progress.cancelled()
+            });
         }
+        InputKind::Evtx => logs::read_evtx(input, opened.reader, opened.gzip, path, analysis, &mut summary),
     }
     report(total);
     summary

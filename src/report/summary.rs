@@ -33,8 +33,32 @@ pub fn summary_json(a: &Analysis) -> Value {
     for f in &a.findings {
         *per_kind.entry(f.kind).or_default() += 1;
     }
+    let logs: Vec<Value> = a
+        .logs
+        .iter()
+        .map(|l| {
+            json!({
+                "path": l.path,
+                "format": l.format,
+                "lines": l.lines,
+                "errors": l.errors,
+                "offset_s": l.offset_s,
+                "offset_source": l.offset_source,
+                "confidence": l.confidence,
+                "unexplained_errors": l.unexplained_errors,
+            })
+        })
+        .collect();
+    let system_events: Vec<Value> = a
+        .system_events
+        .iter()
+        .take(1000)
+        .map(|e| json!({"utc": format_utc(e.ts), "provider": e.provider, "event_id": e.event_id, "kind": e.kind, "summary": e.summary}))
+        .collect();
     json!({
         "inputs": inputs,
+        "logs": logs,
+        "system_events": system_events,
         "tcp": a.tcp,
         "connections": a.connections.len(),
         "findings": per_kind,
@@ -70,6 +94,19 @@ pub fn human_summary(a: &Analysis) -> String {
         for f in sorted {
             out.push_str(&format!("  [{}] {}: {}\n", f.severity.name(), f.kind, f.summary));
         }
+    }
+    for l in &a.logs {
+        out.push_str(&format!(
+            "Log {}: {} lines, {} errors/warnings, clock offset {:+.3} s ({}, confidence {:.2})",
+            l.path, l.lines, l.errors, l.offset_s, l.offset_source, l.confidence
+        ));
+        if l.unexplained_errors > 0 {
+            out.push_str(&format!(
+                "; {} error lines have no network or pipe evidence around them: look elsewhere for their cause",
+                l.unexplained_errors
+            ));
+        }
+        out.push('\n');
     }
     if !a.verdicts.is_empty() {
         out.push_str("Questions:\n");

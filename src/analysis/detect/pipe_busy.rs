@@ -1,0 +1,111 @@
+//! `pipe_busy` — rule: client opens of a named pipe fail with a busy status
+//! (STATUS_PIPE_NOT_AVAILABLE 0xC00000AC, STATUS_PIPE_BUSY 0xC00000AE or
+//! STATUS_INSTANCE_NOT_AVAILABLE 0xC00000AB; the client sees ERROR_PIPE_BUSY 231, "All pipe
+//! instances are busy"). Failures are grouped per pipe into bursts (a gap over 5 s splits).
+//! Evidence: the first and last failing Create records with their OperationEnd records.
+//! Advice: reuse connections or switch the Remoting channel to TCP, raise the instance count,
+//! retry with WaitNamedPipe.
+
+use super::{cap_evidence, bursts, when, Context};
+use crate::analysis::pipes::{status_name, Pipe, PipeFailure, PipeOutcome};
+use crate::model::{EvidenceRef, Finding, Severity};
+
+pub const BURST_GAP_NS: i64 = 5 * 1_000_000_000;
+
+pub const ADVICE: &str = "Every instance of the pipe was connected when these opens came in, so the client got \
+ERROR_PIPE_BUSY 231 (\"All pipe instances are busy\"; .NET Remoting: \"Port is Busy\"). The usual cause is a client \
+that opens and closes the pipe per call (impersonated threads never reuse a .NET Remoting IpcChannel connection): \
+reuse connections (one pooled/shared channel instead of one per impersonated call) or switch the .NET Remoting \
+channel from IPC (IpcChannel) to TCP (TcpChannel). Otherwise raise the instance count (maxNumberOfServerInstances, \
+nMaxInstances in CreateNamedPipe), and let clients retry with WaitNamedPipe on ERROR_PIPE_BUSY instead of failing.";
+
+/// Sorted, space-separated pids.
+pub fn pid_list(pids: impl IntoIterator<Item = u32>) -> String {
+    let set: std::collections::BTreeSet<u32> = pids.into_iter().collect();
+    set.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+/// Evidence for failures: Create and OperationEnd records of the first three and the last one.
+pub fn failure_evidence(input: u32, fs: &[&PipeFailure]) -> Vec<EvidenceRef> {
+    let mut ev = Vec::new();
+    let n = fs.len();
+    for (i, f) in fs.iter().enumerate() {
+        if i < 3 || i + 1 == n {
+            ev.push(EvidenceRef { input, frame: f.create_record });
+            ev.push(EvidenceRef { input, frame: f.end_record });
+        }
+    }
+    cap_evidence(ev)
+}
+
+/// A pipe finding with the fields every pipe detector fills the same way.
+#[allow(clippy::too_many_arguments)]
+pub fn pipe_finding(
+    kind: &'static str,
+    severity: Severity,
+    pipe: &Pipe,
+    pids: String,
+    first_ts: i64,
+    last_ts: i64,
+    count: u64,
+    evidence: Vec<EvidenceRef>,
+    summary: String,
+    advice: &str,
+) -> Finding {
+    Finding {
+        id: 0,
+        kind,
+        severity,
+        first_ts,
+        last_ts,
+        client: String::new(),
+        server: String::new(),
+        pipe: pipe.name.clone(),
+        pid: pids,
+        count,
+        evidence,
+        wireshark_filter: String::new(),
+        log_lines: Vec::new(),
+        summary,
+        advice: advice.to_string(),
+        connections: Vec::new(),
+    }
+}
+
+pub fn detect(ctx: &mut Context) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for pipe in &ctx.analysis.pipes {
+        let busy: Vec<&PipeFailure> = pipe.failures.iter().filter(|f| f.outcome == PipeOutcome::Busy).collect();
+        for burst in bursts(busy, |f| f.ts, BURST_GAP_NS) {
+            let (Some(first), Some(last)) = (burst.first(), burst.last()) else { continue };
+            let statuses: std::collections::BTreeSet<u32> = burst.iter().map(|f| f.status).collect();
+            let status_text = statuses.iter().map(|s| status_name(*s)).collect::<Vec<_>>().join("/");
+            let pids = pid_list(burst.iter().map(|f| f.pid));
+            let server = match pipe.server_pid {
+                Some(p) => format!(" The server is pid {p} ({} instance{} at most).", pipe.max_instances, if pipe.max_instances == 1 { "" } else { "s" }),
+                None => String::new(),
+            };
+            let summary = format!(
+                "{} open{} of {} by pid {pids} failed with {status_text} (ERROR_PIPE_BUSY 231, all pipe instances busy) between {} and {}.{server}",
+                burst.len(),
+                if burst.len() == 1 { "" } else { "s" },
+                pipe.name,
+                when(first.ts),
+                when(last.ts),
+            );
+            out.push(pipe_finding(
+                "pipe_busy",
+                Severity::Error,
+                pipe,
+                pids,
+                first.ts,
+                last.ts,
+                burst.len() as u64,
+                failure_evidence(pipe.input, &burst),
+                summary,
+                ADVICE,
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,185 @@
+//! Text logs and event logs on the analysis clock: offsets recovered, lines linked to findings.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use ipcscope::analysis::{Analysis, Options};
+use ipcscope::pipeline::{analyze_paths, NoProgress};
+
+fn run(paths: &[PathBuf], options: &Options) -> Analysis {
+    analyze_paths(paths, options, &NoProgress)
+}
+
+fn sample(name: &str) -> PathBuf {
+    common::samples().join(name)
+}
+
+/// Rewrites a log4net-style log's timestamps by `shift_ms` (as a clock in another zone and with
+/// skew would have written them).
+fn shifted_copy(src: &Path, dir: &Path, shift_ms: i64) -> PathBuf {
+    let text = std::fs::read_to_string(src).expect("log");
+    let mut out = String::new();
+    for line in text.lines() {
+        // "2026-11-22 19:41:44,784 ERROR ..."
+        let ok = line.len() > 23 && line.as_bytes()[4] == b'-' && line.as_bytes()[19] == b',';
+        if !ok {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let n = |a: usize, b: usize| line[a..b].parse::<i64>().expect("digits");
+        let days = ipcscope::model::days_from_civil(n(0, 4), n(5, 7) as u32, n(8, 10) as u32);
+        let ms = (days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)) * 1000 + n(20, 23) + shift_ms;
+        let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+        let (y, mo, d) = ipcscope::model::civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        out.push_str(&format!(
+            "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02},{milli:03}{}\n",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60,
+            &line[23..]
+        ));
+    }
+    let path = dir.join(format!("shifted_{shift_ms}_{}", src.file_name().and_then(|n| n.to_str()).unwrap_or("log")));
+    std::fs::write(&path, out).expect("write");
+    path
+}
+
+#[test]
+fn stale_connection_logs_in_utc_and_local_time_line_up() {
+    let a = run(
+        &[
+            sample("stale_connection.pcap"),
+            sample("stale_connection_client_utc.log"),
+            sample("stale_connection_client_local.log"),
+        ],
+        &Options::default(),
+    );
+    assert_eq!(a.logs.len(), 2);
+    let utc = &a.logs[0];
+    let local = &a.logs[1];
+    assert_eq!(utc.format, "iso8601");
+    assert_eq!(utc.offset_source, "estimated");
+    assert!(utc.offset_s.abs() < 0.05, "utc log offset {}", utc.offset_s);
+    assert_eq!(local.offset_source, "estimated");
+    assert!((local.offset_s - 3600.8).abs() < 0.05, "local log offset {}", local.offset_s);
+    assert!(local.confidence >= 0.5, "{}", local.confidence);
+
+    // Each stale connection explains the send failure of its own connection (golden lines).
+    let stale: Vec<_> = a.findings.iter().filter(|f| f.kind == "stale_connection").collect();
+    assert_eq!(stale.len(), 2);
+    assert_eq!(stale[0].log_lines, vec!["stale_connection_client_utc.log:9", "stale_connection_client_local.log:9"]);
+    assert_eq!(stale[1].log_lines, vec!["stale_connection_client_utc.log:15", "stale_connection_client_local.log:15"]);
+    // Every 10054 line is linked; corrected times agree between the two logs.
+    let linked: Vec<_> = a.log_events.iter().filter(|e| e.codes.contains(&10054)).collect();
+    assert_eq!(linked.len(), 4);
+    assert!(linked.iter().all(|e| e.finding.is_some()));
+    let t = |input: u32, line: u64| {
+        a.log_events.iter().find(|e| e.input == input && e.line == line).and_then(|e| e.ts).expect("ts")
+    };
+    assert!((t(1, 9) - t(2, 9)).abs() < 50_000_000);
+}
+
+#[test]
+fn offsets_of_hours_plus_skew_are_recovered_within_50ms() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cases = [
+        ("stale_connection", 3_600_000 - 350),
+        ("stale_connection", 7_200_000 + 640),
+        ("server_restart_refused", 3_600_000 + 120),
+        ("server_restart_refused", -5 * 3_600_000 - 900),
+        ("abortive_close", 7_200_000 + 310),
+        ("idle_reset", -3_600_000 + 450),
+        ("port_exhaustion", 3_600_000 + 200),
+    ];
+    for (name, shift_ms) in cases {
+        let log = shifted_copy(&sample(&format!("{name}_client_utc.log")), dir.path(), shift_ms);
+        let a = run(&[sample(&format!("{name}.pcap")), log], &Options::default());
+        let l = &a.logs[0];
+        assert_eq!(l.offset_source, "estimated", "{name} {shift_ms}");
+        let want = shift_ms as f64 / 1000.0;
+        assert!((l.offset_s - want).abs() < 0.05, "{name}: shifted {want} s, estimated {} s", l.offset_s);
+        assert!(a.findings.iter().any(|f| !f.log_lines.is_empty()), "{name}: no finding got its log lines");
+    }
+}
+
+#[test]
+fn user_offset_wins_and_weak_evidence_gives_none() {
+    let mut options = Options::default();
+    options.log_offsets.push(("stale_connection_client_local.log".into(), 3600.8));
+    let a = run(&[sample("stale_connection.pcap"), sample("stale_connection_client_local.log")], &options);
+    assert_eq!(a.logs[0].offset_source, "user");
+    assert!((a.logs[0].offset_s - 3600.8).abs() < 1e-6);
+    assert_eq!(a.findings.iter().filter(|f| !f.log_lines.is_empty()).count(), 2);
+
+    // A healthy log next to a healthy capture: no evidence, no offset.
+    let a = run(&[sample("healthy.pcap"), sample("healthy_client_utc.log")], &Options::default());
+    assert_eq!(a.logs[0].offset_source, "none");
+    assert_eq!(a.logs[0].offset_s, 0.0);
+    assert!(a.log_events.is_empty());
+
+    // The stale log against an unrelated capture: its 10054 lines have no evidence around them.
+    let a = run(&[sample("port_reuse.pcap"), sample("stale_connection_client_utc.log")], &Options::default());
+    assert_eq!(a.logs[0].offset_source, "none");
+    assert_eq!(a.logs[0].unexplained_errors, 2);
+}
+
+#[test]
+fn log_events_csv_and_summary_logs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = run(
+        &[sample("server_restart_refused.pcap"), sample("server_restart_refused_client_utc.log")],
+        &Options::default(),
+    );
+    ipcscope::report::write_all(&a, dir.path()).expect("write");
+    let csv = std::fs::read_to_string(dir.path().join("log_events.csv")).expect("csv");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("log,line,utc,written,severity,error,finding_id,finding_kind,text"));
+    let refused: Vec<&str> = csv.lines().filter(|l| l.contains("WSAECONNREFUSED(10061)")).collect();
+    assert_eq!(refused.len(), 4, "{csv}");
+    assert!(refused.iter().all(|l| l.contains("connection_refused") || l.contains("server_restart")), "{csv}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).expect("json")).expect("parse");
+    let log = &summary["logs"][0];
+    for key in ["path", "format", "lines", "errors", "offset_s", "offset_source", "confidence"] {
+        assert!(!log[key].is_null(), "summary logs lacks {key}: {log}");
+    }
+    assert_eq!(log["offset_source"], "estimated");
+}
+
+#[test]
+fn event_logs_become_timeline_events() {
+    let Some(dir) = common::corpus("evtx") else { return };
+    let a = run(&[dir.join("DE_renamed_psexec_service_sysmon_17_18.evtx")], &Options::default());
+    assert_eq!(a.inputs[0].format, "evtx");
+    assert!(a.inputs[0].error.is_none(), "{:?}", a.inputs[0].error);
+    let pipes: Vec<_> = a.system_events.iter().filter(|e| e.kind.starts_with("pipe_")).collect();
+    assert_eq!(pipes.len(), 11);
+    assert!(pipes.iter().any(|e| e.summary.contains("\\svchost")));
+
+    // The sysmon sample has garbage chunks after the good ones: reported, records kept.
+    let a = run(&[dir.join("sysmon-omerbenamram.evtx")], &Options::default());
+    assert!(a.inputs[0].error.as_deref().unwrap_or("").contains("damaged"), "{:?}", a.inputs[0].error);
+    assert_eq!(a.inputs[0].extra["records"], 358);
+}
+
+#[test]
+fn a_service_crash_at_the_restart_is_named_in_the_finding() {
+    use ipcscope::analysis::logs::SystemEvent;
+    let mut a = run(&[sample("stale_connection.pcap")], &Options::default());
+    let restart = a.findings.iter().find(|f| f.kind == "server_restart").expect("restart").first_ts;
+    a.system_events.push(SystemEvent {
+        input: 1,
+        record_id: 7,
+        ts: restart + 200_000_000,
+        provider: "Service Control Manager".into(),
+        event_id: 7031,
+        kind: "service_crashed".into(),
+        summary: "service OrderServer terminated unexpectedly".into(),
+    });
+    ipcscope::analysis::correlate::attach_system_events(&mut a);
+    let f = a.findings.iter().find(|f| f.kind == "server_restart").expect("restart");
+    assert!(f.summary.contains("OrderServer terminated unexpectedly"), "{}", f.summary);
+}
