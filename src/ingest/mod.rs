@@ -90,14 +90,26 @@ pub struct Opened {
     pub file_len: u64,
     /// Bytes read from disk so far (compressed bytes for .gz), for progress.
     pub disk_read: Arc<AtomicU64>,
+    /// The content is a plain file on disk (readers that need to seek may reopen it by path).
+    pub on_disk: bool,
 }
 
 /// Opens a file read-only, unwraps gzip, and sniffs its kind.
 pub fn open(path: &Path) -> std::io::Result<Opened> {
     let file = File::open(path)?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    open_stream(file, file_len, true)
+}
+
+/// Opens bytes already in memory, as `open` does a file.
+pub fn open_bytes(bytes: Vec<u8>) -> std::io::Result<Opened> {
+    let file_len = bytes.len() as u64;
+    open_stream(std::io::Cursor::new(bytes), file_len, false)
+}
+
+fn open_stream<R: Read + Send + 'static>(inner: R, file_len: u64, on_disk: bool) -> std::io::Result<Opened> {
     let disk_read = Arc::new(AtomicU64::new(0));
-    let counted = CountingReader { inner: file, count: disk_read.clone() };
+    let counted = CountingReader { inner, count: disk_read.clone() };
     let mut raw = BufReader::with_capacity(1 << 20, counted);
     let gzip = raw.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let mut reader: Box<dyn BufRead + Send> = if gzip {
@@ -106,7 +118,7 @@ pub fn open(path: &Path) -> std::io::Result<Opened> {
         Box::new(raw)
     };
     let kind = sniff(&peek(&mut reader, 512)?);
-    Ok(Opened { kind, gzip, reader, file_len, disk_read })
+    Ok(Opened { kind, gzip, reader, file_len, disk_read, on_disk: on_disk && !gzip })
 }
 
 /// Returns up to `n` leading bytes without consuming them (BufRead may hand out fewer per call).

@@ -123,7 +123,7 @@ fn system_event(input: u32, e: &EvtxEvent) -> Option<SystemEvent> {
 pub(super) fn read_evtx(
     input: u32,
     reader: Box<dyn BufRead + Send>,
-    gzip: bool,
+    in_memory: bool,
     path: &Path,
     analysis: &mut Analysis,
     summary: &mut InputSummary,
@@ -140,7 +140,7 @@ pub(super) fn read_evtx(
         }
     };
     // The evtx crate reads by path (seekable); a .gz event log is inflated into memory first.
-    let opened = if gzip {
+    let opened = if in_memory {
         read_evtx_reader(reader).map(|log| {
             log.events.into_iter().for_each(&mut on_event);
             warnings.extend(log.warnings.iter().map(|w| w.to_string()));

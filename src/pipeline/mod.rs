@@ -44,21 +44,43 @@ impl ProgressSink for AtomicBool {
     }
 }
 
+/// An input: a file, or bytes already in memory (tests, fuzzing, drag-and-drop of data).
+pub enum Source {
+    File(PathBuf),
+    Memory { name: String, bytes: Vec<u8> },
+}
+
+impl Source {
+    fn name(&self) -> PathBuf {
+        match self {
+            Source::File(p) => p.clone(),
+            Source::Memory { name, .. } => PathBuf::from(name),
+        }
+    }
+}
+
 /// Reads every input in order (one clock: all timestamps are UTC) and analyses them.
 pub fn analyze_paths(paths: &[PathBuf], options: &Options, progress: &dyn ProgressSink) -> Analysis {
+    let sources: Vec<Source> = paths.iter().cloned().map(Source::File).collect();
+    analyze_sources(sources, options, progress)
+}
+
+/// Like `analyze_paths`, for files or in-memory inputs.
+pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn ProgressSink) -> Analysis {
     let mut analysis = Analysis::default();
     let mut next_conn_id = 0u64;
-    for (index, path) in paths.iter().enumerate() {
+    let count = sources.len();
+    for (index, source) in sources.into_iter().enumerate() {
         if progress.cancelled() {
             analysis.inputs.push(InputSummary {
-                path: path.display().to_string(),
+                path: source.name().display().to_string(),
                 error: Some("not read: loading was cancelled".into()),
                 ..Default::default()
             });
             continue;
         }
         let input = index as u32;
-        let summary = read_one(input, index, paths.len(), path, &mut analysis, &mut next_conn_id, progress);
+        let summary = read_one(input, index, count, source, &mut analysis, &mut next_conn_id, progress);
         analysis.inputs.push(summary);
     }
     detect::run_all(&mut analysis, options);
@@ -71,13 +93,19 @@ fn read_one(
     input: u32,
     index: usize,
     count: usize,
-    path: &Path,
+    source: Source,
     analysis: &mut Analysis,
     next_conn_id: &mut u64,
     progress: &dyn ProgressSink,
 ) -> InputSummary {
+    let name = source.name();
+    let path = name.as_path();
     let mut summary = InputSummary { path: path.display().to_string(), ..Default::default() };
-    let opened = match ingest::open(path) {
+    let opened = match source {
+        Source::File(p) => ingest::open(&p),
+        Source::Memory { bytes, .. } => ingest::open_bytes(bytes),
+    };
+    let opened = match opened {
         Ok(o) => o,
         Err(e) => {
             summary.error = Some(format!("cannot open: {e}"));
@@ -142,7 +170,7 @@ fn read_one(
                 !progress.cancelled()
             });
         }
-        InputKind::Evtx => logs::read_evtx(input, opened.reader, opened.gzip, path, analysis, &mut summary),
+        InputKind::Evtx => logs::read_evtx(input, opened.reader, opened.gzip || !opened.on_disk, path, analysis, &mut summary),
     }
     report(total);
     summary
