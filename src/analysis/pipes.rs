@@ -265,7 +265,7 @@ impl Default for Decimated {
 impl Decimated {
     fn push(&mut self, x: i64) {
         self.seen += 1;
-        if self.seen % self.stride != 0 {
+        if !self.seen.is_multiple_of(self.stride) {
             return;
         }
         self.v.push(x);
@@ -321,7 +321,7 @@ impl PipeState {
         if self.handle_stride == 0 {
             self.handle_stride = 1;
         }
-        if self.handle_changes % self.handle_stride != 0 {
+        if !self.handle_changes.is_multiple_of(self.handle_stride) {
             return;
         }
         self.p.handles.push((ts, self.client_handles));

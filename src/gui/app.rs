@@ -340,8 +340,15 @@ impl GuiApp {
             egui::Panel::top("banner").show(ui, |ui| self.banner(ui));
         }
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
-        egui::Panel::left("findings").default_size(360.0).min_size(220.0).show(ui, |ui| self.findings_panel(ui));
-        egui::Panel::right("details").default_size(430.0).min_size(260.0).show(ui, |ui| self.details_panel(ui));
+        egui::Panel::left("findings").default_size(360.0).min_size(220.0).show(ui, |ui| {
+            self.findings_panel(ui);
+            // Claim the panel's width, or it shrinks to its content and cannot be resized.
+            ui.take_available_space();
+        });
+        egui::Panel::right("details").default_size(430.0).min_size(260.0).show(ui, |ui| {
+            self.details_panel(ui);
+            ui.take_available_space();
+        });
         egui::CentralPanel::default_margins().show(ui, |ui| self.timeline_panel(ui));
 
         let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());

@@ -63,33 +63,41 @@ pub fn show(
         ui.label(RichText::new("No findings: nothing in these inputs matched a known failure pattern.").weak());
         return None;
     }
-    egui::ScrollArea::vertical().id_salt("findings_list").auto_shrink([false, false]).show(ui, |ui| {
-        for &i in order {
-            let f = &a.findings[i];
-            if let Some(k) = kind_filter.as_deref() {
-                if f.kind != k {
-                    continue;
-                }
+    let shown: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| kind_filter.as_deref().is_none_or(|k| a.findings[i].kind == k))
+        .collect();
+    // Only the visible rows are laid out, so thousands of findings stay cheap.
+    let row_height = ui.spacing().interact_size.y.max(ui.text_style_height(&egui::TextStyle::Button) + 4.0);
+    egui::ScrollArea::vertical().id_salt("findings_list").auto_shrink([false, false]).show_rows(
+        ui,
+        row_height,
+        shown.len(),
+        |ui, range| {
+            for &i in &shown[range] {
+                let f = &a.findings[i];
+                let is_sel = selected == Some(i);
+                ui.horizontal(|ui| {
+                    ui.set_height(row_height);
+                    style::severity_dot(ui, f.severity);
+                    let resp = ui.add(
+                        egui::Button::selectable(is_sel, row_label(f)).wrap_mode(egui::TextWrapMode::Truncate),
+                    );
+                    let resp = resp.on_hover_text(format!(
+                        "{}\n{} .. {}\nclient {}  server {}",
+                        f.summary,
+                        timefmt::format_full(f.first_ts, tz),
+                        timefmt::format_full(f.last_ts, tz),
+                        f.client,
+                        f.server
+                    ));
+                    if resp.clicked() {
+                        clicked = Some(i);
+                    }
+                });
             }
-            let is_sel = selected == Some(i);
-            ui.horizontal(|ui| {
-                style::severity_dot(ui, f.severity);
-                let resp = ui.add(
-                    egui::Button::selectable(is_sel, row_label(f)).wrap_mode(egui::TextWrapMode::Truncate),
-                );
-                let resp = resp.on_hover_text(format!(
-                    "{}\n{} .. {}\nclient {}  server {}",
-                    f.summary,
-                    timefmt::format_full(f.first_ts, tz),
-                    timefmt::format_full(f.last_ts, tz),
-                    f.client,
-                    f.server
-                ));
-                if resp.clicked() {
-                    clicked = Some(i);
-                }
-            });
-        }
-    });
+        },
+    );
     clicked
 }

@@ -311,7 +311,7 @@ pub fn show(
             continue;
         }
         let selected = hl.selected_finding == Some(fi);
-        let alpha = if selected { 70 } else { 28 };
+        let alpha = if selected { 48 } else { 24 };
         let c = style::severity_color(f.severity);
         let band = Rect::from_x_y_ranges(
             x0.max(plot.left() - 2.0)..=(x1.max(x0 + 3.0)).min(plot.right() + 2.0),
@@ -495,7 +495,9 @@ fn flush_run(
         // Merged bars are drawn a little paler so single connections stand out when zoomed in.
         color = color.gamma_multiply(0.85);
     }
-    shapes.push(Shape::rect_filled(rect, CornerRadius::same(2), color));
+    // Rounded corners only where they show: they cost tessellation on thousands of thin bars.
+    let radius = if rect.width() > 6.0 { CornerRadius::same(2) } else { CornerRadius::ZERO };
+    shapes.push(Shape::rect_filled(rect, radius, color));
     if r.selected {
         shapes.push(Shape::rect_stroke(rect.expand(2.0), CornerRadius::same(3), Stroke::new(2.0, Color32::WHITE), StrokeKind::Outside));
     } else if r.highlighted {
@@ -511,8 +513,13 @@ fn flush_run(
 /// Ticks for the kept packets: SYN, FIN, RST full height, keep-alives as dots, data as small ticks.
 fn packet_marks(shapes: &mut Vec<Shape>, c: &crate::model::Connection, bar: Rect, x_of: &dyn Fn(UtcNs) -> f32) {
     let mut last_x = f32::NEG_INFINITY;
+    // `bar` is already clipped to the plot (plus a few pixels); marks outside it are skipped.
+    let (left, right) = (bar.left() - 3.0, bar.right() + 3.0);
     for p in c.packets() {
         let x = x_of(p.ts);
+        if x < left || x > right {
+            continue;
+        }
         let (top, bottom) = (bar.top() - 2.0, bar.bottom() + 2.0);
         if p.flags & tcp_flags::RST != 0 {
             shapes.push(Shape::line_segment([Pos2::new(x, top - 1.0), Pos2::new(x, bottom + 1.0)], Stroke::new(2.5, style::MARK_RST)));
@@ -533,7 +540,7 @@ fn packet_marks(shapes: &mut Vec<Shape>, c: &crate::model::Connection, bar: Rect
     // Packets dropped between head and tail: a dotted hint so the gap is not read as silence.
     if c.elided > 0 {
         if let (Some(h), Some(t)) = (c.head.last(), c.tail.first()) {
-            let (x0, x1) = (x_of(h.ts), x_of(t.ts));
+            let (x0, x1) = (x_of(h.ts).max(left), x_of(t.ts).min(right));
             if x1 - x0 > 8.0 {
                 let y = bar.center().y;
                 shapes.extend(Shape::dotted_line(&[Pos2::new(x0 + 3.0, y), Pos2::new(x1 - 3.0, y)], Color32::from_gray(230), 5.0, 0.8));

@@ -21,9 +21,9 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     let mut out = Vec::new();
     for pipe in &ctx.analysis.pipes {
         let (limit, source) = if pipe.max_instances > 0 {
-            (pipe.max_instances, "instances created by the server")
+            (pipe.max_instances, "the most instances the server had at once")
         } else {
-            (pipe.max_concurrent, "most concurrent client handles seen")
+            (pipe.max_concurrent, "the most concurrent client handles seen; no instance creation was traced")
         };
         if limit == 0 {
             continue;
@@ -37,9 +37,9 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         for burst in bursts(full, |f| f.ts, BURST_GAP_NS) {
             let (Some(first), Some(last)) = (burst.first(), burst.last()) else { continue };
             let pids = pid_list(burst.iter().map(|f| f.pid).chain(pipe.server_pid));
-            let server = pipe.server_pid.map(|p| format!(" by server pid {p}")).unwrap_or_default();
+            let server = pipe.server_pid.map(|p| format!(", server pid {p}")).unwrap_or_default();
             let summary = format!(
-                "{} of {} busy opens of {} between {} and {} failed while {} client handles held all {limit} instances ({source}{server}; at most {} concurrent client handles, {} instances created in all).",
+                "{} of {} busy opens of {} between {} and {} failed while {} client handles held all {limit} instances ({limit} = {source}{server}; at most {} concurrent client handles, {} instances created in all).",
                 burst.len(),
                 busy_total,
                 pipe.name,
