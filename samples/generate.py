@@ -46,6 +46,8 @@ SCENARIOS = [
     ("port_exhaustion", 5007),
     ("port_reuse", 5008),
     ("idle_reset", 5009),
+    ("connect_timeout", 5010),
+    ("retransmission_timeout", 5011),
 ]
 PORTS = dict(SCENARIOS)
 
@@ -688,6 +690,49 @@ def sc_idle_reset(log, port):
     return meta
 
 
+def sc_connect_timeout(log, port):
+    """The server host drops every SYN (firewall): connect() retries and times out."""
+    meta = {"conns": {}, "marks": {}}
+    srv = Server(port)
+    iptables("-A", "INPUT", "-p", "tcp", "-d", SERVER_IP, "--dport", str(port),
+             "--syn", "-j", "DROP")
+    s = new_socket(CLIENT_IP)
+    s.settimeout(3.5)               # SYN at 0 s, retries at 1 s and 3 s
+    meta["marks"]["connect_start"] = time.time()
+    try:
+        s.connect((SERVER_IP, port))
+        raise RuntimeError("expected connect timeout")
+    except (socket.timeout, TimeoutError):
+        log.error(7, "Client.Connection",
+                  "connect failed: %s (WSAETIMEDOUT 10060) remote=%s"
+                  % (WSA[10060][1], ep((SERVER_IP, port))))
+    meta["conns"]["attempt"] = {"client": ep(s.getsockname()), "server": ep((SERVER_IP, port))}
+    s.close()
+    return meta
+
+
+def sc_retransmission_timeout(log, port):
+    """The server host vanishes mid-exchange: the client's data is retransmitted unanswered."""
+    meta = {"conns": {}, "marks": {}}
+    srv = Server(port)
+    c = Conn(log, 7, port, channel="orders")
+    meta["conns"]["orders"] = c.endpoints
+    c.request(1, "GetStatus")
+    time.sleep(0.2)
+    iptables("-A", "INPUT", "-p", "tcp", "-d", SERVER_IP, "--dport", str(port), "-j", "DROP")
+    meta["marks"]["peer_unreachable"] = time.time()
+    c.send(2, "PlaceOrder")
+    try:
+        c.recv_line(timeout=15.0)
+        raise RuntimeError("expected retransmission timeout")
+    except OSError as e:
+        if e.errno != errno.ETIMEDOUT:
+            raise
+        log.sock_error(7, "Client.Receiver", "recv", e, ep(c.local), ep(c.remote))
+    c.sock.close()
+    return meta     # the server is stopped after the capture ends
+
+
 SCENARIO_FUNCS = {
     "healthy": sc_healthy,
     "stale_connection": sc_stale_connection,
@@ -698,6 +743,8 @@ SCENARIO_FUNCS = {
     "port_exhaustion": sc_port_exhaustion,
     "port_reuse": sc_port_reuse,
     "idle_reset": sc_idle_reset,
+    "connect_timeout": sc_connect_timeout,
+    "retransmission_timeout": sc_retransmission_timeout,
 }
 
 
@@ -712,6 +759,10 @@ def in_netns_main(name, outdir):
     if name == "port_exhaustion":
         sysctl("net.ipv4.ip_local_port_range", "40000 40099")
         sysctl("net.ipv4.tcp_tw_reuse", "0")
+    elif name == "retransmission_timeout":
+        # Give up after a few back-offs (about 3 s) instead of Linux's 15 minutes.
+        sysctl("net.ipv4.ip_local_port_range", "49152 65535")
+        sysctl("net.ipv4.tcp_retries2", "3")
     else:
         sysctl("net.ipv4.ip_local_port_range", "49152 65535")  # Windows range
     pcap = os.path.join(outdir, name + ".pcap")
@@ -968,6 +1019,33 @@ def check_scenario(name, pkts, meta):
                                ms_after_last_response=round((rst["ts"] - data[-1]["ts"]) * 1000, 1),
                                log_error_time_utc=iso_utc(errs[i][0])))
         return out, "3 connections: request/response then server RST (no FIN)"
+
+    if name == "connect_timeout":
+        syns = [p for p in pkts if p["flags"] & SYN and not p["flags"] & ACK]
+        assert len(syns) >= 3, "expected >= 3 SYNs, got %d" % len(syns)
+        assert not any(p["src"] != syns[0]["src"] for p in pkts), "the server answered"
+        errs = log_lines(meta, lambda r: "WSAETIMEDOUT 10060" in r[4])
+        assert errs
+        c = C("attempt")
+        out.append(finding("connect_timeout", c, syns[0], t0, syns=len(syns),
+                           log_error_time_utc=iso_utc(errs[0][0]),
+                           note="deciding packets = the unanswered SYN and its retries"))
+        return out, "%d unanswered SYNs, connect() times out" % len(syns)
+
+    if name == "retransmission_timeout":
+        c = C("orders")
+        mark = meta["marks"]["peer_unreachable"]
+        data = [p for p in c["pkts"] if p["src"] == c["client"] and p["len"] > 0 and p["ts"] > mark]
+        assert len(data) >= 4, "expected the request and >= 3 retransmissions, got %d" % len(data)
+        assert len({p["seq"] for p in data}) == 1, "retransmissions carry the same data"
+        after = [p for p in c["pkts"] if p["src"] == c["server"] and p["ts"] > data[0]["ts"]]
+        assert not after, "the server answered"
+        errs = log_lines(meta, lambda r: "WSAETIMEDOUT 10060" in r[4])
+        assert errs
+        out.append(finding("retransmission_timeout", c, data[1], t0, retransmissions=len(data) - 1,
+                           log_error_time_utc=iso_utc(errs[0][0]),
+                           note="deciding packet = the first retransmission of the unanswered request"))
+        return out, "request retransmitted %d times unanswered, then the client gives up" % (len(data) - 1)
 
     if name == "keepalive_timeout":
         c = C("keepalive")

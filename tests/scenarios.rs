@@ -22,6 +22,8 @@ const SCENARIOS: &[&str] = &[
     "port_exhaustion",
     "port_reuse",
     "idle_reset",
+    "connect_timeout",
+    "retransmission_timeout",
 ];
 
 fn golden_path(name: &str) -> PathBuf {

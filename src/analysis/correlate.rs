@@ -53,6 +53,9 @@ fn anchors(f: &Finding, frame_ts: &HashMap<(u32, u64), UtcNs>) -> Vec<UtcNs> {
     if f.kind == "port_exhaustion" {
         return vec![f.last_ts];
     }
+    if !timed_precisely(f) {
+        return Vec::new();
+    }
     let mut t: Vec<UtcNs> = f.evidence.iter().filter_map(|e| frame_ts.get(&(e.input, e.frame)).copied()).collect();
     t.push(f.first_ts);
     t.push(f.last_ts);
@@ -74,6 +77,17 @@ fn frame_times(a: &Analysis) -> HashMap<(u32, u64), UtcNs> {
         }
     }
     m
+}
+
+/// Whether the application's error follows the finding's evidence at once. A timeout is reported
+/// when the application's own timer fires, an unknown time after the last packet: such findings
+/// take log lines but do not set a log's clock.
+fn timed_precisely(f: &Finding) -> bool {
+    match f.kind {
+        "connect_timeout" => false,
+        "retransmission_timeout" | "keepalive_timeout" => f.summary.contains("reset the connection"),
+        _ => true,
+    }
 }
 
 /// The line's written time with its own zone removed (UTC as far as the line knows).
@@ -205,7 +219,9 @@ pub fn run(a: &mut Analysis, options: &Options) {
             .enumerate()
             .filter(|(_, (f, _))| explains(f.kind, &e.codes, &e.errors))
             .filter(|(_, (f, _))| t >= f.first_ts - LINK_SLACK_NS && t <= f.last_ts + LINK_SLACK_NS)
-            .min_by_key(|(_, (_, anchors))| anchors.iter().map(|x| (t - x).abs()).min().unwrap_or(i64::MAX));
+            .min_by_key(|(_, (f, anchors))| {
+                anchors.iter().map(|x| (t - x).abs()).min().unwrap_or((t - f.last_ts).abs())
+            });
         match best {
             Some((i, (f, _))) => {
                 e.finding = Some(f.id);

@@ -28,7 +28,9 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         // The trailing run in which only `sender` speaks.
         let start = ps.iter().rposition(|p| p.side != sender).map(|i| i + 1).unwrap_or(0);
         let run = &ps[start..];
-        let rexmits: Vec<_> = run.iter().filter(|p| p.analysis & af::RETRANSMISSION != 0).collect();
+        // Data retransmissions only: retried SYNs are connect_timeout's.
+        let rexmits: Vec<_> =
+            run.iter().filter(|p| p.analysis & af::RETRANSMISSION != 0 && p.payload_len > 0).collect();
         if rexmits.len() < MIN_RETRANSMISSIONS {
             continue;
         }
