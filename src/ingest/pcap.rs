@@ -250,6 +250,10 @@ pub fn read_capture<R: Read + Send>(
                     format!("record longer than the maximum of {MAX_RECORD} bytes (damaged length field)"),
                 ))
             }
+            Err(PcapError::NomError(_, kind)) | Err(PcapError::OwnedNomError(_, kind)) => {
+                let what = if is_pcapng { "block" } else { "record" };
+                break Some(InputError::at(offset, format!("damaged {what} (failed check: {kind:?})")));
+            }
             Err(e) => break Some(InputError::at(offset, format!("damaged record: {e}"))),
         }
     };
