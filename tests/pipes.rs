@@ -355,3 +355,27 @@ fn truncated_storm_keeps_the_prefix_and_reports_damage() {
     assert_eq!(a.pipes.len(), 1);
     assert!(a.pipes[0].opens > 0 && a.pipes[0].opens < 1565);
 }
+
+/// Captures, traces, logs and event logs in one run, on one clock.
+#[test]
+fn a_mix_of_captures_traces_and_logs_in_one_run() {
+    let paths = vec![
+        sample("stale_connection.pcap"),
+        sample("pipes_busy_storm.etl"),
+        sample("pipes_busy_storm_client.log"),
+        sample("stale_connection_client_local.log"),
+    ];
+    let a = analyze_paths(&paths, &Options::default(), &NoProgress);
+    let formats: Vec<&str> = a.inputs.iter().map(|i| i.format.as_str()).collect();
+    assert_eq!(formats, vec!["pcap", "etl", "text", "text"]);
+    assert!(a.inputs.iter().all(|i| i.error.is_none()));
+    let kinds: BTreeSet<&str> = a.findings.iter().map(|f| f.kind).collect();
+    for k in ["stale_connection", "server_restart", "pipe_busy", "pipe_churn"] {
+        assert!(kinds.contains(k), "{kinds:?}");
+    }
+    // Each log is put on the clock of the evidence it describes.
+    assert!(a.logs[0].offset_s.abs() < 0.05, "{}", a.logs[0].offset_s);
+    assert!((a.logs[1].offset_s - 3600.8).abs() < 0.05, "{}", a.logs[1].offset_s);
+    let ids: Vec<u64> = a.findings.iter().map(|f| f.id).collect();
+    assert_eq!(ids, (1..=a.findings.len() as u64).collect::<Vec<_>>());
+}
