@@ -713,15 +713,6 @@ fn decode_utf16_hex(hex: &str) -> Option<String> {
 // ---------------------------------------------------------------------------
 // Time
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 /// `YYYY-MM-DD[T ]HH:MM:SS[.fffffff][Z]` as UTC ns since the Unix epoch.
 pub fn parse_utc_ns(s: &str) -> Option<i64> {
@@ -766,6 +757,6 @@ pub fn parse_utc_ns(s: &str) -> Option<i64> {
         None | Some(b'Z' | b'z') => {}
         _ => return None,
     }
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
+    let secs = crate::model::days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + sec;
     secs.checked_mul(1_000_000_000)?.checked_add(frac)
 }

@@ -4,6 +4,8 @@
 //! Std only and independent of the other ingest modules. Every input is tolerated:
 //! bytes are decoded lossily, physical lines are capped, nothing panics.
 
+pub use crate::model::days_from_civil;
+use crate::model::civil_from_days;
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
 
@@ -739,29 +741,7 @@ fn current_utc_year() -> i32 {
     civil_from_days(secs.div_euclid(86_400)).0 as i32
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
 
 fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
