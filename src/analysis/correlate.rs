@@ -204,6 +204,11 @@ pub fn run(a: &mut Analysis, options: &Options) {
         for e in a.log_events.iter_mut().filter(|e| e.input == input) {
             e.ts = written_utc(e).map(|w| w - offset_ns);
         }
+        // The input's time span moves to the corrected clock too.
+        if let Some(summary) = a.inputs.get_mut(input as usize) {
+            summary.first_ts = summary.first_ts.map(|t| t - offset_ns);
+            summary.last_ts = summary.last_ts.map(|t| t - offset_ns);
+        }
     }
 
     // Link every line to the finding that explains it (nearest anchor), and back.

@@ -115,10 +115,44 @@ fn flags_text(flags: u8) -> String {
     parts.join(",")
 }
 
-fn packet_row(ui: &mut egui::Ui, a: &Analysis, input: u32, p: &PacketNote, first_ts: i64, tz: TimeZoneMode, evidence: &[(u32, u64)]) {
+/// Initial sequence numbers per side, so the list shows relative numbers like Wireshark.
+#[derive(Clone, Copy)]
+struct Isn {
+    client: Option<u32>,
+    server: Option<u32>,
+}
+
+impl Isn {
+    fn of(c: &crate::model::Connection) -> Isn {
+        let first = |side: Side| c.head.iter().find(|p| p.side == side).map(|p| p.seq);
+        Isn { client: first(Side::Client), server: first(Side::Server) }
+    }
+    fn rel(&self, side: Side, v: u32) -> String {
+        let base = match side {
+            Side::Client => self.client,
+            Side::Server => self.server,
+        };
+        match base {
+            Some(b) => v.wrapping_sub(b).to_string(),
+            None => v.to_string(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn packet_row(
+    ui: &mut egui::Ui,
+    a: &Analysis,
+    input: u32,
+    p: &PacketNote,
+    first_ts: i64,
+    tz: TimeZoneMode,
+    evidence: &[(u32, u64)],
+    isn: Isn,
+) {
     let is_evidence = evidence.contains(&(input, p.frame));
     let frame = RichText::new(p.frame.to_string()).monospace();
-    ui.label(if is_evidence { frame.color(style::HIGHLIGHT).strong() } else { frame })
+    ui.label(if is_evidence { frame.color(style::highlight(ui.visuals())).strong() } else { frame })
         .on_hover_text(format!("{}#{}", a.input_name(input), p.frame));
     ui.label(RichText::new(timefmt::format_tick(p.ts, 1_000, tz)).monospace())
         .on_hover_text(format!("+{}", timefmt::format_duration(p.ts - first_ts)));
@@ -133,7 +167,9 @@ fn packet_row(ui: &mut egui::Ui, a: &Analysis, input: u32, p: &PacketNote, first
     }
     ui.label(text);
     ui.label(RichText::new(p.payload_len.to_string()).monospace());
-    ui.label(RichText::new(format!("{} / {}", p.seq, p.ack)).monospace());
+    let ack = if p.flags & tcp_flags::ACK != 0 { isn.rel(p.side.other(), p.ack) } else { "-".into() };
+    ui.label(RichText::new(format!("{} / {}", isn.rel(p.side, p.seq), ack)).monospace())
+        .on_hover_text(format!("raw seq {} ack {}", p.seq, p.ack));
     ui.label(RichText::new(p.window.to_string()).monospace());
     let labels = analysis_flags::describe(p.analysis);
     ui.label(RichText::new(labels).color(style::MARK_KEEPALIVE.gamma_multiply(0.9)));
@@ -178,12 +214,13 @@ pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZone
     ui.label(RichText::new("Packets (kept: first and last of the connection)").strong());
     egui::ScrollArea::both().id_salt("packets").auto_shrink([false, true]).show(ui, |ui| {
         egui::Grid::new("packet_list").num_columns(8).striped(true).min_col_width(8.0).show(ui, |ui| {
-            for h in ["No.", "Time", "Dir", "Flags", "Len", "Seq / Ack", "Win", "Analysis"] {
+            let isn = Isn::of(c);
+            for h in ["No.", "Time", "Dir", "Flags", "Len", "Seq / Ack (rel)", "Win", "Analysis"] {
                 ui.label(RichText::new(h).strong());
             }
             ui.end_row();
             for p in &c.head {
-                packet_row(ui, a, c.input, p, c.first_ts, tz, evidence);
+                packet_row(ui, a, c.input, p, c.first_ts, tz, evidence, isn);
             }
             if c.elided > 0 {
                 ui.label(RichText::new("…").weak());
@@ -191,7 +228,7 @@ pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZone
                 ui.end_row();
             }
             for p in &c.tail {
-                packet_row(ui, a, c.input, p, c.first_ts, tz, evidence);
+                packet_row(ui, a, c.input, p, c.first_ts, tz, evidence, isn);
             }
         });
     });

@@ -112,8 +112,16 @@ pub const MARK_SYN: Color32 = Color32::from_rgb(120, 220, 120);
 pub const MARK_FIN: Color32 = Color32::from_rgb(120, 170, 255);
 pub const MARK_RST: Color32 = Color32::from_rgb(255, 60, 60);
 pub const MARK_KEEPALIVE: Color32 = Color32::from_rgb(250, 220, 60);
-pub const MARK_EVIDENCE: Color32 = Color32::from_rgb(255, 255, 255);
 pub const HIGHLIGHT: Color32 = Color32::from_rgb(255, 215, 0);
+
+/// Highlight colour for the current theme (gold is unreadable on a light background).
+pub fn highlight(visuals: &egui::Visuals) -> Color32 {
+    if visuals.dark_mode {
+        HIGHLIGHT
+    } else {
+        Color32::from_rgb(205, 120, 0)
+    }
+}
 
 /// Slightly larger text than egui's defaults: the app is read for long stretches.
 pub fn apply_fonts(ctx: &egui::Context) {

@@ -198,8 +198,10 @@ fn parse_tzif(b: &[u8]) -> Option<LocalZone> {
 #[cfg(windows)]
 fn load_local_zone() -> LocalZone {
     #[repr(C)]
+    #[allow(dead_code)]
     struct SystemTime([u16; 8]);
     #[repr(C)]
+    #[allow(dead_code)]
     struct TimeZoneInformation {
         bias: i32,
         standard_name: [u16; 32],

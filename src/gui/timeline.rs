@@ -385,14 +385,14 @@ pub fn show(
                         }
                         _ => {
                             if let Some(r) = run.take() {
-                                flush_run(&mut shapes, a, &r, bar, &x_of);
+                                flush_run(&mut shapes, a, &r, bar, &x_of, visuals.strong_text_color(), style::highlight(&visuals));
                             }
                             run = Some(Run { x0, x1, worst: end, count: 1, first: item, highlighted, selected });
                         }
                     }
                 }
                 if let Some(r) = run.take() {
-                    flush_run(&mut shapes, a, &r, bar, &x_of);
+                    flush_run(&mut shapes, a, &r, bar, &x_of, visuals.strong_text_color(), style::highlight(&visuals));
                 }
             }
         }
@@ -410,7 +410,7 @@ pub fn show(
         }
         shapes.push(Shape::convex_polygon(
             vec![Pos2::new(x, y + 8.0), Pos2::new(x - 5.0, y - 1.0), Pos2::new(x + 5.0, y - 1.0)],
-            style::HIGHLIGHT,
+            style::highlight(&visuals),
             Stroke::new(1.0, Color32::BLACK),
         ));
     }
@@ -487,6 +487,8 @@ fn flush_run(
     r: &Run,
     bar: Rect,
     x_of: &dyn Fn(UtcNs) -> f32,
+    select_color: Color32,
+    highlight: Color32,
 ) {
     let x1 = r.x1.max(r.x0 + 2.0);
     let rect = Rect::from_x_y_ranges(r.x0..=x1, bar.y_range());
@@ -499,9 +501,9 @@ fn flush_run(
     let radius = if rect.width() > 6.0 { CornerRadius::same(2) } else { CornerRadius::ZERO };
     shapes.push(Shape::rect_filled(rect, radius, color));
     if r.selected {
-        shapes.push(Shape::rect_stroke(rect.expand(2.0), CornerRadius::same(3), Stroke::new(2.0, Color32::WHITE), StrokeKind::Outside));
+        shapes.push(Shape::rect_stroke(rect.expand(2.0), radius, Stroke::new(2.0, select_color), StrokeKind::Outside));
     } else if r.highlighted {
-        shapes.push(Shape::rect_stroke(rect.expand(1.5), CornerRadius::same(3), Stroke::new(1.5, style::HIGHLIGHT), StrokeKind::Outside));
+        shapes.push(Shape::rect_stroke(rect.expand(1.5), radius, Stroke::new(1.5, highlight), StrokeKind::Outside));
     }
     if r.count == 1 && x1 - r.x0 >= MARKS_MIN_WIDTH {
         if let Some(c) = a.connections.get(r.first as usize) {
@@ -591,7 +593,10 @@ fn ruler_shapes(
             shapes.push(Shape::line_segment([Pos2::new(x, ruler.bottom() - 8.0), Pos2::new(x, ruler.bottom())], Stroke::new(1.0, text)));
             shapes.push(Shape::line_segment([Pos2::new(x, plot.top()), Pos2::new(x, plot.bottom())], Stroke::new(1.0, weak.gamma_multiply(0.25))));
             let g = painter.layout_no_wrap(timefmt::format_tick(t, step, tz), font.clone(), text);
-            shapes.push(Shape::galley(Pos2::new(x - g.size().x / 2.0, ruler.bottom() - 9.0 - g.size().y), g, text));
+            // A label that would run under the gutter is left out rather than cut.
+            if x - g.size().x / 2.0 >= plot.left() {
+                shapes.push(Shape::galley(Pos2::new(x - g.size().x / 2.0, ruler.bottom() - 9.0 - g.size().y), g, text));
+            }
         }
         t += step;
         n += 1;
@@ -718,4 +723,31 @@ pub fn legend(ui: &mut egui::Ui) {
             ui.label(egui::RichText::new(l).small());
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_rows_never_overlap_and_stay_sorted() {
+        let spans: Vec<(i64, i64)> = (0..500).map(|i| ((i * 37) % 1000, (i * 37) % 1000 + (i % 7) * 50)).collect();
+        let mut items: Vec<u32> = (0..spans.len() as u32).collect();
+        items.sort_by_key(|&i| spans[i as usize]);
+        let rows = pack_rows(&items, |i| spans[i as usize]);
+        assert_eq!(rows.iter().map(Vec::len).sum::<usize>(), spans.len());
+        for row in &rows {
+            for w in row.windows(2) {
+                let (a, b) = (spans[w[0] as usize], spans[w[1] as usize]);
+                assert!(a.1 < b.0, "overlap in a row: {a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tick_steps_are_nice_and_wide_enough() {
+        assert_eq!(tick_step(1.0, 100.0), 100);
+        assert_eq!(tick_step(1e7, 100.0), 1_000_000_000);
+        assert!(tick_step(1e12, 100.0) >= 100_000_000_000_000);
+    }
 }

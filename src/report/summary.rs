@@ -67,11 +67,20 @@ pub fn summary_json(a: &Analysis) -> Value {
     })
 }
 
+/// Resets listed one by one in the text summary (all are in `summary.json`).
+const MAX_RESETS_LISTED: usize = 40;
+
 /// The short text printed on stdout when no `--out` is given.
 pub fn human_summary(a: &Analysis) -> String {
     let mut out = String::new();
     for i in &a.inputs {
-        out.push_str(&format!("{} ({}): {} packets", i.path, i.format, i.packets));
+        match i.extra.get("lines").or_else(|| i.extra.get("records")) {
+            Some(n) if i.packets == 0 => {
+                let unit = if i.extra.contains_key("lines") { "lines" } else { "records" };
+                out.push_str(&format!("{} ({}): {n} {unit}", i.path, i.format))
+            }
+            _ => out.push_str(&format!("{} ({}): {} packets", i.path, i.format, i.packets)),
+        }
         if let (Some(f), Some(l)) = (i.first_ts, i.last_ts) {
             out.push_str(&format!(", {} .. {}", format_utc(f), format_utc(l)));
         }
@@ -107,6 +116,21 @@ pub fn human_summary(a: &Analysis) -> String {
             ));
         }
         out.push('\n');
+    }
+    if !a.resets.is_empty() {
+        out.push_str(&format!("Resets ({}):\n", a.resets.len()));
+        for r in a.resets.iter().take(MAX_RESETS_LISTED) {
+            out.push_str(&format!(
+                "  {}#{} from the {}: {}\n",
+                a.input_name(r.input),
+                r.frame,
+                r.sender,
+                r.classification
+            ));
+        }
+        if a.resets.len() > MAX_RESETS_LISTED {
+            out.push_str(&format!("  … {} more in summary.json\n", a.resets.len() - MAX_RESETS_LISTED));
+        }
     }
     if !a.verdicts.is_empty() {
         out.push_str("Questions:\n");

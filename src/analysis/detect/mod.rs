@@ -202,9 +202,15 @@ pub fn when(ts: UtcNs) -> String {
     format!("{} {}", &s[..10], &s[11..23])
 }
 
-/// Seconds with one decimal, for sentences.
+/// A duration for sentences: `2.4 s`, `38 ms`, `0.05 ms`.
 pub fn secs(ns: i64) -> String {
-    format!("{:.1} s", ns as f64 / 1e9)
+    let s = ns as f64 / 1e9;
+    match s.abs() {
+        x if x >= 10.0 => format!("{s:.0} s"),
+        x if x >= 1.0 => format!("{s:.1} s"),
+        x if x >= 0.001 => format!("{:.0} ms", s * 1e3),
+        _ => format!("{:.2} ms", s * 1e3),
+    }
 }
 
 /// A finding with the fields every detector fills the same way.
