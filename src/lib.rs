@@ -4,6 +4,7 @@
 //! detectors) → `report` (CSV/JSON) and `gui` (views of the same `Analysis`).
 
 pub mod analysis;
+pub mod gui;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;

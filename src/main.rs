@@ -16,10 +16,13 @@ fn main() {
             eprintln!("error: {e:#}");
             1
         }),
-        None => {
-            eprintln!("the desktop app is not built yet; use `ipcscope analyze FILE... --out DIR`");
-            1
-        }
+        None => match ipcscope::gui::run(cli.files) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: cannot open the desktop app: {e:#}\n(for batch analysis: ipcscope analyze FILE... --out DIR)");
+                1
+            }
+        },
     };
     std::process::exit(code);
 }

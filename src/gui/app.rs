@@ -537,9 +537,7 @@ impl GuiApp {
                         let index = |id: u64| s.model.conn_index.get(&id).copied();
                         action = details::show_finding(ui, &s.analysis, f, &index, self.tz);
                     }
-                    None => {
-                        ui.label(RichText::new("Select a finding in the list.").weak());
-                    }
+                    None => details::show_session(ui, &s.analysis, self.tz),
                 },
                 DetailsFocus::Connection => match self.selected_connection {
                     Some(ci) => details::show_connection(ui, &s.analysis, ci, self.tz, &self.evidence_frames),

@@ -172,7 +172,8 @@ fn packet_row(
         .on_hover_text(format!("raw seq {} ack {}", p.seq, p.ack));
     ui.label(RichText::new(p.window.to_string()).monospace());
     let labels = analysis_flags::describe(p.analysis);
-    ui.label(RichText::new(labels).color(style::MARK_KEEPALIVE.gamma_multiply(0.9)));
+    let warn = ui.visuals().warn_fg_color;
+    ui.label(RichText::new(labels).color(warn));
     ui.end_row();
 }
 
@@ -232,4 +233,46 @@ pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZone
             }
         });
     });
+}
+
+/// Shown when nothing is selected: the inputs, TCP counts and the answers to the standing questions.
+pub fn show_session(ui: &mut egui::Ui, a: &Analysis, tz: TimeZoneMode) {
+    ui.label(RichText::new("Select a finding in the list, or click a connection on the timeline.").weak());
+    ui.add_space(6.0);
+    if !a.verdicts.is_empty() {
+        ui.label(RichText::new("Questions").strong());
+        for v in &a.verdicts {
+            let color = match v.answer {
+                "yes" => style::severity_color(crate::model::Severity::Error),
+                "no" => EndKind::Graceful.color(),
+                _ => ui.visuals().weak_text_color(),
+            };
+            ui.label(RichText::new(format!("{}: {}", v.question, v.answer)).color(color).strong());
+            ui.indent(v.question, |ui| {
+                ui.add(egui::Label::new(&v.reason).wrap());
+            });
+            ui.add_space(2.0);
+        }
+        ui.add_space(6.0);
+    }
+    ui.label(RichText::new(format!("Inputs ({})", a.inputs.len())).strong());
+    for i in &a.inputs {
+        let name = std::path::Path::new(&i.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let span = match (i.first_ts, i.last_ts) {
+            (Some(f), Some(l)) => format!(", {} .. {}", timefmt::format_full(f, tz), timefmt::format_duration(l - f)),
+            _ => String::new(),
+        };
+        ui.label(format!("{name} ({}): {} packets{span}", i.format, i.packets)).on_hover_text(&i.path);
+    }
+    let t = &a.tcp;
+    ui.add_space(6.0);
+    ui.label(RichText::new("TCP").strong());
+    ui.label(format!(
+        "{} frames, {} connections, {} SYN, {} SYN/ACK, {} FIN, {} RST, {} keep-alive, {} retransmissions",
+        t.tcp_frames, t.tcp_conversations, t.syn, t.synack, t.fin, t.rst, t.keep_alive, t.retransmission
+    ));
+    if !a.resets.is_empty() {
+        let unexplained = a.resets.iter().filter(|r| r.classification == "unexplained").count();
+        ui.label(format!("{} resets, {} unexplained", a.resets.len(), unexplained));
+    }
 }

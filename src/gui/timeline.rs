@@ -328,6 +328,8 @@ pub fn show(
     }
 
     // Visible rows only.
+    let mut bars = egui::Mesh::default();
+    let first_bar_shape = shapes.len();
     let first_row = (view.scroll_y / ROW_HEIGHT).floor().max(0.0) as usize;
     let visible_rows = (plot.height() / ROW_HEIGHT).ceil() as usize + 1;
     let last_row = (first_row + visible_rows).min(model.rows.len());
@@ -385,18 +387,21 @@ pub fn show(
                         }
                         _ => {
                             if let Some(r) = run.take() {
-                                flush_run(&mut shapes, a, &r, bar, &x_of, visuals.strong_text_color(), style::highlight(&visuals));
+                                flush_run(&mut shapes, &mut bars, a, &r, bar, &x_of, visuals.strong_text_color(), style::highlight(&visuals));
                             }
                             run = Some(Run { x0, x1, worst: end, count: 1, first: item, highlighted, selected });
                         }
                     }
                 }
                 if let Some(r) = run.take() {
-                    flush_run(&mut shapes, a, &r, bar, &x_of, visuals.strong_text_color(), style::highlight(&visuals));
+                    flush_run(&mut shapes, &mut bars, a, &r, bar, &x_of, visuals.strong_text_color(), style::highlight(&visuals));
                 }
             }
         }
     }
+
+    // The thin bars go under the wide bars, outlines and marks pushed during the row loop.
+    shapes.insert(first_bar_shape, Shape::mesh(bars));
 
     // Evidence frames of the selected finding.
     for &(row, ts) in hl.evidence_marks {
@@ -483,6 +488,7 @@ pub fn show(
 
 fn flush_run(
     shapes: &mut Vec<Shape>,
+    mesh: &mut egui::Mesh,
     a: &Analysis,
     r: &Run,
     bar: Rect,
@@ -497,9 +503,14 @@ fn flush_run(
         // Merged bars are drawn a little paler so single connections stand out when zoomed in.
         color = color.gamma_multiply(0.85);
     }
-    // Rounded corners only where they show: they cost tessellation on thousands of thin bars.
+    // Thin bars go into one plain mesh (no rounding, no anti-aliasing): zoomed out there are
+    // thousands of them and tessellating each as a shape would dominate the frame.
     let radius = if rect.width() > 6.0 { CornerRadius::same(2) } else { CornerRadius::ZERO };
-    shapes.push(Shape::rect_filled(rect, radius, color));
+    if rect.width() > 6.0 {
+        shapes.push(Shape::rect_filled(rect, radius, color));
+    } else {
+        mesh.add_colored_rect(rect, color);
+    }
     if r.selected {
         shapes.push(Shape::rect_stroke(rect.expand(2.0), radius, Stroke::new(2.0, select_color), StrokeKind::Outside));
     } else if r.highlighted {

@@ -16,7 +16,7 @@
 
 use super::reader::{Buffer, EtlReader};
 use super::record::Record;
-use super::EtlError;
+use super::{EtlError, EtlErrorKind};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::io::{Read, Seek};
@@ -24,16 +24,32 @@ use std::io::{Read, Seek};
 /// Default [`WindowMerge`] window: 256 buffers (16 MiB at 64 KiB buffers).
 pub const DEFAULT_MERGE_WINDOW: usize = 256;
 
-fn sorted_records(b: &Buffer) -> VecDeque<Record> {
-    let mut recs: Vec<Record> = Vec::with_capacity(b.record_count as usize);
+/// Most records a merge holds in memory (an owned record costs ~200 bytes besides its raw bytes).
+/// One buffer never contributes more; [`WindowMerge`] stops widening its window at this count.
+pub const MAX_HELD_RECORDS: usize = 1 << 20;
+/// Most raw record bytes [`WindowMerge`] holds before it stops widening its window.
+pub const MAX_HELD_BYTES: usize = 256 << 20;
+
+/// The buffer's records sorted by time, at most [`MAX_HELD_RECORDS`] of them: a 64 MiB buffer of
+/// 8-byte records would otherwise take ~1.7 GB. Records past the cap are reported as damage.
+fn sorted_records(b: &Buffer) -> (VecDeque<Record>, Option<EtlError>) {
+    let mut recs: Vec<Record> = Vec::with_capacity((b.record_count as usize).min(MAX_HELD_RECORDS));
+    let mut over = None;
     for r in b.records() {
         match r {
+            Ok(r) if recs.len() >= MAX_HELD_RECORDS => {
+                over = Some(EtlError {
+                    offset: r.header.offset,
+                    kind: EtlErrorKind::TooManyRecords(MAX_HELD_RECORDS as u64),
+                });
+                break;
+            }
             Ok(r) => recs.push(r.to_owned()),
             Err(_) => break,
         }
     }
     recs.sort_by_key(|r| (r.header.filetime, r.header.record_index));
-    recs.into()
+    (recs.into(), over)
 }
 
 #[derive(Default)]
@@ -129,7 +145,10 @@ impl<R: Read + Seek> TimeOrdered<R> {
             let Some(loc) = self.streams.get_mut(slot).and_then(|s| s.pop_front()) else { return };
             match self.reader.read_buffer_at(loc.offset, loc.index, loc.first_record) {
                 Some(Ok(b)) => {
-                    let q = sorted_records(&b);
+                    let (q, over) = sorted_records(&b);
+                    if let Some(e) = over {
+                        self.errors.push_back(e);
+                    }
                     if let Some(front) = q.front() {
                         self.heap.push(Reverse((front.header.filetime, front.header.record_index, slot)));
                         if let Some(h) = self.heads.get_mut(slot) {
@@ -176,6 +195,9 @@ pub struct WindowMerge<R: Read> {
     errors: VecDeque<EtlError>,
     exhausted: bool,
     check: OrderCheck,
+    /// Records and raw bytes in `slots` (bounded by [`MAX_HELD_RECORDS`] / [`MAX_HELD_BYTES`]).
+    held_records: usize,
+    held_bytes: usize,
 }
 
 impl<R: Read> WindowMerge<R> {
@@ -190,6 +212,8 @@ impl<R: Read> WindowMerge<R> {
             errors: VecDeque::new(),
             exhausted: false,
             check: OrderCheck::default(),
+            held_records: 0,
+            held_bytes: 0,
         }
     }
 
@@ -211,10 +235,15 @@ impl<R: Read> WindowMerge<R> {
                     return;
                 }
                 Some(Ok(b)) => {
-                    let q = sorted_records(&b);
+                    let (q, over) = sorted_records(&b);
                     if let Some(e) = b.damage() {
                         self.errors.push_back(e.clone());
                     }
+                    if let Some(e) = over {
+                        self.errors.push_back(e);
+                    }
+                    self.held_records += q.len();
+                    self.held_bytes += q.iter().map(|r| r.raw.len()).sum::<usize>();
                     let Some((ft, idx)) = q.front().map(|f| (f.header.filetime, f.header.record_index)) else {
                         continue;
                     };
@@ -242,7 +271,12 @@ impl<R: Read> WindowMerge<R> {
 impl<R: Read> Iterator for WindowMerge<R> {
     type Item = Result<Record, EtlError>;
     fn next(&mut self) -> Option<Self::Item> {
-        while self.loaded < self.window && !self.exhausted {
+        // The window also stops widening at the memory budget (always holding at least one buffer):
+        // huge buffers of tiny records would otherwise hold GiBs.
+        while self.loaded < self.window
+            && !self.exhausted
+            && (self.loaded == 0 || (self.held_records < MAX_HELD_RECORDS && self.held_bytes < MAX_HELD_BYTES))
+        {
             let before = self.errors.len();
             self.load_one();
             if self.errors.len() > before {
@@ -255,6 +289,8 @@ impl<R: Read> Iterator for WindowMerge<R> {
         let Reverse((_, _, slot)) = self.heap.pop()?;
         let q = self.slots.get_mut(slot)?;
         let rec = q.pop_front()?;
+        self.held_records = self.held_records.saturating_sub(1);
+        self.held_bytes = self.held_bytes.saturating_sub(rec.raw.len());
         if let Some(front) = q.front() {
             self.heap.push(Reverse((front.header.filetime, front.header.record_index, slot)));
         } else {

@@ -23,10 +23,10 @@ pub mod writer;
 
 pub use decode::*;
 pub use lz77::decompress_plain_lz77;
-pub use merge::{TimeOrdered, WindowMerge, DEFAULT_MERGE_WINDOW};
+pub use merge::{TimeOrdered, WindowMerge, DEFAULT_MERGE_WINDOW, MAX_HELD_BYTES, MAX_HELD_RECORDS};
 pub use reader::{
     Buffer, BufferHeader, Clock, EtlReader, LogfileHeader, Records, BUFFER_HEADER_SIZE,
-    MAX_BUFFER_SIZE,
+    MAX_BUFFER_SIZE, MAX_LZ77_RATIO,
 };
 pub use record::{
     classic_group_guid, ExtItem, ExtItems, Guid, HeaderKind, Record, RecordHeader, RecordRef,
@@ -65,6 +65,9 @@ pub enum EtlErrorKind {
     BadRecordSize { size: u32 },
     /// Record 0 is not a usable logfile header.
     BadLogfileHeader(&'static str),
+    /// A buffer holds more records than a time-ordered merge keeps in memory; the rest of the
+    /// buffer is skipped (see `merge::MAX_HELD_RECORDS`).
+    TooManyRecords(u64),
 }
 
 /// An error with the byte offset in the file where the damage was found.
@@ -90,6 +93,9 @@ impl fmt::Display for EtlError {
             EtlErrorKind::Decompress(m) => write!(f, "LZ77 decompression failed: {m}"),
             EtlErrorKind::BadRecordSize { size } => write!(f, "bad record size {size}"),
             EtlErrorKind::BadLogfileHeader(m) => write!(f, "bad logfile header: {m}"),
+            EtlErrorKind::TooManyRecords(n) => {
+                write!(f, "buffer holds more than {n} records; the rest of it is skipped")
+            }
         }
     }
 }

@@ -14,6 +14,10 @@ pub const BUFFER_HEADER_SIZE: usize = 0x48;
 pub const MAX_BUFFER_SIZE: u32 = 64 * 1024 * 1024;
 
 const FLAG_COMPRESSED: u16 = 0x40;
+/// Largest decompressed/compressed size ratio accepted for a compressed buffer (the corpus peaks at
+/// 14×). Above it the buffer's Offset is treated as damage: a ~100-byte LZ77 stream can otherwise
+/// announce and produce 64 MiB, so a few KiB of file would cost GiBs of memory and minutes of work.
+pub const MAX_LZ77_RATIO: usize = 1024;
 
 /// WMI_BUFFER_HEADER fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -411,7 +415,10 @@ impl<R: Read> EtlReader<R> {
                     EtlErrorKind::Truncated { needed: h.buffer_size as u64, available: (BUFFER_HEADER_SIZE + got) as u64 },
                 );
             }
-            if h.offset < BUFFER_HEADER_SIZE as u32 || h.offset > MAX_BUFFER_SIZE {
+            if h.offset < BUFFER_HEADER_SIZE as u32
+                || h.offset > MAX_BUFFER_SIZE
+                || h.offset as usize - BUFFER_HEADER_SIZE > body_len.saturating_mul(MAX_LZ77_RATIO)
+            {
                 // BufferSize was sane, so the next buffer is still reachable.
                 return Some(Err(EtlError { offset: start + 0x30, kind: EtlErrorKind::BadBufferOffset(h.offset) }));
             }

@@ -420,3 +420,55 @@ fn compressed_buffer_with_absurd_offset_is_skipped() {
     assert_eq!(got.len(), 2);
     assert_eq!(errs, vec![EtlError { offset: 65536 + 0x30, kind: EtlErrorKind::BadBufferOffset(MAX_BUFFER_SIZE + 1) }]);
 }
+
+// ---- Fuzzing regressions (see docs/robustness.md; inputs in fuzz/regressions/etl/) ----
+
+/// One compressed buffer whose LZ77 stream is a literal 8-byte record plus one long match
+/// repeating it, announcing `decompressed` bytes; `pad` trailing body bytes follow the stream.
+fn lz77_bomb_buffer(decompressed: usize, pad: usize) -> Vec<u8> {
+    let record = [0x08, 0x00, 0xFF, 0xC0, 0, 0, 0, 0]; // unknown kind, Size 8
+    let mut body = (1u32 << 23).to_le_bytes().to_vec(); // 8 literals, then a match
+    body.extend_from_slice(&record);
+    body.extend_from_slice(&((7u16 << 3) | 7).to_le_bytes()); // distance 8, length escape
+    body.extend_from_slice(&[0x0F, 0xFF, 0, 0]); // nibble 15, byte 255, word 0: dword follows
+    body.extend_from_slice(&((decompressed - 8 - 3) as u32).to_le_bytes());
+    body.resize(body.len() + pad, 0);
+    let mut h = vec![0u8; BUFFER_HEADER_SIZE];
+    h[0..4].copy_from_slice(&((BUFFER_HEADER_SIZE + body.len()) as u32).to_le_bytes());
+    h[0x30..0x34].copy_from_slice(&((decompressed + BUFFER_HEADER_SIZE) as u32).to_le_bytes());
+    h[0x34..0x36].copy_from_slice(&0x40u16.to_le_bytes());
+    h.extend_from_slice(&body);
+    h
+}
+
+#[test]
+fn lz77_bomb_is_rejected_by_ratio() {
+    // 94 bytes announcing 64 MiB of 8-byte records: before the fix this took > 60 s and 1.7 GB.
+    let img: Vec<u8> = std::iter::repeat_n(lz77_bomb_buffer(MAX_BUFFER_SIZE as usize - BUFFER_HEADER_SIZE, 0), 4)
+        .flatten()
+        .collect();
+    let e = EtlReader::new(Cursor::new(&img)).err().expect("buffer 0 is damage");
+    assert_eq!(e.kind, EtlErrorKind::BadBufferOffset(MAX_BUFFER_SIZE));
+    // A ratio within the cap still decompresses.
+    let ok = lz77_bomb_buffer(4096, 0);
+    let rd = EtlReader::new(Cursor::new(&ok)).expect("ok");
+    assert_eq!(rd.records().filter(|r| r.is_ok()).count(), 512);
+}
+
+#[test]
+fn window_merge_holds_a_bounded_number_of_records() {
+    // A buffer of 8-byte records holding more than MAX_HELD_RECORDS: the merge keeps the first
+    // MAX_HELD_RECORDS and reports the rest as damage instead of materialising all of them.
+    let n = MAX_HELD_RECORDS + 100;
+    let img = lz77_bomb_buffer(n * 8, (n * 8) / MAX_LZ77_RATIO);
+    let rd = EtlReader::new(Cursor::new(&img)).expect("ok");
+    let (mut ok, mut errs) = (0usize, Vec::new());
+    for r in rd.time_ordered_window(DEFAULT_MERGE_WINDOW) {
+        match r {
+            Ok(_) => ok += 1,
+            Err(e) => errs.push(e.kind),
+        }
+    }
+    assert_eq!(ok, MAX_HELD_RECORDS);
+    assert_eq!(errs, vec![EtlErrorKind::TooManyRecords(MAX_HELD_RECORDS as u64)]);
+}

@@ -1,0 +1,299 @@
+//! Headless tests of the desktop app (egui_kittest): loading through the worker thread,
+//! findings, selection and zoom, copy filter, damaged inputs, export.
+
+use ipcscope as app;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use app::analysis::Analysis;
+use app::gui::export::Table;
+use app::gui::{findings, GuiApp};
+use app::model::{tcp_flags, EvidenceRef, Finding, Severity};
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("IPCSCOPE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    if dir.join("pcap").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: corpus not found at {} (set IPCSCOPE_CORPUS)", dir.display());
+        None
+    }
+}
+
+fn harness(app: GuiApp) -> Harness<'static, GuiApp> {
+    Harness::builder()
+        .with_size(egui::Vec2::new(1500.0, 950.0))
+        .with_max_steps(20)
+        // Findings and log lines may hold any Unicode; the app adds system fallback fonts at run time.
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut GuiApp| app.show(ui), app)
+}
+
+/// Steps frames until the worker thread has delivered (the UI keeps running meanwhile).
+fn wait_loaded(h: &mut Harness<'static, GuiApp>) {
+    let start = Instant::now();
+    h.step();
+    while h.state().is_loading() {
+        assert!(start.elapsed() < Duration::from_secs(120), "loading did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+        h.step();
+    }
+    h.run();
+}
+
+/// A finding on the connection that best shows a reset (hand-made while detectors are young).
+fn reset_finding(a: &Analysis) -> Option<Finding> {
+    let c = a
+        .connections
+        .iter()
+        .filter(|c| c.packets().any(|p| p.flags & tcp_flags::RST != 0))
+        .min_by_key(|c| c.last_ts - c.first_ts)
+        .or_else(|| a.connections.first())?;
+    let rst = c.packets().find(|p| p.flags & tcp_flags::RST != 0).map(|p| p.frame).unwrap_or(c.last_frame);
+    Some(Finding {
+        id: a.findings.len() as u64 + 1,
+        kind: "gui_test_reset",
+        severity: Severity::Error,
+        first_ts: c.first_ts,
+        last_ts: c.last_ts,
+        client: c.client.to_string(),
+        server: c.server.to_string(),
+        pipe: String::new(),
+        pid: String::new(),
+        count: 1,
+        evidence: vec![EvidenceRef { input: c.input, frame: rst }],
+        wireshark_filter: format!("tcp.port == {} && tcp.flags.reset == 1", c.client.port),
+        log_lines: vec!["client.log:12".into()],
+        summary: format!("connection {} was reset", c.id),
+        advice: "check the server's logs at this time".into(),
+        connections: vec![c.id],
+    })
+}
+
+/// Loads `name` from the corpus through the app, and makes sure it has at least one finding.
+fn loaded_with_finding(name: &str) -> Option<Harness<'static, GuiApp>> {
+    let path = corpus()?.join("pcap").join(name);
+    let mut h = harness(GuiApp::new(vec![path]));
+    wait_loaded(&mut h);
+    let a = h.state().analysis().expect("analysis after load").clone();
+    assert_eq!(a.inputs.len(), 1);
+    assert!(a.inputs[0].error.is_none(), "unexpected input error: {:?}", a.inputs[0].error);
+    assert!(!a.connections.is_empty(), "no connections in {name}");
+    if a.findings.is_empty() {
+        let mut a = a;
+        let f = reset_finding(&a).expect("a connection");
+        a.findings.push(f);
+        h.state_mut().set_analysis(a);
+        h.run();
+    }
+    Some(h)
+}
+
+#[test]
+fn loads_capture_and_lists_findings_in_order() {
+    let Some(h) = loaded_with_finding("zeek_tcp_rst-inject-rae.pcap") else { return };
+    let a = h.state().analysis().expect("analysis").clone();
+    // Every finding is listed, by its row label; severity order is error, warning, info.
+    for f in &a.findings {
+        h.get_by_label(&findings::row_label(f));
+    }
+    let order = findings::display_order(&a);
+    for w in order.windows(2) {
+        let (x, y) = (&a.findings[w[0]], &a.findings[w[1]]);
+        assert!((x.severity, x.first_ts) <= (y.severity, y.first_ts));
+    }
+    let status = format!("{} connections", a.connections.len());
+    assert!(h.query_all_by_label_contains(&status).next().is_some(), "status bar shows counts");
+    h.get_by_label("Timeline");
+}
+
+#[test]
+fn selecting_a_finding_shows_evidence_and_zooms_the_timeline() {
+    let Some(mut h) = loaded_with_finding("zeek_http_206_example_b.pcap") else { return };
+    let a = h.state().analysis().expect("analysis").clone();
+    let before = h.state().visible_range().expect("range");
+    let fi = findings::display_order(&a)[0];
+    let f = a.findings[fi].clone();
+    h.get_by_label(&findings::row_label(&f)).click();
+    h.run();
+    assert_eq!(h.state().selected_finding(), Some(fi));
+    let after = h.state().visible_range().expect("range");
+    assert_ne!(before, after, "the timeline did not move");
+    assert!(after.0 <= f.first_ts && after.1 >= f.last_ts, "view {after:?} does not cover the finding");
+    let evidence = app::report::csv::evidence_text(&a, &f);
+    if !evidence.is_empty() {
+        h.get_by_label(&format!("Evidence: {evidence}"));
+    }
+    h.get_by_label(&f.summary);
+    for l in &f.log_lines {
+        h.get_by_label(l);
+    }
+    // Its connections are highlighted and the first is the selected one.
+    if let Some(&id) = f.connections.first() {
+        let idx = a.connections.iter().position(|c| c.id == id);
+        assert_eq!(h.state().selected_connection(), idx);
+    }
+}
+
+#[test]
+fn copy_filter_button_copies_the_wireshark_filter() {
+    let Some(mut h) = loaded_with_finding("zeek_http_206_example_b.pcap") else { return };
+    let a = h.state().analysis().expect("analysis").clone();
+    let fi = findings::display_order(&a)
+        .into_iter()
+        .find(|&i| !a.findings[i].wireshark_filter.is_empty())
+        .expect("a finding with a filter");
+    h.get_by_label(&findings::row_label(&a.findings[fi])).click();
+    h.run();
+    h.get_by_label("Copy Wireshark filter").click();
+    h.run();
+    assert_eq!(h.state().last_copied(), Some(a.findings[fi].wireshark_filter.as_str()));
+}
+
+#[test]
+fn damaged_inputs_show_errors_in_the_ui() {
+    let corpus = corpus();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A valid pcap global header, then a record header promising more bytes than there are.
+    let garbage = dir.path().join("truncated.pcap");
+    let mut bytes = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    bytes.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 60, 0, 0, 0, 0xde, 0xad]);
+    std::fs::write(&garbage, bytes).expect("write");
+    let missing = dir.path().join("does-not-exist.pcap");
+    let mut files = vec![garbage, missing];
+    if let Some(c) = &corpus {
+        files.push(c.join("pcap/sv_http-mime-truncated_cutshort.pcap"));
+    }
+    let mut h = harness(GuiApp::new(files.clone()));
+    wait_loaded(&mut h);
+    let a = h.state().analysis().expect("analysis").clone();
+    assert_eq!(a.inputs.len(), files.len());
+    let errors = h.state().errors();
+    assert!(errors.len() >= 2, "expected errors for the damaged and the missing file: {errors:?}");
+    for e in &errors {
+        h.get_by_label(&format!("Input error: {e}"));
+    }
+    // The UI keeps working after the errors.
+    h.get_by_label("Timeline");
+    h.get_by_label("Reset zoom").click();
+    h.run();
+}
+
+#[test]
+fn adding_files_extends_the_session_on_one_clock() {
+    let Some(c) = corpus() else { return };
+    let mut h = harness(GuiApp::new(vec![c.join("pcap/zeek_tcp_syn-then-rst.pcap")]));
+    wait_loaded(&mut h);
+    let first = h.state().analysis().expect("analysis").connections.len();
+    h.state_mut().open_files(vec![c.join("pcap/zeek_tcp_single-rst.pcap")]);
+    wait_loaded(&mut h);
+    let a = h.state().analysis().expect("analysis");
+    assert_eq!(a.inputs.len(), 2);
+    assert!(a.connections.len() > first);
+    assert_eq!(h.state().files().len(), 2);
+    assert_eq!(h.state().recent_files().len(), 2);
+}
+
+#[test]
+fn keyboard_zoom_and_reset() {
+    let Some(mut h) = loaded_with_finding("zeek_http_206_example_b.pcap") else { return };
+    let (a0, b0) = h.state().visible_range().expect("range");
+    h.key_press(egui::Key::Plus);
+    h.run();
+    let (a1, b1) = h.state().visible_range().expect("range");
+    assert!(b1 - a1 < b0 - a0, "+ did not zoom in");
+    h.key_press(egui::Key::ArrowRight);
+    h.run();
+    let (a2, _) = h.state().visible_range().expect("range");
+    assert!(a2 > a1, "right arrow did not pan");
+    h.get_by_label("Reset zoom").click();
+    h.run();
+    assert_eq!(h.state().visible_range(), Some((a0, b0)));
+    h.get_by_label("Local").click();
+    h.run();
+    assert_eq!(h.state().tz, app::gui::timefmt::TimeZoneMode::Local);
+}
+
+#[test]
+fn export_writes_the_batch_csv_tables() {
+    let Some(mut h) = loaded_with_finding("zeek_http_206_example_b.pcap") else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fpath = dir.path().join("f.csv");
+    let cpath = dir.path().join("c.csv");
+    assert!(h.state_mut().export_to(Table::Findings, &fpath));
+    assert!(h.state_mut().export_to(Table::Connections, &cpath));
+    let f = std::fs::read_to_string(&fpath).expect("findings.csv");
+    let c = std::fs::read_to_string(&cpath).expect("connections.csv");
+    assert_eq!(f.lines().next(), Some(app::report::csv::FINDING_COLUMNS.join(",").as_str()));
+    assert_eq!(c.lines().next(), Some(app::report::csv::CONNECTION_COLUMNS.join(",").as_str()));
+    let a = h.state().analysis().expect("analysis");
+    assert_eq!(c.lines().count(), a.connections.len() + 1);
+    h.run();
+    assert!(h.query_all_by_label_contains("Exported").count() >= 2, "export result shown");
+}
+
+#[test]
+fn clicking_a_connection_shows_its_packets() {
+    let Some(mut h) = loaded_with_finding("zeek_http_206_example_b.pcap") else { return };
+    let a = h.state().analysis().expect("analysis").clone();
+    let fi = findings::display_order(&a)[0];
+    h.get_by_label(&findings::row_label(&a.findings[fi])).click();
+    h.run();
+    h.get_by_label("Connection details").click();
+    h.run();
+    let ci = h.state().selected_connection().expect("a connection is selected");
+    let c = &a.connections[ci];
+    h.get_by_label(&format!("Connection #{}", c.id));
+    h.get_by_label("Analysis");
+    // The first kept packet's frame number is listed.
+    if let Some(p) = c.head.first() {
+        assert!(h.query_all_by_label(&p.frame.to_string()).next().is_some());
+    }
+}
+
+/// A capture of `n` tiny TCP segments on many connections (big enough that loading takes a while).
+fn big_capture(n: u32) -> Vec<u8> {
+    let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    for i in 0..n {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 1, 0, 1, 10, 0, 0, 1]);
+        f.extend_from_slice(&(49152 + (i % 10000) as u16).to_be_bytes());
+        f.extend_from_slice(&445u16.to_be_bytes());
+        f.extend_from_slice(&i.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x02, 0x20, 0, 0, 0, 0, 0]);
+        for v in [1_700_000_000 + i / 1000, (i % 1000) * 1000, f.len() as u32, f.len() as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&f);
+    }
+    out
+}
+
+#[test]
+fn cancelling_a_load_keeps_the_session_and_the_window_alive() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("big.pcap");
+    std::fs::write(&path, big_capture(300_000)).expect("write");
+    let mut h = harness(GuiApp::new(vec![path]));
+    h.step();
+    if h.state().is_loading() {
+        // The progress bar and Cancel are shown while the worker runs.
+        h.get_by_label("Cancel").click();
+        h.step();
+    }
+    wait_loaded(&mut h);
+    let cancelled = h.state().messages().iter().any(|m| m.text.contains("cancelled"));
+    if cancelled {
+        assert!(h.state().analysis().is_none(), "a cancelled first load must not install a session");
+        h.get_by_label("Loading was cancelled; the session is unchanged.");
+    } else {
+        eprintln!("the load finished before the cancel arrived");
+        assert!(h.state().analysis().is_some());
+    }
+}
