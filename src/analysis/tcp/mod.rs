@@ -101,6 +101,9 @@ impl TcpCounts {
 }
 
 type FlowKey = (Endpoint, Endpoint);
+/// The table is hashed once per packet: foldhash is several times faster than SipHash and still
+/// randomly seeded, so a crafted capture cannot force collisions.
+type FlowTable = HashMap<FlowKey, Active, foldhash::fast::RandomState>;
 
 fn flow_key(a: Endpoint, b: Endpoint) -> FlowKey {
     if a <= b {
@@ -186,7 +189,7 @@ impl Active {
 
 /// Rebuilds the TCP connections of one input.
 pub struct TcpAnalyzer {
-    table: HashMap<FlowKey, Active>,
+    table: FlowTable,
     finished: Vec<Connection>,
     pub counts: TcpCounts,
     first_id: u64,
@@ -200,7 +203,7 @@ impl TcpAnalyzer {
     /// `first_id`: the id the first connection gets (ids are unique over the whole run).
     pub fn new(first_id: u64) -> Self {
         TcpAnalyzer {
-            table: HashMap::new(),
+            table: FlowTable::default(),
             finished: Vec::new(),
             counts: TcpCounts::default(),
             first_id,
