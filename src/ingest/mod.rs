@@ -110,7 +110,9 @@ pub fn open_bytes(bytes: Vec<u8>) -> std::io::Result<Opened> {
 fn open_stream<R: Read + Send + 'static>(inner: R, file_len: u64, on_disk: bool) -> std::io::Result<Opened> {
     let disk_read = Arc::new(AtomicU64::new(0));
     let counted = CountingReader { inner, count: disk_read.clone() };
-    let mut raw = BufReader::with_capacity(1 << 20, counted);
+    // Small on purpose: readers that ask for more than this (pcap-parser refills its own
+    // half-megabyte buffer) read straight from the file, without a copy through this one.
+    let mut raw = BufReader::with_capacity(64 * 1024, counted);
     let gzip = raw.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let mut reader: Box<dyn BufRead + Send> = if gzip {
         Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(raw)))

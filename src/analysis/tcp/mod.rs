@@ -5,6 +5,7 @@
 pub mod wireshark;
 pub mod zeek;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
@@ -213,13 +214,6 @@ impl TcpAnalyzer {
         }
     }
 
-    fn take_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.counts.tcp_conversations += 1;
-        id
-    }
-
     /// Processes one segment in file order; returns its analysis flags.
     pub fn process(&mut self, seg: &TcpSegment) -> u32 {
         self.packets += 1;
@@ -231,31 +225,31 @@ impl TcpAnalyzer {
         let synack = seg.flags & (SYN | ACK) == SYN | ACK;
         let mut initial = 0u32;
 
-        // Conversation lookup with Wireshark's port-reuse rules.
-        let mut start_new = false;
-        match self.table.get_mut(&key) {
-            None => start_new = true,
-            Some(a) => {
+        // Conversation lookup with Wireshark's port-reuse rules, hashing the key once.
+        let Self { table, finished, counts, next_id, first_id, .. } = self;
+        let mut new_active = |reused: bool| {
+            let id = *next_id;
+            *next_id += 1;
+            counts.tcp_conversations += 1;
+            Active::new(id, id - *first_id, seg, reused)
+        };
+        let a = match table.entry(key) {
+            Entry::Vacant(v) => v.insert(new_active(false)),
+            Entry::Occupied(o) => {
+                let a = o.into_mut();
                 let fwd = if seg.src == a.conn.client { &mut a.client_flow } else { &mut a.server_flow };
                 if pure_syn && fwd.base_seq_set && seg.seq != fwd.base_seq {
+                    // A new SYN with another ISN: a new stream on the same 4-tuple.
                     initial |= af::REUSED_PORTS;
-                    start_new = true;
+                    let old = std::mem::replace(a, new_active(true));
+                    finished.push(old.finish());
                 } else if synack && fwd.base_seq_set && seg.seq != fwd.base_seq {
                     initial |= af::REUSED_PORTS;
                     fwd.base_seq = seg.seq;
                 }
+                a
             }
-        }
-        if start_new {
-            if let Some(old) = self.table.remove(&key) {
-                self.finished.push(old.finish());
-            }
-            let id = self.take_id();
-            let reused = initial & af::REUSED_PORTS != 0;
-            let stream = id - self.first_id;
-            self.table.insert(key, Active::new(id, stream, seg, reused));
-        }
-        let Some(a) = self.table.get_mut(&key) else { return 0 };
+        };
 
         let side = if seg.src == a.conn.client { Side::Client } else { Side::Server };
         let (fwd, rev) = match side {
@@ -266,7 +260,7 @@ impl TcpAnalyzer {
         let ta = wireshark::analyze(seg, fwd, rev, &mut a.timing, initial);
         let rel_seq = seg.seq.wrapping_sub(fwd.base_seq);
         a.zeek.update(side == Side::Client, seg.flags, rel_seq, seg.payload_len, ta);
-        self.counts.count_frame(seg.flags, ta);
+        counts.count_frame(seg.flags, ta);
 
         let c = &mut a.conn;
         c.last_ts = c.last_ts.max(seg.ts);
