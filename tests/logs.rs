@@ -183,3 +183,30 @@ fn a_service_crash_at_the_restart_is_named_in_the_finding() {
     let f = a.findings.iter().find(|f| f.kind == "server_restart").expect("restart");
     assert!(f.summary.contains("OrderServer terminated unexpectedly"), "{}", f.summary);
 }
+
+/// Sysmon 17/18 become pipes: every oracle row lands on its pipe, creators as servers and
+/// connectors as clients.
+#[test]
+fn sysmon_pipe_events_feed_the_pipe_model() {
+    let Some(dir) = common::corpus("evtx") else { return };
+    let rows = common::read_tsv(&dir.join("oracle-pipes.tsv"));
+    assert_eq!(rows.len(), 13);
+    for file in ["DE_renamed_psexec_service_sysmon_17_18.evtx", "privesc_roguepotato_sysmon_17_18.evtx"] {
+        let a = run(&[dir.join(file)], &Options::default());
+        let mine: Vec<_> = rows.iter().filter(|r| r["file"] == file).collect();
+        let opens: u64 = a.pipes.iter().map(|p| p.opens).sum();
+        let creates: u64 = a.pipes.iter().map(|p| p.instances_created).sum();
+        assert_eq!(opens as usize, mine.iter().filter(|r| r["event_id"] == "18").count(), "{file}");
+        assert_eq!(creates as usize, mine.iter().filter(|r| r["event_id"] == "17").count(), "{file}");
+        for r in mine {
+            let name = format!("\\Device\\NamedPipe{}", r["PipeName"]);
+            let pipe = a.pipes.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{file}: no pipe {name}"));
+            let pid: u32 = r["ProcessId"].parse().expect("pid");
+            if r["event_id"] == "17" {
+                assert_eq!(pipe.server_pid, Some(pid), "{name}");
+            } else {
+                assert!(pipe.client_pids.contains(&pid), "{name}: {:?}", pipe.client_pids);
+            }
+        }
+    }
+}
