@@ -47,6 +47,26 @@ pub struct DecodedTcp {
     pub has_sack: bool,
 }
 
+impl DecodedTcp {
+    /// The segment as the analysis sees it: where it came from and when.
+    pub fn into_segment(self, input: u32, frame: u64, ts: crate::model::UtcNs) -> crate::model::TcpSegment {
+        crate::model::TcpSegment {
+            input,
+            frame,
+            ts,
+            src: self.src,
+            dst: self.dst,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            payload_len: self.payload_len,
+            window_scale: self.window_scale,
+            has_sack: self.has_sack,
+        }
+    }
+}
+
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;

@@ -73,7 +73,13 @@ fn units_to_ns(ticks: u64, units: u64) -> i64 {
     if units == 0 {
         return 0;
     }
-    ((ticks as u128 * 1_000_000_000u128) / units as u128) as i64
+    i64::try_from((ticks as u128 * 1_000_000_000u128) / units as u128).unwrap_or(i64::MAX)
+}
+
+/// A pcapng packet time: ticks in the interface's units plus its `if_tsoffset` (seconds). Both come
+/// from the file, so the sum saturates instead of overflowing.
+fn ng_ts(ticks: u64, ifc: &Interface) -> UtcNs {
+    units_to_ns(ticks, ifc.units).saturating_add(ifc.offset_s.saturating_mul(1_000_000_000))
 }
 
 /// Reads a pcap or pcapng stream. `sink` gets every TCP segment in file order; `progress` gets the
@@ -116,20 +122,7 @@ pub fn read_capture<R: Read + Send>(
                     frame_no += 1;
                     stats.saw(ts, orig_len);
                     if let Some(t) = decode_frame(lt, data) {
-                        sink(TcpSegment {
-                            input,
-                            frame: frame_no,
-                            ts,
-                            src: t.src,
-                            dst: t.dst,
-                            seq: t.seq,
-                            ack: t.ack,
-                            flags: t.flags,
-                            window: t.window,
-                            payload_len: t.payload_len,
-                            window_scale: t.window_scale,
-                            has_sack: t.has_sack,
-                        });
+                        sink(t.into_segment(input, frame_no, ts));
                     }
                 };
                 let mut damage = None;
@@ -177,7 +170,7 @@ pub fn read_capture<R: Read + Send>(
                             }
                             Some(ifc) => {
                                 let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                                let ts = units_to_ns(ticks, ifc.units) + ifc.offset_s * 1_000_000_000;
+                                let ts = ng_ts(ticks, ifc);
                                 let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                                 let lt = ifc.linktype;
                                 handle(lt, ts, data, epb.origlen);
@@ -212,7 +205,7 @@ pub fn read_capture<R: Read + Send>(
                             interfaces.get(ifid as usize).map(|i| (i, t, cap, orig))
                         }) {
                             Some((ifc, ticks, cap, orig)) => {
-                                let ts = units_to_ns(ticks, ifc.units) + ifc.offset_s * 1_000_000_000;
+                                let ts = ng_ts(ticks, ifc);
                                 let data = d.get(20..).unwrap_or(&[]);
                                 let data = data.get(..cap).unwrap_or(data);
                                 let lt = ifc.linktype;
@@ -259,4 +252,45 @@ pub fn read_capture<R: Read + Send>(
     };
     progress(rd.consumed() as u64);
     (stats, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (fuzz/regressions/pcap/): an IDB with `if_tsoffset` = i64::MAX made
+    /// `offset_s * 1_000_000_000` overflow (a panic in debug builds, a wrapped time in release).
+    #[test]
+    fn huge_ts_offset_does_not_overflow() {
+        let block = |t: u32, mut body: Vec<u8>| {
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+            let len = (12 + body.len()) as u32;
+            let mut b = t.to_le_bytes().to_vec();
+            b.extend_from_slice(&len.to_le_bytes());
+            b.extend_from_slice(&body);
+            b.extend_from_slice(&len.to_le_bytes());
+            b
+        };
+        let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        let mut idb = vec![1, 0, 0, 0, 0xff, 0xff, 0, 0];
+        idb.extend_from_slice(&[14, 0, 8, 0]); // if_tsoffset
+        idb.extend_from_slice(&i64::MAX.to_le_bytes());
+        idb.extend_from_slice(&[0, 0, 0, 0]);
+        let mut epb = Vec::new();
+        for v in [0u32, 0xffff_ffff, 0xffff_ffff, 4, 4] {
+            epb.extend_from_slice(&v.to_le_bytes());
+        }
+        epb.extend_from_slice(b"abcd");
+        let mut file = block(0x0A0D_0D0A, shb);
+        file.extend(block(1, idb));
+        file.extend(block(6, epb));
+        let (stats, err) = read_capture(0, &file[..], true, &mut |_| {}, &mut |_| true);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(stats.packets, 1);
+        assert_eq!(stats.first_ts, Some(i64::MAX));
+    }
 }

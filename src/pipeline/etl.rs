@@ -13,7 +13,6 @@ use crate::ingest::etl::{
     decode_classic_tcpip, decode_file_event, decode_ndis_fragment, decode_tcpip, filetime_to_unix_ns, EtlReader,
     FrameAssembler, TcpIpOp, TcpipTcbEvent, TcpipTcbEventKind, DEFAULT_MERGE_WINDOW,
 };
-use crate::model::TcpSegment;
 
 /// TCPIP events kept per trace for the timeline (a busy server logs millions).
 pub const MAX_TCPIP_EVENTS: usize = 10_000;
@@ -83,20 +82,7 @@ pub(super) fn read_etl(
                         frames += 1;
                         frame_bytes += frame.data.len() as u64;
                         if let Some(t) = decode_frame(linktype::ETHERNET, &frame.data) {
-                            tcp.process(&TcpSegment {
-                                input,
-                                frame: frames,
-                                ts: ns(frame.origin.filetime),
-                                src: t.src,
-                                dst: t.dst,
-                                seq: t.seq,
-                                ack: t.ack,
-                                flags: t.flags,
-                                window: t.window,
-                                payload_len: t.payload_len,
-                                window_scale: t.window_scale,
-                                has_sack: t.has_sack,
-                            });
+                            tcp.process(&t.into_segment(input, frames, ns(frame.origin.filetime)));
                         }
                     }
                 } else if let Some(t) = decode_tcpip(&r) {

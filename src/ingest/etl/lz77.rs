@@ -87,9 +87,15 @@ pub fn decompress_plain_lz77(
             // Non-overlapping: one bulk copy.
             out.extend_from_within(start..start + len);
         } else {
-            for i in 0..len {
-                let b = *out.get(start + i).ok_or("match source out of range")?;
-                out.push(b);
+            // Overlapping: the output repeats with period `dist`, so copy whole periods from
+            // `start`, doubling each round (a byte-by-byte loop made long runs, e.g. a 64 MiB
+            // match of distance 1, cost seconds in debug builds).
+            let mut copied = 0;
+            while copied < len {
+                let periods = (out.len() - start) / dist * dist;
+                let n = (len - copied).min(periods);
+                out.extend_from_within(start..start + n);
+                copied += n;
             }
         }
     }
@@ -132,5 +138,40 @@ mod tests {
         let mut bad = (1u32 << 31).to_le_bytes().to_vec();
         bad.extend_from_slice(&0u16.to_le_bytes());
         assert!(decompress_plain_lz77(&bad, 3, &mut out).is_err());
+    }
+
+    /// Overlapping matches of every small distance against a byte-by-byte reference.
+    #[test]
+    fn overlapping_matches_repeat_the_period() {
+        for dist in 1..=9usize {
+            for len in [3usize, 4, 9, 10, 17, 100, 1000] {
+                let lits = &b"abcdefghi"[..dist];
+                // `dist` literals, then one match (length via nibble/byte/word escapes as needed).
+                let mut inp = ((1u32 << (31 - dist)).to_le_bytes()).to_vec();
+                inp.extend_from_slice(lits);
+                let l = len - 3;
+                if l < 7 {
+                    inp.extend_from_slice(&((((dist - 1) << 3) | l) as u16).to_le_bytes());
+                } else {
+                    inp.extend_from_slice(&((((dist - 1) << 3) | 7) as u16).to_le_bytes());
+                    if l - 7 < 15 {
+                        inp.push((l - 7) as u8);
+                    } else {
+                        inp.push(15);
+                        let l2 = l - 7 - 15;
+                        if l2 < 255 {
+                            inp.push(l2 as u8);
+                        } else {
+                            inp.push(255);
+                            inp.extend_from_slice(&((l + 3 - 3) as u16).to_le_bytes());
+                        }
+                    }
+                }
+                let mut out = Vec::new();
+                decompress_plain_lz77(&inp, dist + len, &mut out).unwrap();
+                let want: Vec<u8> = (0..dist + len).map(|i| lits[i % dist]).collect();
+                assert_eq!(out, want, "dist {dist} len {len}");
+            }
+        }
     }
 }

@@ -401,8 +401,10 @@ impl<R: Read> EtlReader<R> {
         let mut damage = None;
         let (data, end) = if h.is_compressed() {
             let mut scratch = std::mem::take(&mut self.scratch);
-            scratch.resize(body_len, 0);
-            let got = match self.read_full(&mut scratch) {
+            scratch.clear();
+            // Grows with the bytes actually read: a short file announcing a 64 MiB buffer must not
+            // allocate (and zero) 64 MiB first.
+            let got = match (&mut self.inner).take(body_len as u64).read_to_end(&mut scratch) {
                 Ok(n) => n,
                 Err(e) => return self.fail(start, EtlErrorKind::Io(e.to_string())),
             };
