@@ -108,7 +108,7 @@ fn read_one(
     let opened = match opened {
         Ok(o) => o,
         Err(e) => {
-            summary.error = Some(format!("cannot open: {e}"));
+            summary.error = Some(format!("{}: cannot open: {e}", path.display()));
             return summary;
         }
     };
