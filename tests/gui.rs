@@ -297,3 +297,182 @@ fn cancelling_a_load_keeps_the_session_and_the_window_alive() {
         assert!(h.state().analysis().is_some());
     }
 }
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+}
+
+#[test]
+fn pipe_storm_has_pipe_and_log_lanes_and_pipe_finding_zooms_to_its_opens() {
+    let mut h = harness(GuiApp::new(vec![sample("pipes_busy_storm.etl"), sample("pipes_busy_storm_client.log")]));
+    wait_loaded(&mut h);
+    let a = h.state().analysis().expect("analysis").clone();
+    assert!(!a.pipes.is_empty(), "no pipes in the storm sample");
+    let lanes = h.state().lanes();
+    for p in &a.pipes {
+        assert!(lanes.iter().any(|l| l.id == format!("pipe:{}", p.name)), "no lane for {}: {lanes:?}", p.name);
+    }
+    assert!(lanes.iter().any(|l| l.id == "log:pipes_busy_storm_client.log"), "no log lane: {lanes:?}");
+    let fi = a.findings.iter().position(|f| f.kind == "pipe_busy").expect("a pipe_busy finding");
+    let f = a.findings[fi].clone();
+    // Zoom out first so that selecting has to move the view.
+    h.key_press(egui::Key::Minus);
+    h.run();
+    let before = h.state().visible_range().expect("range");
+    h.get_by_label(&findings::row_label(&f)).click();
+    h.run();
+    assert_eq!(h.state().selected_finding(), Some(fi));
+    let after = h.state().visible_range().expect("range");
+    assert_ne!(before, after, "the timeline did not move");
+    assert!(after.0 <= f.first_ts && after.1 >= f.last_ts, "view {after:?} does not cover the finding");
+    assert!(after.1 - after.0 < before.1 - before.0, "view {after:?} is not zoomed in to it");
+    // Its pipe lane is selected and its evidence opens are highlighted.
+    let pi = h.state().selected_pipe().expect("the finding's pipe is selected");
+    assert_eq!(a.pipes[pi].name, f.pipe);
+    let opens = h.state().highlighted_opens().to_vec();
+    assert!(!opens.is_empty(), "no evidence opens highlighted");
+    for &(p, e) in &opens {
+        let o = &a.pipes[p].events[e];
+        assert!(
+            f.evidence.iter().any(|ev| ev.frame == o.record || Some(ev.frame) == o.end_record),
+            "open {} is not evidence",
+            o.record
+        );
+    }
+    // The details pane lists the opens with their outcomes.
+    assert!(h.query_all_by_label_contains("Evidence opens and outcomes").next().is_some());
+    // (The legend has one "busy" too.)
+    assert!(h.query_all_by_label("busy").count() >= 2, "no busy outcome listed");
+    // Its log lines are highlighted.
+    if !f.log_lines.is_empty() {
+        let hl = h.state().highlighted_log_events().to_vec();
+        assert!(!hl.is_empty(), "the finding's log lines are not highlighted");
+        assert!(hl.iter().all(|&i| a.log_events[i].finding == Some(f.id) || f.log_lines.contains(&format!("pipes_busy_storm_client.log:{}", a.log_events[i].line))));
+    }
+    // The whole pipe: counters and the opens in view.
+    h.state_mut().select_pipe(pi, None);
+    h.run();
+    h.get_by_label(&format!("Pipe {}", app::gui::timeline::short_pipe(&f.pipe)));
+    assert!(h.query_all_by_label_contains("Opens and outcomes in view").next().is_some());
+    assert!(h.query_all_by_label("busy").count() >= 2, "outcomes listed");
+}
+
+#[test]
+fn selecting_a_log_event_shows_its_text_and_neighbours() {
+    let mut h = harness(GuiApp::new(vec![sample("pipes_busy_storm.etl"), sample("pipes_busy_storm_client.log")]));
+    wait_loaded(&mut h);
+    let a = h.state().analysis().expect("analysis").clone();
+    assert!(a.log_events.len() > 10);
+    let i = a.log_events.iter().position(|e| e.line > 20).expect("a later log line");
+    h.state_mut().select_log_event(i);
+    h.run();
+    let e = &a.log_events[i];
+    h.get_by_label(&format!("Log line pipes_busy_storm_client.log:{}", e.line));
+    h.get_by_label(&format!("Text: {}", e.text));
+    // Neighbours: the error/warning lines around it, clickable.
+    let mut by_line: Vec<&app::analysis::logs::LogEvent> = a.log_events.iter().filter(|x| x.input == e.input).collect();
+    by_line.sort_by_key(|x| x.line);
+    let k = by_line.iter().position(|x| x.line == e.line).expect("in its file");
+    let prev = by_line[k - 1].line;
+    h.get_by_label(&prev.to_string()).click();
+    h.run();
+    let sel = h.state().selected_log_event().expect("a log line is selected");
+    assert_eq!(a.log_events[sel].line, prev, "clicking a neighbour selects it");
+    h.get_by_label(&format!("Log line pipes_busy_storm_client.log:{prev}"));
+}
+
+#[test]
+fn local_time_log_marks_are_at_corrected_utc_and_highlighted_for_the_stale_finding() {
+    let mut h = harness(GuiApp::new(vec![sample("stale_connection.pcap"), sample("stale_connection_client_local.log")]));
+    wait_loaded(&mut h);
+    let a = h.state().analysis().expect("analysis").clone();
+    let name = "stale_connection_client_local.log";
+    let lanes = h.state().lanes();
+    assert!(lanes.iter().any(|l| l.id == format!("log:{name}")), "no log lane: {lanes:?}");
+    let input = a.inputs.iter().position(|i| i.path.ends_with(name)).expect("the log input") as u32;
+    let mut want: Vec<i64> = a.log_events.iter().filter(|e| e.input == input).filter_map(|e| e.ts).collect();
+    want.sort_unstable();
+    assert!(!want.is_empty());
+    assert_eq!(h.state().log_mark_times(name), want, "marks are not at the corrected times");
+    // The log is in local time (about +01:00): corrected times differ from the written ones.
+    let e = a.log_events.iter().find(|e| e.input == input && e.ts.is_some()).expect("a timed line");
+    let shift = e.written_ts.expect("written") - e.ts.expect("ts");
+    assert!((shift - 3_600_000_000_000).abs() < 5_000_000_000, "offset {shift} ns");
+    // Selecting the stale finding highlights its log lines.
+    let fi = a.findings.iter().position(|f| f.kind == "stale_connection" && !f.log_lines.is_empty()).expect("a stale finding");
+    let f = a.findings[fi].clone();
+    h.get_by_label(&findings::row_label(&f)).click();
+    h.run();
+    let hl = h.state().highlighted_log_events().to_vec();
+    assert!(!hl.is_empty());
+    let lines: Vec<String> = hl.iter().map(|&i| format!("{name}:{}", a.log_events[i].line)).collect();
+    for l in &f.log_lines {
+        assert!(lines.contains(l), "{l} not highlighted ({lines:?})");
+    }
+    let (t0, t1) = h.state().visible_range().expect("range");
+    assert!(hl.iter().all(|&i| a.log_events[i].ts.is_some_and(|t| t >= t0 && t <= t1)), "highlighted lines are in view");
+}
+
+/// 20k opens on a pipe and a million log lines: frames must not walk them all.
+#[test]
+fn big_pipe_and_log_lanes_stay_fast() {
+    use app::analysis::logs::{LogEvent, LogFile};
+    use app::analysis::pipes::{Pipe, PipeOpen, PipeOutcome};
+    use app::analysis::InputSummary;
+    let t0: i64 = 1_800_000_000_000_000_000;
+    let mut a = Analysis::default();
+    a.inputs.push(InputSummary { path: "big.etl".into(), format: "etl".into(), ..Default::default() });
+    a.inputs.push(InputSummary { path: "big.log".into(), format: "text".into(), ..Default::default() });
+    let mut pipe = Pipe { input: 0, name: "\\Device\\NamedPipe\\big".into(), first_ts: t0, last_ts: t0 + 600_000_000_000, ..Default::default() };
+    let mut open = 0u32;
+    for i in 0..20_000u64 {
+        let ts = t0 + i as i64 * 30_000_000;
+        let outcome = if i % 7 == 0 { PipeOutcome::Busy } else { PipeOutcome::Ok };
+        pipe.events.push(PipeOpen {
+            ts,
+            record: i * 2,
+            pid: 100,
+            tid: 1,
+            file_object: i,
+            status: if outcome == PipeOutcome::Busy { 0xC000_00AE } else { 0 },
+            outcome,
+            closed_ts: Some(ts + 5_000_000),
+            server_instance: false,
+            end_record: Some(i * 2 + 1),
+            close_record: None,
+        });
+        open = if i % 3 == 0 { open.saturating_sub(1) } else { (open + 1) % 50 };
+        pipe.handles.push((ts, open));
+    }
+    pipe.opens = 20_000;
+    a.pipes.push(pipe);
+    a.logs.push(LogFile { input: 1, path: "big.log".into(), lines: 1_000_000, ..Default::default() });
+    a.log_events = (0..1_000_000u64)
+        .map(|i| LogEvent {
+            input: 1,
+            line: i + 1,
+            written_ts: None,
+            zone_offset_s: None,
+            ts: Some(t0 + i as i64 * 600_000),
+            severity: if i % 5 == 0 { "error" } else { "warning" },
+            errors: Vec::new(),
+            codes: Vec::new(),
+            text: format!("line {i}"),
+            finding: None,
+        })
+        .collect();
+    let mut gui = GuiApp::new(Vec::new());
+    gui.set_analysis(a);
+    let mut h = harness(gui);
+    h.run();
+    let lanes = h.state().lanes();
+    assert!(lanes.iter().any(|l| l.id == "pipe:\\Device\\NamedPipe\\big"));
+    assert!(lanes.iter().any(|l| l.id == "log:big.log"));
+    let start = Instant::now();
+    for _ in 0..10 {
+        h.step();
+    }
+    let per_frame = start.elapsed() / 10;
+    eprintln!("zoomed out, 20k opens + 1M log lines: {per_frame:?} per frame (debug build)");
+    assert!(per_frame < Duration::from_millis(1500), "frames too slow: {per_frame:?}");
+}

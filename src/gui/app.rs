@@ -11,7 +11,7 @@ use super::findings;
 use super::loader::{LoadJob, LoadOutcome};
 use super::style;
 use super::timefmt::{self, TimeZoneMode};
-use super::timeline::{self, Highlights, TimelineModel, TimelineView};
+use super::timeline::{self, Highlights, TimelineItem, TimelineModel, TimelineView};
 use crate::analysis::{Analysis, Options};
 
 const RECENT_KEY: &str = "ipcscope.recent_files";
@@ -41,6 +41,19 @@ impl Session {
 pub enum DetailsFocus {
     Finding,
     Connection,
+    Pipe,
+    LogLine,
+}
+
+/// A lane of the timeline as tests and tools see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneInfo {
+    /// `pipe:NAME`, `log:FILE`, `system` or `tcp:ENDPOINT`.
+    pub id: String,
+    /// The label shown in the gutter.
+    pub label: String,
+    /// Global row of the lane's header.
+    pub row: u32,
 }
 
 /// A message in the banner (load failures, cancellations, export results).
@@ -65,6 +78,11 @@ pub struct GuiApp {
     finding_connections: Vec<usize>,
     evidence_marks: Vec<(u32, i64)>,
     evidence_frames: Vec<(u32, u64)>,
+    selected_pipe: Option<usize>,
+    selected_open: Option<usize>,
+    selected_log: Option<usize>,
+    pipe_marks: Vec<(usize, usize)>,
+    log_marks: Vec<usize>,
     kind_filter: Option<String>,
     pub timeline: TimelineView,
     pub tz: TimeZoneMode,
@@ -95,6 +113,11 @@ impl GuiApp {
             finding_connections: Vec::new(),
             evidence_marks: Vec::new(),
             evidence_frames: Vec::new(),
+            selected_pipe: None,
+            selected_open: None,
+            selected_log: None,
+            pipe_marks: Vec::new(),
+            log_marks: Vec::new(),
             kind_filter: None,
             timeline: TimelineView::default(),
             tz: TimeZoneMode::Utc,
@@ -189,6 +212,68 @@ impl GuiApp {
         self.selected_connection
     }
 
+    pub fn focus(&self) -> DetailsFocus {
+        self.focus
+    }
+
+    /// The timeline's lanes, top to bottom.
+    pub fn lanes(&self) -> Vec<LaneInfo> {
+        let Some(s) = &self.session else { return Vec::new() };
+        s.model
+            .lanes
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LaneInfo { id: l.kind.id(&s.model, &s.analysis), label: l.label.clone(), row: s.model.lane_row[i] })
+            .collect()
+    }
+
+    /// Times (UTC ns, sorted) of the marks in the lane of log file `name`.
+    pub fn log_mark_times(&self, name: &str) -> Vec<i64> {
+        self.session
+            .as_ref()
+            .and_then(|s| s.model.log_lanes.iter().find(|l| l.name == name).map(|l| l.ts.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Selected pipe (index in `Analysis::pipes`) and open (index in its `events`).
+    pub fn selected_pipe(&self) -> Option<usize> {
+        self.selected_pipe
+    }
+
+    pub fn selected_open(&self) -> Option<usize> {
+        self.selected_open
+    }
+
+    /// Selected log line (index in `Analysis::log_events`).
+    pub fn selected_log_event(&self) -> Option<usize> {
+        self.selected_log
+    }
+
+    /// Opens highlighted for the selected finding: (pipe, event) indices.
+    pub fn highlighted_opens(&self) -> &[(usize, usize)] {
+        &self.pipe_marks
+    }
+
+    /// Log lines highlighted for the selected finding (indices in `Analysis::log_events`).
+    pub fn highlighted_log_events(&self) -> &[usize] {
+        &self.log_marks
+    }
+
+    /// Selects a pipe (index in `Analysis::pipes`) and optionally one of its opens.
+    pub fn select_pipe(&mut self, pipe: usize, open: Option<usize>) {
+        self.selected_pipe = Some(pipe);
+        self.selected_open = open;
+        self.focus = DetailsFocus::Pipe;
+    }
+
+    /// Selects a log line (index in `Analysis::log_events`): the details show its text and neighbours.
+    pub fn select_log_event(&mut self, index: usize) {
+        if self.analysis().is_some_and(|a| index < a.log_events.len()) {
+            self.selected_log = Some(index);
+            self.focus = DetailsFocus::LogLine;
+        }
+    }
+
     /// The visible time window of the timeline, UTC ns.
     pub fn visible_range(&self) -> Option<(i64, i64)> {
         self.session.as_ref().map(|s| self.timeline.visible_utc(&s.model))
@@ -220,6 +305,69 @@ impl GuiApp {
         self.selected_connection = conns.first().copied();
         self.finding_connections = conns;
         self.evidence_marks = marks;
+
+        // A pipe finding: its pipe's lane and the opens among the evidence records.
+        self.pipe_marks.clear();
+        self.selected_pipe = None;
+        self.selected_open = None;
+        if !f.pipe.is_empty() {
+            let in_evidence: Vec<usize> = s
+                .analysis
+                .pipes
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.name == f.pipe)
+                .map(|(i, _)| i)
+                .collect();
+            for &pi in &in_evidence {
+                let p = &s.analysis.pipes[pi];
+                for (ei, e) in p.events.iter().enumerate() {
+                    let hit = |r: u64| evidence.contains(&(p.input, r));
+                    if hit(e.record) || e.end_record.is_some_and(hit) {
+                        self.pipe_marks.push((pi, ei));
+                    }
+                }
+            }
+            // The pipe with evidence, else the first of that name.
+            let pi = self.pipe_marks.first().map(|m| m.0).or(in_evidence.first().copied());
+            if let Some(pi) = pi {
+                self.selected_pipe = Some(pi);
+                if self.finding_connections.is_empty() {
+                    if let Some(lane) = s.model.pipe_lane_of.get(pi).copied().flatten() {
+                        let row = s.model.pipe_opens_row[lane as usize].saturating_sub(3);
+                        self.timeline.scroll_to_row(row);
+                    }
+                }
+            }
+        }
+        // Its log lines: those linked to it, and the `file:line` references.
+        let mut logs: Vec<usize> =
+            s.analysis.log_events.iter().enumerate().filter(|(_, e)| e.finding == Some(f.id)).map(|(i, _)| i).collect();
+        for l in &f.log_lines {
+            if let Some((file, line)) = l.rsplit_once(':') {
+                let (Some(lane), Ok(line)) = (s.model.log_lanes.iter().find(|x| x.name == file), line.parse::<u64>()) else {
+                    continue;
+                };
+                if let Some(i) = lane.event_at_line(&s.analysis, line) {
+                    logs.push(i);
+                }
+            }
+        }
+        logs.sort_unstable();
+        logs.dedup();
+        // The view also covers the log lines the finding explains (their clocks are corrected,
+        // but they may lie a little outside the finding's network/pipe evidence).
+        let (mut lo, mut hi) = (f.first_ts, f.last_ts);
+        for &i in &logs {
+            if let Some(t) = s.analysis.log_events[i].ts {
+                lo = lo.min(t);
+                hi = hi.max(t);
+            }
+        }
+        if (lo, hi) != (f.first_ts, f.last_ts) {
+            self.timeline.zoom_to(&s.model, lo, hi);
+        }
+        self.log_marks = logs;
         self.evidence_frames = evidence;
     }
 
@@ -234,6 +382,11 @@ impl GuiApp {
         self.finding_connections.clear();
         self.evidence_marks.clear();
         self.evidence_frames.clear();
+        self.selected_pipe = None;
+        self.selected_open = None;
+        self.selected_log = None;
+        self.pipe_marks.clear();
+        self.log_marks.clear();
     }
 
     fn install(&mut self, session: Session, files: Vec<PathBuf>) {
@@ -523,6 +676,8 @@ impl GuiApp {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.focus, DetailsFocus::Finding, "Finding details");
             ui.selectable_value(&mut self.focus, DetailsFocus::Connection, "Connection details");
+            ui.selectable_value(&mut self.focus, DetailsFocus::Pipe, "Pipe");
+            ui.selectable_value(&mut self.focus, DetailsFocus::LogLine, "Log line");
         });
         ui.separator();
         let Some(s) = &self.session else {
@@ -535,7 +690,12 @@ impl GuiApp {
                 DetailsFocus::Finding => match self.selected_finding.and_then(|i| s.analysis.findings.get(i)) {
                     Some(f) => {
                         let index = |id: u64| s.model.conn_index.get(&id).copied();
-                        action = details::show_finding(ui, &s.analysis, f, &index, self.tz);
+                        let opens: Vec<usize> = match self.selected_pipe {
+                            Some(pi) => self.pipe_marks.iter().filter(|m| m.0 == pi).map(|m| m.1).collect(),
+                            None => Vec::new(),
+                        };
+                        let pipe = self.selected_pipe.filter(|&pi| s.analysis.pipes[pi].name == f.pipe).map(|pi| (pi, opens.as_slice()));
+                        action = details::show_finding(ui, &s.analysis, f, &index, pipe, self.tz);
                     }
                     None => details::show_session(ui, &s.analysis, self.tz),
                 },
@@ -543,6 +703,25 @@ impl GuiApp {
                     Some(ci) => details::show_connection(ui, &s.analysis, ci, self.tz, &self.evidence_frames),
                     None => {
                         ui.label(RichText::new("Click a connection on the timeline.").weak());
+                    }
+                },
+                DetailsFocus::Pipe => match self.selected_pipe {
+                    Some(pi) => {
+                        let (t0, t1) = self.timeline.visible_utc(&s.model);
+                        let pl = s.model.pipe_lane_of.get(pi).copied().flatten().map(|l| &s.model.pipe_lanes[l as usize]);
+                        action = details::show_pipe(ui, &s.analysis, pi, pl, self.selected_open, &self.pipe_marks, (t0, t1), self.tz);
+                    }
+                    None => {
+                        ui.label(RichText::new("Click a pipe lane on the timeline, or select a pipe finding.").weak());
+                    }
+                },
+                DetailsFocus::LogLine => match self.selected_log {
+                    Some(li) => {
+                        let lane = s.analysis.log_events.get(li).and_then(|e| s.model.log_lanes.iter().find(|l| l.input == e.input));
+                        action = details::show_log_event(ui, &s.analysis, li, lane, self.tz);
+                    }
+                    None => {
+                        ui.label(RichText::new("Click a log mark on the timeline.").weak());
                     }
                 },
             }
@@ -553,6 +732,12 @@ impl GuiApp {
         }
         if let Some(ci) = action.open_connection {
             self.select_connection(ci);
+        }
+        if let Some((pi, ei)) = action.open_pipe {
+            self.select_pipe(pi, ei);
+        }
+        if let Some(li) = action.open_log {
+            self.select_log_event(li);
         }
     }
 
@@ -596,11 +781,18 @@ impl GuiApp {
             finding_connections: &self.finding_connections,
             evidence_marks: &self.evidence_marks,
             selected_finding: self.selected_finding,
+            selected_pipe: self.selected_pipe,
+            pipe_marks: &self.pipe_marks,
+            log_marks: &self.log_marks,
+            selected_log: self.selected_log,
         };
         let r = timeline::show(ui, &s.analysis, &s.model, &mut self.timeline, &hl, self.tz);
         self.hover_text = r.hovered_text;
-        if let Some(ci) = r.clicked_connection {
-            self.select_connection(ci);
+        match r.clicked {
+            Some(TimelineItem::Connection(ci)) => self.select_connection(ci),
+            Some(TimelineItem::Pipe { pipe, event }) => self.select_pipe(pipe, event),
+            Some(TimelineItem::LogEvent(i)) => self.select_log_event(i),
+            Some(TimelineItem::SystemEvent(_)) | None => {}
         }
     }
 }

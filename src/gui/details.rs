@@ -14,6 +14,10 @@ pub struct DetailsAction {
     pub copy: Option<String>,
     /// Connection (index in `Analysis::connections`) to show.
     pub open_connection: Option<usize>,
+    /// Pipe (index in `Analysis::pipes`) and open to show.
+    pub open_pipe: Option<(usize, Option<usize>)>,
+    /// Log line (index in `Analysis::log_events`) to show.
+    pub open_log: Option<usize>,
 }
 
 pub fn show_finding(
@@ -21,6 +25,7 @@ pub fn show_finding(
     a: &Analysis,
     f: &Finding,
     conn_index: &dyn Fn(u64) -> Option<usize>,
+    pipe_opens: Option<(usize, &[usize])>,
     tz: TimeZoneMode,
 ) -> DetailsAction {
     let mut act = DetailsAction::default();
@@ -68,6 +73,11 @@ pub fn show_finding(
         if ui.button("Copy Wireshark filter").on_hover_text("Paste into Wireshark's display filter bar").clicked() {
             act.copy = Some(f.wireshark_filter.clone());
         }
+    }
+    if let Some((pipe, opens)) = pipe_opens {
+        ui.add_space(6.0);
+        let a2 = show_pipe_opens(ui, a, pipe, opens, "Evidence opens and outcomes", tz);
+        act.open_pipe = a2.open_pipe;
     }
     if !f.log_lines.is_empty() {
         ui.add_space(6.0);
@@ -275,4 +285,202 @@ pub fn show_session(ui: &mut egui::Ui, a: &Analysis, tz: TimeZoneMode) {
         let unexplained = a.resets.iter().filter(|r| r.classification == "unexplained").count();
         ui.label(format!("{} resets, {} unexplained", a.resets.len(), unexplained));
     }
+}
+
+/// Most opens listed at once (the rest are counted).
+const MAX_OPENS_LISTED: usize = 300;
+
+fn open_rows(ui: &mut egui::Ui, a: &Analysis, pipe: usize, events: &[usize], selected: Option<usize>, marked: &[usize], tz: TimeZoneMode, act: &mut DetailsAction) {
+    let Some(p) = a.pipes.get(pipe) else { return };
+    egui::Grid::new(("pipe_opens", pipe, events.first().copied())).num_columns(7).striped(true).min_col_width(8.0).show(ui, |ui| {
+        for h in ["Record", "Time", "PID", "Role", "Outcome", "Status", "Handle lived"] {
+            ui.label(RichText::new(h).strong());
+        }
+        ui.end_row();
+        for &ei in events.iter().take(MAX_OPENS_LISTED) {
+            let Some(e) = p.events.get(ei) else { continue };
+            let is_marked = marked.contains(&ei) || selected == Some(ei);
+            let rec = RichText::new(e.record.to_string()).monospace();
+            let rec = if is_marked { rec.color(style::highlight(ui.visuals())).strong() } else { rec };
+            if ui
+                .add(egui::Label::new(rec).sense(egui::Sense::click()))
+                .on_hover_text(format!("{}#{} (show on the timeline)", a.input_name(p.input), e.record))
+                .clicked()
+            {
+                act.open_pipe = Some((pipe, Some(ei)));
+            }
+            ui.label(RichText::new(timefmt::format_tick(e.ts, 1_000, tz)).monospace());
+            ui.label(RichText::new(e.pid.to_string()).monospace());
+            ui.label(if e.server_instance { "server" } else { "client" });
+            ui.label(RichText::new(e.outcome.name()).color(super::lanes::outcome_color(e.outcome)).strong());
+            ui.label(RichText::new(crate::analysis::pipes::status_name(e.status)).monospace());
+            ui.label(match e.closed_ts {
+                Some(c) => timefmt::format_duration(c - e.ts),
+                None => "-".into(),
+            });
+            ui.end_row();
+        }
+    });
+    if events.len() > MAX_OPENS_LISTED {
+        ui.label(RichText::new(format!("… and {} more", events.len() - MAX_OPENS_LISTED)).weak());
+    }
+}
+
+/// A compact table of some opens of a pipe (the evidence of a finding).
+pub fn show_pipe_opens(ui: &mut egui::Ui, a: &Analysis, pipe: usize, events: &[usize], title: &str, tz: TimeZoneMode) -> DetailsAction {
+    let mut act = DetailsAction::default();
+    let Some(p) = a.pipes.get(pipe) else { return act };
+    ui.label(RichText::new(format!("{title} ({})", events.len())).strong());
+    ui.label(format!(
+        "{}: {} opens, {} ok, {} busy, {} not found, {} other",
+        p.name, p.opens, p.ok, p.busy, p.not_found, p.other_failures
+    ));
+    if events.is_empty() {
+        ui.label(RichText::new("no open of this pipe among the evidence records").weak());
+    } else {
+        open_rows(ui, a, pipe, events, None, events, tz, &mut act);
+    }
+    if ui.button("Pipe details").on_hover_text("All opens and outcomes of this pipe").clicked() {
+        act.open_pipe = Some((pipe, None));
+    }
+    act
+}
+
+/// A pipe: its counters, client processes, and its opens with outcomes (those in the visible
+/// time range, evidence opens highlighted).
+#[allow(clippy::too_many_arguments)]
+pub fn show_pipe(
+    ui: &mut egui::Ui,
+    a: &Analysis,
+    pipe: usize,
+    lane: Option<&super::lanes::PipeLane>,
+    selected: Option<usize>,
+    marks: &[(usize, usize)],
+    visible: (i64, i64),
+    tz: TimeZoneMode,
+) -> DetailsAction {
+    let mut act = DetailsAction::default();
+    let Some(p) = a.pipes.get(pipe) else {
+        ui.label("This pipe is no longer in the analysis.");
+        return act;
+    };
+    ui.heading(format!("Pipe {}", super::timeline::short_pipe(&p.name)));
+    ui.label(RichText::new(&p.name).monospace());
+    egui::Grid::new("pipe_fields").num_columns(2).striped(true).show(ui, |ui| {
+        let mut row = |k: &str, v: String| {
+            ui.label(RichText::new(k).weak());
+            ui.label(v);
+            ui.end_row();
+        };
+        row("input", a.input_name(p.input).to_string());
+        row("server pid", p.server_pid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()));
+        row("client pids", p.client_pids.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "));
+        row("opens", format!("{} ({} ok, {} busy, {} not found, {} other)", p.opens, p.ok, p.busy, p.not_found, p.other_failures));
+        row("instances created", p.instances_created.to_string());
+        row("most handles at once", p.max_concurrent.to_string());
+        row("most instances at once", p.max_instances.to_string());
+        row("median handle life", p.median_lifetime_ms.map(|m| format!("{m:.1} ms")).unwrap_or_else(|| "-".into()));
+        row("peak open rate", format!("{:.0}/s at {}", p.opens_per_s_peak, timefmt::format_full(p.peak_ts, tz)));
+        row("first", timefmt::format_full(p.first_ts, tz));
+        row("last", timefmt::format_full(p.last_ts, tz));
+    });
+    let marked: Vec<usize> = marks.iter().filter(|m| m.0 == pipe).map(|m| m.1).collect();
+    if let Some(e) = selected.and_then(|i| p.events.get(i)) {
+        ui.add_space(6.0);
+        ui.label(RichText::new(format!(
+            "Selected: record {} pid {} {} ({})",
+            e.record,
+            e.pid,
+            e.outcome.name(),
+            crate::analysis::pipes::status_name(e.status)
+        )).strong());
+    }
+    if !p.clients.is_empty() {
+        ui.add_space(6.0);
+        ui.label(RichText::new("Clients").strong());
+        egui::Grid::new("pipe_clients").num_columns(5).striped(true).show(ui, |ui| {
+            for h in ["PID", "Opens", "OK", "Busy", "Not found"] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            for c in p.clients.iter().take(50) {
+                for v in [c.pid as u64, c.opens, c.ok, c.busy, c.not_found] {
+                    ui.label(RichText::new(v.to_string()).monospace());
+                }
+                ui.end_row();
+            }
+        });
+    }
+    ui.add_space(6.0);
+    // Opens in the visible time range, found by binary search in the lane's time order.
+    let in_view: Vec<usize> = match lane {
+        Some(l) => {
+            let i = l.ts.partition_point(|&t| t < visible.0);
+            let j = l.ts.partition_point(|&t| t <= visible.1);
+            l.idx[i..j].iter().map(|&x| x as usize).collect()
+        }
+        None => (0..p.events.len()).collect(),
+    };
+    ui.label(RichText::new(format!("Opens and outcomes in view ({} of {} kept)", in_view.len(), p.events.len())).strong());
+    open_rows(ui, a, pipe, &in_view, selected, &marked, tz, &mut act);
+    act
+}
+
+/// Lines listed before and after the selected log line.
+const NEIGHBOURS: usize = 5;
+
+/// A log line: where and when, its full text, and its neighbouring error/warning lines.
+pub fn show_log_event(ui: &mut egui::Ui, a: &Analysis, idx: usize, lane: Option<&super::lanes::LogLane>, tz: TimeZoneMode) -> DetailsAction {
+    let mut act = DetailsAction::default();
+    let Some(e) = a.log_events.get(idx) else {
+        ui.label("This log line is no longer in the analysis.");
+        return act;
+    };
+    let file = a.input_name(e.input).to_string();
+    ui.heading(format!("Log line {file}:{}", e.line));
+    let log = a.logs.iter().find(|l| l.input == e.input);
+    egui::Grid::new("log_fields").num_columns(2).striped(true).show(ui, |ui| {
+        let mut row = |k: &str, v: String| {
+            if !v.is_empty() {
+                ui.label(RichText::new(k).weak());
+                ui.label(v);
+                ui.end_row();
+            }
+        };
+        row("severity", e.severity.to_string());
+        row("time (UTC-corrected)", e.ts.map(|t| timefmt::format_full(t, tz)).unwrap_or_else(|| "no time".into()));
+        row("time as written", e.written_ts.map(crate::model::format_utc).unwrap_or_default().trim_end_matches('Z').to_string());
+        if let Some(l) = log {
+            row("clock offset", format!("{:+.3} s ({}, confidence {:.2})", l.offset_s, l.offset_source, l.confidence));
+        }
+        row("errors", e.errors.join(" "));
+        if let Some(fid) = e.finding {
+            let f = a.findings.iter().find(|f| f.id == fid);
+            row("finding", f.map(|f| format!("#{} {}", f.id, f.kind)).unwrap_or_else(|| format!("#{fid}")));
+        }
+    });
+    ui.add_space(6.0);
+    ui.label(RichText::new("Text").strong());
+    ui.add(egui::Label::new(RichText::new(format!("Text: {}", e.text)).monospace()).wrap());
+    let Some(lane) = lane else { return act };
+    let k = lane.by_line.iter().position(|&i| i as usize == idx).unwrap_or(0);
+    let lo = k.saturating_sub(NEIGHBOURS);
+    let hi = (k + NEIGHBOURS + 1).min(lane.by_line.len());
+    ui.add_space(6.0);
+    ui.label(RichText::new("Neighbours (error and warning lines of the same file)").strong());
+    egui::Grid::new("log_neighbours").num_columns(3).striped(true).show(ui, |ui| {
+        for &ni in &lane.by_line[lo..hi] {
+            let Some(n) = a.log_events.get(ni as usize) else { continue };
+            let this = ni as usize == idx;
+            let line = RichText::new(format!("{}", n.line)).monospace();
+            let line = if this { line.color(style::highlight(ui.visuals())).strong() } else { line };
+            if ui.add(egui::Label::new(line).sense(egui::Sense::click())).on_hover_text("Show this line").clicked() {
+                act.open_log = Some(ni as usize);
+            }
+            ui.label(RichText::new(n.ts.map(|t| timefmt::format_tick(t, 1_000, tz)).unwrap_or_default()).monospace());
+            ui.add(egui::Label::new(RichText::new(format!("{}: {}", n.severity, n.text)).monospace()).truncate());
+            ui.end_row();
+        }
+    });
+    act
 }

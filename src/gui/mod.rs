@@ -7,6 +7,7 @@ pub mod app;
 pub mod details;
 pub mod export;
 pub mod findings;
+pub mod lanes;
 pub mod loader;
 pub mod style;
 pub mod timefmt;

@@ -13,6 +13,7 @@ use eframe::egui::{
     StrokeKind, Vec2,
 };
 
+use super::lanes::{self, LogLane, PipeLane, SystemLane};
 use super::style::{self, EndKind};
 use super::timefmt::{self, TimeZoneMode};
 use crate::analysis::Analysis;
@@ -30,8 +31,29 @@ const MARKS_MIN_WIDTH: f32 = 24.0;
 /// dispatches on this enum only in `item_span`/`item_end`, so a new kind is a few match arms.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LaneKind {
+    /// A named pipe; the index is in `TimelineModel::pipe_lanes`.
+    Pipe(u32),
+    /// A text log; the index is in `TimelineModel::log_lanes`.
+    Log(u32),
+    /// Windows event-log records (`Analysis::system_events`).
+    System,
     /// TCP connections to one server endpoint; items index `Analysis::connections`.
     TcpServer(Endpoint),
+}
+
+impl LaneKind {
+    /// A stable id for tests and tools: `pipe:NAME`, `log:FILE`, `system`, `tcp:ENDPOINT`.
+    pub fn id(&self, model: &TimelineModel, a: &Analysis) -> String {
+        match self {
+            LaneKind::Pipe(i) => format!(
+                "pipe:{}",
+                model.pipe_lanes.get(*i as usize).and_then(|l| a.pipes.get(l.pipe)).map(|p| p.name.as_str()).unwrap_or("?")
+            ),
+            LaneKind::Log(i) => format!("log:{}", model.log_lanes.get(*i as usize).map(|l| l.name.as_str()).unwrap_or("?")),
+            LaneKind::System => "system".into(),
+            LaneKind::TcpServer(e) => format!("tcp:{e}"),
+        }
+    }
 }
 
 pub struct Lane {
@@ -46,6 +68,13 @@ pub struct Lane {
 pub enum RowRef {
     Header(u32),
     Items { lane: u32, row: u32 },
+    /// A pipe's handle graph; it is two rows tall, the second is `Spacer`.
+    PipeGraph { lane: u32 },
+    Spacer,
+    /// A pipe's opens (failed ones as coloured marks).
+    PipeOpens { lane: u32 },
+    /// Marks of a log or system lane.
+    Marks { lane: u32 },
 }
 
 /// Layout of one analysis on the timeline; rebuilt only when the analysis changes.
@@ -59,6 +88,17 @@ pub struct TimelineModel {
     pub conn_row: Vec<u32>,
     pub conn_end: Vec<EndKind>,
     pub conn_index: HashMap<u64, usize>,
+    pub pipe_lanes: Vec<PipeLane>,
+    pub log_lanes: Vec<LogLane>,
+    pub system: SystemLane,
+    /// Header row of each lane.
+    pub lane_row: Vec<u32>,
+    /// Opens row of each pipe lane, marks row of each log lane and of the system lane.
+    pub pipe_opens_row: Vec<u32>,
+    pub log_row: Vec<u32>,
+    pub system_row: Option<u32>,
+    /// Pipe lane of each `Analysis::pipes` entry.
+    pub pipe_lane_of: Vec<Option<u32>>,
 }
 
 impl TimelineModel {
@@ -79,6 +119,31 @@ impl TimelineModel {
             origin = origin.min(f.first_ts);
             end = end.max(f.last_ts);
         }
+        for p in &a.pipes {
+            if p.first_ts != 0 || p.last_ts != 0 {
+                origin = origin.min(p.first_ts);
+                end = end.max(p.last_ts);
+            }
+        }
+        for e in &a.system_events {
+            origin = origin.min(e.ts);
+            end = end.max(e.ts);
+        }
+        let pipe_lanes: Vec<PipeLane> = (0..a.pipes.len()).map(|i| PipeLane::build(a, i)).collect();
+        let mut log_inputs: Vec<u32> = a.logs.iter().map(|l| l.input).collect();
+        for e in &a.log_events {
+            if !log_inputs.contains(&e.input) {
+                log_inputs.push(e.input);
+            }
+        }
+        let log_lanes: Vec<LogLane> = log_inputs.iter().map(|&i| LogLane::build(a, i)).collect();
+        for l in &log_lanes {
+            if let (Some(f), Some(e)) = (l.ts.first(), l.ts.last()) {
+                origin = origin.min(*f);
+                end = end.max(*e);
+            }
+        }
+        let system = SystemLane::build(a);
         if origin > end {
             origin = 0;
             end = 1_000_000_000;
@@ -95,7 +160,34 @@ impl TimelineModel {
         // Busiest servers first: they are usually what the user is looking at.
         servers.sort_by(|x, y| y.1.len().cmp(&x.1.len()).then(x.0.cmp(&y.0)));
 
-        let mut lanes = Vec::with_capacity(servers.len());
+        let mut lanes = Vec::with_capacity(servers.len() + pipe_lanes.len() + log_lanes.len() + 1);
+        // Pipes, logs and Windows events first: a few rows each, above the (many) TCP rows.
+        for (i, pl) in pipe_lanes.iter().enumerate() {
+            let p = &a.pipes[pl.pipe];
+            let failed = p.busy + p.not_found + p.other_failures;
+            lanes.push(Lane {
+                label: format!("pipe {}  ({} opens, {} failed, max {} handles)", short_pipe(&p.name), p.opens, failed, p.max_concurrent),
+                kind: LaneKind::Pipe(i as u32),
+                items: p.events.len(),
+                rows: Vec::new(),
+            });
+        }
+        for (i, l) in log_lanes.iter().enumerate() {
+            lanes.push(Lane {
+                label: format!("log {}  ({} lines)", l.name, l.by_line.len()),
+                kind: LaneKind::Log(i as u32),
+                items: l.by_line.len(),
+                rows: Vec::new(),
+            });
+        }
+        if !a.system_events.is_empty() {
+            lanes.push(Lane {
+                label: format!("Windows events  ({})", a.system_events.len()),
+                kind: LaneKind::System,
+                items: a.system_events.len(),
+                rows: Vec::new(),
+            });
+        }
         for (server, mut items) in servers {
             items.sort_by_key(|&i| (a.connections[i as usize].first_ts, i));
             let rows = pack_rows(&items, |i| {
@@ -112,13 +204,35 @@ impl TimelineModel {
 
         let mut rows = Vec::new();
         let mut conn_row = vec![0u32; a.connections.len()];
+        let mut lane_row = Vec::with_capacity(lanes.len());
+        let mut pipe_opens_row = vec![0u32; pipe_lanes.len()];
+        let mut log_row = vec![0u32; log_lanes.len()];
+        let mut system_row = None;
         for (li, lane) in lanes.iter().enumerate() {
+            lane_row.push(rows.len() as u32);
             rows.push(RowRef::Header(li as u32));
+            match lane.kind {
+                LaneKind::Pipe(pi) => {
+                    rows.push(RowRef::PipeGraph { lane: li as u32 });
+                    rows.push(RowRef::Spacer);
+                    pipe_opens_row[pi as usize] = rows.len() as u32;
+                    rows.push(RowRef::PipeOpens { lane: li as u32 });
+                }
+                LaneKind::Log(i) => {
+                    log_row[i as usize] = rows.len() as u32;
+                    rows.push(RowRef::Marks { lane: li as u32 });
+                }
+                LaneKind::System => {
+                    system_row = Some(rows.len() as u32);
+                    rows.push(RowRef::Marks { lane: li as u32 });
+                }
+                LaneKind::TcpServer(_) => {}
+            }
             for (ri, row) in lane.rows.iter().enumerate() {
                 let global = rows.len() as u32;
                 for &item in row {
-                    match lane.kind {
-                        LaneKind::TcpServer(_) => conn_row[item as usize] = global,
+                    if let LaneKind::TcpServer(_) = lane.kind {
+                        conn_row[item as usize] = global;
                     }
                 }
                 rows.push(RowRef::Items { lane: li as u32, row: ri as u32 });
@@ -132,6 +246,20 @@ impl TimelineModel {
             conn_row,
             conn_end: a.connections.iter().map(EndKind::of).collect(),
             conn_index: a.connections.iter().enumerate().map(|(i, c)| (c.id, i)).collect(),
+            pipe_lane_of: {
+                let mut v = vec![None; a.pipes.len()];
+                for (i, pl) in pipe_lanes.iter().enumerate() {
+                    v[pl.pipe] = Some(i as u32);
+                }
+                v
+            },
+            pipe_lanes,
+            log_lanes,
+            system,
+            lane_row,
+            pipe_opens_row,
+            log_row,
+            system_row,
         }
     }
 
@@ -146,12 +274,14 @@ impl TimelineModel {
                 .get(item as usize)
                 .map(|c| (c.first_ts, c.last_ts))
                 .unwrap_or((0, 0)),
+            _ => (0, 0),
         }
     }
 
     fn item_end(&self, lane: &Lane, item: u32) -> EndKind {
         match lane.kind {
             LaneKind::TcpServer(_) => self.conn_end.get(item as usize).copied().unwrap_or(EndKind::Other),
+            _ => EndKind::Other,
         }
     }
 }
@@ -251,11 +381,29 @@ impl TimelineView {
     }
 }
 
+/// Something on the timeline the user can hover or click.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimelineItem {
+    Connection(usize),
+    /// A pipe (index in `Analysis::pipes`) and, for a mark, the open (index in `Pipe::events`).
+    Pipe { pipe: usize, event: Option<usize> },
+    /// Index in `Analysis::log_events`.
+    LogEvent(usize),
+    /// Index in `Analysis::system_events`.
+    SystemEvent(usize),
+}
+
 /// What the user did in the timeline this frame.
 #[derive(Default)]
 pub struct TimelineResponse {
     pub clicked_connection: Option<usize>,
+    pub clicked: Option<TimelineItem>,
     pub hovered_text: Option<String>,
+}
+
+/// `\Device\NamedPipe\NAME` as `NAME`.
+pub fn short_pipe(name: &str) -> &str {
+    name.strip_prefix("\\Device\\NamedPipe\\").unwrap_or(name)
 }
 
 /// Per-frame inputs besides the model: what to highlight.
@@ -266,6 +414,13 @@ pub struct Highlights<'a> {
     /// (global row, time) of the selected finding's evidence frames.
     pub evidence_marks: &'a [(u32, UtcNs)],
     pub selected_finding: Option<usize>,
+    /// Selected pipe (index in `Analysis::pipes`).
+    pub selected_pipe: Option<usize>,
+    /// Highlighted opens: (index in `Analysis::pipes`, index in `Pipe::events`).
+    pub pipe_marks: &'a [(usize, usize)],
+    /// Highlighted log lines (indices in `Analysis::log_events`).
+    pub log_marks: &'a [usize],
+    pub selected_log: Option<usize>,
 }
 
 struct Run {
@@ -337,14 +492,180 @@ pub fn show(
     let t_hi = model.origin + view.t1.ceil() as i64;
     let pointer = response.hover_pos();
     let mut hovered_item: Option<usize> = None;
+    let mut hover_other: Option<(f32, TimelineItem, String)> = None;
     let label_font = FontId::proportional(12.0);
     let text_color = visuals.text_color();
     let weak = visuals.weak_text_color();
 
-    for gi in first_row..last_row {
+    // One row early: a pipe graph two rows tall may start just above the plot.
+    for gi in first_row.saturating_sub(1)..last_row {
         let y = plot.top() + gi as f32 * ROW_HEIGHT - view.scroll_y;
         let row_rect = Rect::from_min_max(Pos2::new(plot.left(), y), Pos2::new(plot.right(), y + ROW_HEIGHT));
         match model.rows[gi] {
+            RowRef::Spacer => {}
+            RowRef::PipeGraph { lane: li } => {
+                let LaneKind::Pipe(pi) = model.lanes[li as usize].kind else { continue };
+                let pl = &model.pipe_lanes[pi as usize];
+                let area = Rect::from_min_max(Pos2::new(plot.left(), y + 2.0), Pos2::new(plot.right(), y + 2.0 * ROW_HEIGHT - 1.0));
+                let ncols = plot.width().max(1.0).ceil() as usize;
+                // Per pixel column, the most handles open at any moment in it.
+                let cols = lanes::column_max(&pl.h_ts, &pl.h_val, t_lo, ns_per_px, ncols);
+                lanes::handle_graph(&mut bars, &cols, pl.max_handles, plot.left(), area, lanes::COLOR_HANDLES);
+                shapes.push(Shape::line_segment(
+                    [Pos2::new(plot.left(), area.bottom() + 0.5), Pos2::new(plot.right(), area.bottom() + 0.5)],
+                    Stroke::new(1.0, weak.gamma_multiply(0.4)),
+                ));
+                if hl.selected_pipe == Some(pl.pipe) {
+                    let whole = Rect::from_min_max(Pos2::new(plot.left(), y), Pos2::new(plot.right(), y + 3.0 * ROW_HEIGHT));
+                    shapes.push(Shape::rect_stroke(whole, CornerRadius::ZERO, Stroke::new(1.5, style::highlight(&visuals)), StrokeKind::Inside));
+                }
+                if let Some(p) = pointer {
+                    if area.contains(p) {
+                        let t = model.origin + (view.t0 + (p.x - plot.left()) as f64 * ns_per_px) as i64;
+                        let pipe = &a.pipes[pl.pipe];
+                        let col = cols.get((p.x - plot.left()) as usize).copied().unwrap_or(0);
+                        hover_other = Some((
+                            0.0,
+                            TimelineItem::Pipe { pipe: pl.pipe, event: None },
+                            format!(
+                                "pipe {}: {} open client handles at {} (most in this pixel {}, max {})",
+                                short_pipe(&pipe.name),
+                                pl.handles_at(t),
+                                timefmt::format_full(t, tz),
+                                col,
+                                pipe.max_concurrent
+                            ),
+                        ));
+                    }
+                }
+            }
+            RowRef::PipeOpens { lane: li } => {
+                let LaneKind::Pipe(pi) = model.lanes[li as usize].kind else { continue };
+                let pl = &model.pipe_lanes[pi as usize];
+                let (top, bottom) = (row_rect.top() + 2.0, row_rect.bottom() - 2.0);
+                let hover_row = pointer.filter(|p| p.y >= row_rect.top() && p.y < row_rect.bottom());
+                let mut best: Option<(f32, usize, usize)> = None;
+                lanes::for_columns(&pl.ts, t_lo, t_hi, ns_per_px, |i, j| {
+                    let x = x_of(pl.ts[i]);
+                    let (b, n, o) = (pl.busy[j] - pl.busy[i], pl.not_found[j] - pl.not_found[i], pl.other[j] - pl.other[i]);
+                    let color = if n > 0 {
+                        lanes::COLOR_NOT_FOUND
+                    } else if o > 0 {
+                        lanes::COLOR_OTHER_FAIL
+                    } else if b > 0 {
+                        lanes::COLOR_BUSY
+                    } else {
+                        lanes::COLOR_OPEN_OK
+                    };
+                    let r = if n + o + b > 0 {
+                        Rect::from_min_max(Pos2::new(x - 1.0, top), Pos2::new(x + 1.0, bottom))
+                    } else {
+                        Rect::from_min_max(Pos2::new(x - 0.5, row_rect.center().y), Pos2::new(x + 0.5, bottom))
+                    };
+                    bars.add_colored_rect(r, color);
+                    if let Some(p) = hover_row {
+                        let d = (p.x - x).abs();
+                        if d <= 4.0 && best.is_none_or(|bb| d < bb.0) {
+                            best = Some((d, i, j));
+                        }
+                    }
+                });
+                if let Some((d, i, j)) = best {
+                    let pipe = &a.pipes[pl.pipe];
+                    let ev = pl.idx[i] as usize;
+                    if let Some(e) = pipe.events.get(ev) {
+                        let mut text = format!(
+                            "pipe {} {} #{} pid {} {} ({}) at {}",
+                            short_pipe(&pipe.name),
+                            if e.server_instance { "instance" } else { "open" },
+                            e.record,
+                            e.pid,
+                            e.outcome.name(),
+                            crate::analysis::pipes::status_name(e.status),
+                            timefmt::format_full(e.ts, tz)
+                        );
+                        if j - i > 1 {
+                            let failed = (pl.busy[j] - pl.busy[i]) + (pl.not_found[j] - pl.not_found[i]) + (pl.other[j] - pl.other[i]);
+                            text.push_str(&format!("  (+{} more here, {} failed)", j - i - 1, failed));
+                        }
+                        hover_other = Some((d, TimelineItem::Pipe { pipe: pl.pipe, event: Some(ev) }, text));
+                    }
+                }
+            }
+            RowRef::Marks { lane: li } => {
+                let (top, bottom) = (row_rect.top() + 2.0, row_rect.bottom() - 2.0);
+                let hover_row = pointer.filter(|p| p.y >= row_rect.top() && p.y < row_rect.bottom());
+                let mut best: Option<(f32, usize, usize)> = None;
+                match model.lanes[li as usize].kind {
+                    LaneKind::Log(i) => {
+                        let ll = &model.log_lanes[i as usize];
+                        lanes::for_columns(&ll.ts, t_lo, t_hi, ns_per_px, |i, j| {
+                            let x = x_of(ll.ts[i]);
+                            let color = if ll.errors[j] > ll.errors[i] { lanes::COLOR_LOG_ERROR } else { lanes::COLOR_LOG_WARNING };
+                            bars.add_colored_rect(Rect::from_min_max(Pos2::new(x - 1.0, top), Pos2::new(x + 1.0, bottom)), color);
+                            if let Some(p) = hover_row {
+                                let d = (p.x - x).abs();
+                                if d <= 4.0 && best.is_none_or(|bb| d < bb.0) {
+                                    best = Some((d, i, j));
+                                }
+                            }
+                        });
+                        if let Some((d, i, j)) = best {
+                            let ev = ll.idx[i] as usize;
+                            if let Some(e) = a.log_events.get(ev) {
+                                let mut text = format!("{}:{} {} {}", ll.name, e.line, e.severity, e.text);
+                                if j - i > 1 {
+                                    text.push_str(&format!("  (+{} more here)", j - i - 1));
+                                }
+                                hover_other = Some((d, TimelineItem::LogEvent(ev), text));
+                            }
+                        }
+                    }
+                    LaneKind::System => {
+                        let sl = &model.system;
+                        lanes::for_columns(&sl.ts, t_lo, t_hi, ns_per_px, |i, j| {
+                            let x = x_of(sl.ts[i]);
+                            let color = if sl.crashes[j] > sl.crashes[i] {
+                                lanes::COLOR_SYS_CRASH
+                            } else if sl.pipe_events[j] > sl.pipe_events[i] {
+                                lanes::COLOR_SYS_PIPE
+                            } else {
+                                lanes::COLOR_SYS_OTHER
+                            };
+                            let c = Pos2::new(x, row_rect.center().y);
+                            shapes.push(Shape::convex_polygon(
+                                vec![Pos2::new(c.x, top), Pos2::new(c.x + 4.0, c.y), Pos2::new(c.x, bottom), Pos2::new(c.x - 4.0, c.y)],
+                                color,
+                                Stroke::NONE,
+                            ));
+                            if let Some(p) = hover_row {
+                                let d = (p.x - x).abs();
+                                if d <= 5.0 && best.is_none_or(|bb| d < bb.0) {
+                                    best = Some((d, i, j));
+                                }
+                            }
+                        });
+                        if let Some((d, i, j)) = best {
+                            let ev = sl.idx[i] as usize;
+                            if let Some(e) = a.system_events.get(ev) {
+                                let mut text = format!(
+                                    "{} {} {} ({}): {}",
+                                    timefmt::format_full(e.ts, tz),
+                                    e.provider,
+                                    e.event_id,
+                                    e.kind,
+                                    e.summary
+                                );
+                                if j - i > 1 {
+                                    text.push_str(&format!("  (+{} more here)", j - i - 1));
+                                }
+                                hover_other = Some((d, TimelineItem::SystemEvent(ev), text));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
             RowRef::Header(_) => {
                 shapes.push(Shape::line_segment(
                     [Pos2::new(rect.left(), y + 0.5), Pos2::new(rect.right(), y + 0.5)],
@@ -403,8 +724,28 @@ pub fn show(
     // The thin bars go under the wide bars, outlines and marks pushed during the row loop.
     shapes.insert(first_bar_shape, Shape::mesh(bars));
 
+    // Evidence opens of the selected finding (and the selected open).
+    let pipe_marks = hl.pipe_marks.iter().filter_map(|&(pi, ei)| {
+        let lane = model.pipe_lane_of.get(pi).copied().flatten()?;
+        let e = a.pipes.get(pi)?.events.get(ei)?;
+        Some((model.pipe_opens_row[lane as usize], e.ts))
+    });
+    // Log lines of the selected finding.
+    let log_marks = hl.log_marks.iter().chain(hl.selected_log.iter()).filter_map(|&ei| {
+        let e = a.log_events.get(ei)?;
+        let lane = model.log_lanes.iter().position(|l| l.input == e.input)?;
+        Some((model.log_row[lane], e.ts?))
+    });
+    let marks: Vec<(u32, UtcNs)> = pipe_marks.chain(log_marks).collect();
+    if let Some(e) = hl.selected_log.and_then(|i| a.log_events.get(i)) {
+        if let (Some(lane), Some(ts)) = (model.log_lanes.iter().position(|l| l.input == e.input), e.ts) {
+            let (x, y) = (x_of(ts), plot.top() + model.log_row[lane] as f32 * ROW_HEIGHT - view.scroll_y);
+            let r = Rect::from_min_max(Pos2::new(x - 3.0, y), Pos2::new(x + 3.0, y + ROW_HEIGHT));
+            shapes.push(Shape::rect_stroke(r, CornerRadius::ZERO, Stroke::new(2.0, visuals.strong_text_color()), StrokeKind::Outside));
+        }
+    }
     // Evidence frames of the selected finding.
-    for &(row, ts) in hl.evidence_marks {
+    for &(row, ts) in hl.evidence_marks.iter().chain(marks.iter()) {
         let x = x_of(ts);
         if x < plot.left() || x > plot.right() {
             continue;
@@ -460,7 +801,9 @@ pub fn show(
     }
     painter.extend(shapes);
 
-    if let Some(idx) = hovered_item {
+    if let (None, Some((_, _, text))) = (hovered_item, &hover_other) {
+        out.hovered_text = Some(text.clone());
+    } else if let Some(idx) = hovered_item {
         if let Some(c) = a.connections.get(idx) {
             out.hovered_text = Some(format!(
                 "#{} {} → {}  {} ({})  {} .. {}  {} pkts",
@@ -482,6 +825,7 @@ pub fn show(
     }
     if response.clicked() {
         out.clicked_connection = hovered_item;
+        out.clicked = hovered_item.map(TimelineItem::Connection).or(hover_other.map(|h| h.1));
     }
     out
 }
@@ -732,6 +1076,19 @@ pub fn legend(ui: &mut egui::Ui) {
             let (r, _) = ui.allocate_exact_size(Vec2::new(6.0, 12.0), Sense::hover());
             ui.painter().rect_filled(r, CornerRadius::ZERO, c);
             ui.label(egui::RichText::new(l).small());
+        }
+        ui.separator();
+        for (c, l, tip) in [
+            (lanes::COLOR_HANDLES, "pipe handles", "open client handles of a pipe over time (per pixel: the most at once)"),
+            (lanes::COLOR_BUSY, "busy", "failed open: all instances busy (ERROR_PIPE_BUSY)"),
+            (lanes::COLOR_NOT_FOUND, "not found", "failed open: no such pipe (ERROR_FILE_NOT_FOUND)"),
+            (lanes::COLOR_LOG_ERROR, "log error", "error line of a text log (corrected UTC time)"),
+            (lanes::COLOR_LOG_WARNING, "log warning", "warning line of a text log"),
+            (lanes::COLOR_SYS_OTHER, "Windows event", "event-log record (red: crash, purple: pipe event)"),
+        ] {
+            let (r, _) = ui.allocate_exact_size(Vec2::new(6.0, 12.0), Sense::hover());
+            ui.painter().rect_filled(r, CornerRadius::ZERO, c);
+            ui.label(egui::RichText::new(l).small()).on_hover_text(tip);
         }
     });
 }
