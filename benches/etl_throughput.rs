@@ -33,7 +33,11 @@ fn main() {
                 share_access: 3,
                 file_name: format!(r"\Device\NamedPipe\ipcscope\bench-{}", i % 97),
             },
-            1 => WriterEvent::KernelFileOperationEnd { irp, extra_information: 1, status: if i % 12 == 1 { 0xC000_00AE } else { 0 } },
+            1 => WriterEvent::KernelFileOperationEnd {
+                irp,
+                extra_information: 1,
+                status: if i % 12 == 1 { 0xC000_00AE } else { 0 },
+            },
             2 => WriterEvent::KernelFileCleanup { irp, file_object: fo, file_key: 1, issuing_thread_id: 4000 },
             _ => WriterEvent::KernelFileClose { irp, file_object: fo, file_key: 1, issuing_thread_id: 4000 },
         };

@@ -125,7 +125,11 @@ fn synthetic() -> Analysis {
         };
         let start = T0 + (id as i64 * HOUR_NS) / CONNECTIONS as i64;
         // Mostly short connections, some long-lived ones.
-        let dur = if rng.below(20) == 0 { rng.below(600_000_000_000) as i64 } else { rng.below(3_000_000_000) as i64 + 1_000_000 };
+        let dur = if rng.below(20) == 0 {
+            rng.below(600_000_000_000) as i64
+        } else {
+            rng.below(3_000_000_000) as i64 + 1_000_000
+        };
         let end = (start + dur).min(T0 + HOUR_NS);
         let kind = rng.below(10);
         let (state, client_rst, server_rst) = match kind {
@@ -140,15 +144,25 @@ fn synthetic() -> Analysis {
         head.push(note(&bn, frame, start, Side::Client, tcp_flags::SYN, 0, 0));
         head.push(note(&bn, frame + 1, start + step / 4, Side::Server, tcp_flags::SYN | tcp_flags::ACK, 0, 0));
         for k in 2..6 {
-            head.push(note(&bn, frame + k, start + step * k as i64, Side::Client, tcp_flags::ACK | tcp_flags::PSH, 200, 0));
+            head.push(note(
+                &bn,
+                frame + k,
+                start + step * k as i64,
+                Side::Client,
+                tcp_flags::ACK | tcp_flags::PSH,
+                200,
+                0,
+            ));
         }
         let mut tail = Vec::new();
         for k in 0..16u64 {
             let ts = end - step * (16 - k as i64);
-            let (flags, ana) = if k % 5 == 0 { (tcp_flags::ACK, analysis_flags::KEEP_ALIVE) } else { (tcp_flags::ACK, 0) };
+            let (flags, ana) =
+                if k % 5 == 0 { (tcp_flags::ACK, analysis_flags::KEEP_ALIVE) } else { (tcp_flags::ACK, 0) };
             tail.push(note(&bn, frame + 40 + k, ts, Side::Server, flags, if ana == 0 { 100 } else { 1 }, ana));
         }
-        let last_flags = if server_rst > 0 || client_rst > 0 { tcp_flags::RST } else { tcp_flags::FIN | tcp_flags::ACK };
+        let last_flags =
+            if server_rst > 0 || client_rst > 0 { tcp_flags::RST } else { tcp_flags::FIN | tcp_flags::ACK };
         if let Some(l) = tail.last_mut() {
             l.flags = last_flags;
             l.ts = end;
@@ -210,7 +224,13 @@ fn input(t: f64) -> egui::RawInput {
     }
 }
 
-fn measure(ctx: &egui::Context, app: &mut GuiApp, frames: usize, setup: &dyn Fn(&mut GuiApp), t: &mut f64) -> (f64, f64, f64) {
+fn measure(
+    ctx: &egui::Context,
+    app: &mut GuiApp,
+    frames: usize,
+    setup: &dyn Fn(&mut GuiApp),
+    t: &mut f64,
+) -> (f64, f64, f64) {
     let mut ui_ms = Vec::with_capacity(frames);
     let mut total_ms = Vec::with_capacity(frames);
     for _ in 0..frames {
@@ -256,27 +276,36 @@ fn main() {
     let frames = std::env::var("GUI_FRAME_N").ok().and_then(|n| n.parse().ok()).unwrap_or(60);
     let mid = app.session().map(|s| s.model.origin + s.model.span_ns() as i64 / 2).unwrap_or(0);
     let cases: Vec<(&str, Box<dyn Fn(&mut GuiApp)>)> = vec![
-        ("zoomed out (whole hour)", Box::new(|a: &mut GuiApp| {
-            let mut v = a.timeline.clone();
-            if let Some(s) = a.session() {
-                v.reset(&s.model);
-            }
-            a.timeline = v;
-        })),
-        ("zoomed to 1 minute", Box::new(move |a: &mut GuiApp| {
-            let mut v = a.timeline.clone();
-            if let Some(s) = a.session() {
-                v.zoom_to(&s.model, mid, mid + 52_000_000_000);
-            }
-            a.timeline = v;
-        })),
-        ("zoomed to 3 seconds", Box::new(move |a: &mut GuiApp| {
-            let mut v = a.timeline.clone();
-            if let Some(s) = a.session() {
-                v.zoom_to(&s.model, mid, mid + 2_600_000_000);
-            }
-            a.timeline = v;
-        })),
+        (
+            "zoomed out (whole hour)",
+            Box::new(|a: &mut GuiApp| {
+                let mut v = a.timeline.clone();
+                if let Some(s) = a.session() {
+                    v.reset(&s.model);
+                }
+                a.timeline = v;
+            }),
+        ),
+        (
+            "zoomed to 1 minute",
+            Box::new(move |a: &mut GuiApp| {
+                let mut v = a.timeline.clone();
+                if let Some(s) = a.session() {
+                    v.zoom_to(&s.model, mid, mid + 52_000_000_000);
+                }
+                a.timeline = v;
+            }),
+        ),
+        (
+            "zoomed to 3 seconds",
+            Box::new(move |a: &mut GuiApp| {
+                let mut v = a.timeline.clone();
+                if let Some(s) = a.session() {
+                    v.zoom_to(&s.model, mid, mid + 2_600_000_000);
+                }
+                a.timeline = v;
+            }),
+        ),
     ];
     for (name, setup) in &cases {
         let (mean, p99, ui_mean) = measure(&ctx, &mut app, frames, setup.as_ref(), &mut clock);

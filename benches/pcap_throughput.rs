@@ -156,7 +156,12 @@ fn main() {
     let full_bytes = std::fs::metadata(&full).map(|m| m.len()).unwrap_or(0);
     println!(
         "captures: small {} MB / {} packets, mixed {} MB / {} packets and {} MB / {} packets, {FLOWS} connections each",
-        small_bytes / 1_000_000, small_packets, half_bytes / 1_000_000, half_packets, full_bytes / 1_000_000, full_packets
+        small_bytes / 1_000_000,
+        small_packets,
+        half_bytes / 1_000_000,
+        half_packets,
+        full_bytes / 1_000_000,
+        full_packets
     );
     // Warm the page cache so both tools read from memory; in chunks, because a child's peak RSS
     // starts from this process's at spawn time.

@@ -13,8 +13,8 @@
 //!
 //! Run with `cargo run --example make_pipe_samples`.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -125,9 +125,19 @@ impl Trace {
     fn close(&mut self, ft: i64, pid: u32, tid: u32, fo: u64) {
         let key = fo ^ 0x7700;
         let irp = self.ids.irp();
-        self.push(ft, pid, tid, WriterEvent::KernelFileCleanup { irp, file_object: fo, file_key: key, issuing_thread_id: tid });
+        self.push(
+            ft,
+            pid,
+            tid,
+            WriterEvent::KernelFileCleanup { irp, file_object: fo, file_key: key, issuing_thread_id: tid },
+        );
         let irp = self.ids.irp();
-        self.push(ft + 12, pid, tid, WriterEvent::KernelFileClose { irp, file_object: fo, file_key: key, issuing_thread_id: tid });
+        self.push(
+            ft + 12,
+            pid,
+            tid,
+            WriterEvent::KernelFileClose { irp, file_object: fo, file_key: key, issuing_thread_id: tid },
+        );
         self.ids.free(fo);
     }
     /// Unrelated file activity the analyzer must ignore.
@@ -186,7 +196,10 @@ fn busy_storm(dir: &Path) -> std::io::Result<()> {
         seq += 1;
         q.push(Reverse((t, seq, a)));
     };
-    log.push(format!("{} INFO  [1] Remoting.Client - Application started; channel ipc://RemotingServer", log_time(t0 - 200 * MS)));
+    log.push(format!(
+        "{} INFO  [1] Remoting.Client - Application started; channel ipc://RemotingServer",
+        log_time(t0 - 200 * MS)
+    ));
     // The server starts before the trace's first client: first instance with FILE_CREATE
     // (FILE_FLAG_FIRST_PIPE_INSTANCE), the others with FILE_OPEN_IF.
     for (i, s) in slots.iter_mut().enumerate() {
@@ -218,7 +231,10 @@ fn busy_storm(dir: &Path) -> std::io::Result<()> {
                 } else {
                     let (status, text) = if slots.iter().all(|s| *s == Slot::Gone) {
                         n_nf += 1;
-                        (STATUS_OBJECT_NAME_NOT_FOUND, "Failed to connect to an IPC Port: The system cannot find the file specified.")
+                        (
+                            STATUS_OBJECT_NAME_NOT_FOUND,
+                            "Failed to connect to an IPC Port: The system cannot find the file specified.",
+                        )
                     } else if slots.iter().all(|s| matches!(s, Slot::Connected(_))) {
                         n_busy += 1;
                         (STATUS_PIPE_BUSY, "Port is Busy: All pipe instances are busy.")
@@ -265,7 +281,9 @@ fn busy_storm(dir: &Path) -> std::io::Result<()> {
     let records = tr.write(&dir.join("pipes_busy_storm.etl"), t0 - SEC, end)?;
     log.sort();
     write_log(&dir.join("pipes_busy_storm_client.log"), &log)?;
-    println!("pipes_busy_storm.etl: {records} records ({items} events), {n_ok} opens ok, {n_busy} busy, {n_nf} not found");
+    println!(
+        "pipes_busy_storm.etl: {records} records ({items} events), {n_ok} opens ok, {n_busy} busy, {n_nf} not found"
+    );
     Ok(())
 }
 
@@ -280,13 +298,20 @@ fn healthy_reuse(dir: &Path) -> std::io::Result<()> {
         server.push(tr.create(t0 + i as i64 * MS, SERVER_PID, 4300 + i, PIPE, disp, 0));
     }
     tr.noise(t0 + 10 * MS, CLIENT_PID, 6100, r"\Device\HarddiskVolume2\inetpub\wwwroot\web.config");
-    log.push(format!("{} INFO  [1] Remoting.Client - Application started; channel ipc://RemotingServer", log_time(t0 - 200 * MS)));
+    log.push(format!(
+        "{} INFO  [1] Remoting.Client - Application started; channel ipc://RemotingServer",
+        log_time(t0 - 200 * MS)
+    ));
     // Three pooled connections, opened once and reused by every call.
     let mut conns = Vec::new();
     for c in 0..3u32 {
         let t = t0 + 100 * MS + c as i64 * 5 * MS;
         conns.push((t, tr.create(t, CLIENT_PID, 6000 + c, PIPE, 1, 0)));
-        log.push(format!("{} INFO  [{}] Remoting.Client - Connected to ipc://RemotingServer (pooled connection {c})", log_time(t + 1000), 12 + c));
+        log.push(format!(
+            "{} INFO  [{}] Remoting.Client - Connected to ipc://RemotingServer (pooled connection {c})",
+            log_time(t + 1000),
+            12 + c
+        ));
     }
     let mut t = t0 + 200 * MS;
     let mut n = 0;
@@ -308,7 +333,10 @@ fn healthy_reuse(dir: &Path) -> std::io::Result<()> {
     for (i, fo) in server.iter().enumerate().take(3) {
         tr.close(close_t + 2 * MS + i as i64 * MS, SERVER_PID, 4300 + i as u32, *fo);
     }
-    log.push(format!("{} INFO  [1] Remoting.Client - Application stopping; {n} calls on 3 connections", log_time(close_t)));
+    log.push(format!(
+        "{} INFO  [1] Remoting.Client - Application stopping; {n} calls on 3 connections",
+        log_time(close_t)
+    ));
     let records = tr.write(&dir.join("pipes_healthy_reuse.etl"), t0 - SEC, t0 + 30 * SEC)?;
     write_log(&dir.join("pipes_healthy_reuse_client.log"), &log)?;
     println!("pipes_healthy_reuse.etl: {records} records, {n} calls");
@@ -329,7 +357,18 @@ fn checksum(data: &[u8]) -> u16 {
 
 /// An Ethernet/IPv4/TCP frame.
 #[allow(clippy::too_many_arguments)]
-fn tcp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: usize, syn_opts: bool, ip_id: u16) -> Vec<u8> {
+fn tcp_frame(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: usize,
+    syn_opts: bool,
+    ip_id: u16,
+) -> Vec<u8> {
     let opts: &[u8] = if syn_opts { &[2, 4, 0x05, 0xB4, 1, 3, 3, 8, 4, 2, 0, 0] } else { &[] };
     let tcp_len = 20 + opts.len();
     let total = 20 + tcp_len + payload;
@@ -367,13 +406,23 @@ fn after_tcp(dir: &Path) -> std::io::Result<()> {
     let mut log = Vec::new();
     tr.noise(t0 + 10 * MS, CLIENT_PID, 6100, r"\Device\HarddiskVolume2\inetpub\wwwroot\web.config");
     tr.noise(t0 + 20 * MS, SERVER_PID, 4300, r"\Device\HarddiskVolume2\Services\RemotingServer.exe.config");
-    log.push(format!("{} INFO  [1] Remoting.Client - Application started; channel tcp://10.1.2.20:8085/RemotingServer", log_time(t0 - 200 * MS)));
+    log.push(format!(
+        "{} INFO  [1] Remoting.Client - Application started; channel tcp://10.1.2.20:8085/RemotingServer",
+        log_time(t0 - 200 * MS)
+    ));
     let (cli, srv) = ([10, 1, 2, 15], [10, 1, 2, 20]);
     let (cp, sp) = (50311u16, 8085u16);
     let (mut cs, mut ss) = (0x1A2B_3C4Du32, 0x5E6F_7081u32);
     let mut ip_id = 100u16;
     let mut frames: Vec<(i64, bool, Vec<u8>)> = Vec::new(); // (time, sent by this host, frame)
-    let mut push = |frames: &mut Vec<(i64, bool, Vec<u8>)>, t: i64, from_client: bool, seq: u32, ack: u32, flags: u8, len: usize, syn: bool| {
+    let mut push = |frames: &mut Vec<(i64, bool, Vec<u8>)>,
+                    t: i64,
+                    from_client: bool,
+                    seq: u32,
+                    ack: u32,
+                    flags: u8,
+                    len: usize,
+                    syn: bool| {
         ip_id = ip_id.wrapping_add(1);
         let f = if from_client {
             tcp_frame(cli, srv, cp, sp, seq, ack, flags, len, syn, ip_id)
@@ -392,7 +441,10 @@ fn after_tcp(dir: &Path) -> std::io::Result<()> {
     push(&mut frames, t + 3_000, false, ss, cs, SYN | ACK, 0, true);
     ss += 1;
     push(&mut frames, t + 3_300, true, cs, ss, ACK, 0, false);
-    log.push(format!("{} INFO  [12] Remoting.Client - Connected to tcp://10.1.2.20:8085/RemotingServer", log_time(t + 3_300)));
+    log.push(format!(
+        "{} INFO  [12] Remoting.Client - Connected to tcp://10.1.2.20:8085/RemotingServer",
+        log_time(t + 3_300)
+    ));
     t += 200 * MS;
     for call in 0..12 {
         let req = rng.range(180, 400) as usize;
@@ -434,10 +486,40 @@ fn after_tcp(dir: &Path) -> std::io::Result<()> {
         let pid = if from_client { CLIENT_PID } else { 4 };
         if f.len() > 1000 {
             let (a, b) = f.split_at(600);
-            tr.push(ft, pid, tid, WriterEvent::NdisFragment { miniport_if_index: 12, lower_if_index: 12, keyword: NDIS_KW_PACKET_START | dir_kw, fragment: a.to_vec() });
-            tr.push(ft + 1, pid, tid, WriterEvent::NdisFragment { miniport_if_index: 12, lower_if_index: 12, keyword: NDIS_KW_PACKET_END | dir_kw, fragment: b.to_vec() });
+            tr.push(
+                ft,
+                pid,
+                tid,
+                WriterEvent::NdisFragment {
+                    miniport_if_index: 12,
+                    lower_if_index: 12,
+                    keyword: NDIS_KW_PACKET_START | dir_kw,
+                    fragment: a.to_vec(),
+                },
+            );
+            tr.push(
+                ft + 1,
+                pid,
+                tid,
+                WriterEvent::NdisFragment {
+                    miniport_if_index: 12,
+                    lower_if_index: 12,
+                    keyword: NDIS_KW_PACKET_END | dir_kw,
+                    fragment: b.to_vec(),
+                },
+            );
         } else {
-            tr.push(ft, pid, tid, WriterEvent::NdisFragment { miniport_if_index: 12, lower_if_index: 12, keyword: NDIS_KW_PACKET_START | NDIS_KW_PACKET_END | dir_kw, fragment: f });
+            tr.push(
+                ft,
+                pid,
+                tid,
+                WriterEvent::NdisFragment {
+                    miniport_if_index: 12,
+                    lower_if_index: 12,
+                    keyword: NDIS_KW_PACKET_START | NDIS_KW_PACKET_END | dir_kw,
+                    fragment: f,
+                },
+            );
         }
     }
     let records = tr.write(&dir.join("pipes_after_tcp.etl"), t0 - SEC, end)?;
@@ -455,7 +537,10 @@ fn write_log(path: &Path, lines: &[String]) -> std::io::Result<()> {
 }
 
 fn main() -> std::io::Result<()> {
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples"));
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples"));
     fs::create_dir_all(&dir)?;
     busy_storm(&dir)?;
     healthy_reuse(&dir)?;

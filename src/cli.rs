@@ -13,7 +13,11 @@ use ipcscope::pipeline::{self, Progress, ProgressSink};
 use ipcscope::report;
 
 #[derive(Parser, Debug)]
-#[command(name = "ipcscope", version, about = "Why did these Windows processes stop talking? TCP and named-pipe forensics.")]
+#[command(
+    name = "ipcscope",
+    version,
+    about = "Why did these Windows processes stop talking? TCP and named-pipe forensics."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -27,9 +31,7 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Print the TCP analysis of every frame of one capture (frame, stream, flags), as
     /// `tshark -T fields -e frame.number -e tcp.stream -e tcp.analysis.flags` would.
-    Frames {
-        file: PathBuf,
-    },
+    Frames { file: PathBuf },
 }
 
 #[derive(clap::Args, Debug)]

@@ -13,12 +13,7 @@ pub fn format_utc(ns: UtcNs) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, (sod / 60) % 60, sod % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -140,12 +135,7 @@ pub mod analysis_flags {
 
     /// Space-separated labels of the set bits.
     pub fn describe(bits: u32) -> String {
-        LABELS
-            .iter()
-            .filter(|(b, _)| bits & b != 0)
-            .map(|(_, l)| *l)
-            .collect::<Vec<_>>()
-            .join(" ")
+        LABELS.iter().filter(|(b, _)| bits & b != 0).map(|(_, l)| *l).collect::<Vec<_>>().join(" ")
     }
 }
 

@@ -29,7 +29,9 @@ fn tsv(dir: &Path, name: &str) -> Vec<Row> {
     let mut lines = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty());
     let head: Vec<String> = lines.next().expect("header").split('\t').map(String::from).collect();
     lines
-        .map(|l| head.iter().cloned().zip(l.split('\t').map(String::from).chain(std::iter::repeat(String::new()))).collect())
+        .map(|l| {
+            head.iter().cloned().zip(l.split('\t').map(String::from).chain(std::iter::repeat(String::new()))).collect()
+        })
         .collect()
 }
 
@@ -190,7 +192,12 @@ fn event_counts_match_oracle() {
             assert_eq!(w.counts.get(k), Some(n), "{file}: {k:?}");
             checks += 1;
         }
-        assert_eq!(w.counts.len(), exp.len(), "{file}: extra keys {:?}", w.counts.keys().filter(|k| !exp.contains_key(*k)).collect::<Vec<_>>());
+        assert_eq!(
+            w.counts.len(),
+            exp.len(),
+            "{file}: extra keys {:?}",
+            w.counts.keys().filter(|k| !exp.contains_key(*k)).collect::<Vec<_>>()
+        );
         assert_eq!(w.counts.values().sum::<u64>(), w.records);
     }
     eprintln!("events: {checks} oracle count rows matched");
@@ -199,7 +206,9 @@ fn event_counts_match_oracle() {
 fn sample_fields(r: &RecordRef<'_>) -> Option<String> {
     if let Some(ev) = decode_file_event(r) {
         return Some(match ev {
-            FileEvent::Create(c) if r.header.kind == HeaderKind::EventHeader64 || r.header.kind == HeaderKind::EventHeader32 => {
+            FileEvent::Create(c)
+                if r.header.kind == HeaderKind::EventHeader64 || r.header.kind == HeaderKind::EventHeader32 =>
+            {
                 let mut s = format!(
                     "Irp=0x{:x}|FileObject=0x{:x}|IssuingThreadId={}|CreateOptions=0x{:08x}|CreateAttributes=0x{:08x}|ShareAccess=0x{:08x}|FileName={}",
                     c.irp, c.file_object, c.issuing_thread_id, c.create_options, c.create_attributes, c.share_access, c.file_name
@@ -215,7 +224,10 @@ fn sample_fields(r: &RecordRef<'_>) -> Option<String> {
         });
     }
     let t = decode_classic_tcpip(r)?;
-    let mut s = format!("PID={}|size={}|daddr={}|saddr={}|dport={}|sport={}", t.process_id, t.size, t.daddr, t.saddr, t.dport, t.sport);
+    let mut s = format!(
+        "PID={}|size={}|daddr={}|saddr={}|dport={}|sport={}",
+        t.process_id, t.size, t.daddr, t.saddr, t.dport, t.sport
+    );
     if let (Some(a), Some(b)) = (t.startime, t.endtime) {
         s += &format!("|startime={a}|endtime={b}");
     }
@@ -400,7 +412,14 @@ fn bad_lengths_give_offsets_and_keep_prefix() {
 #[test]
 fn random_corruption_never_panics() {
     let Some(dir) = corpus_dir() else { return };
-    let names = ["net.4.5.2.x86.etl", "ShutdownPerfDiagLogger.etl", "AMSITrace.etl", "lxcore_kernel.etl", "SelfDescribingSingleEvent.etl", "smallEtlFile.etl"];
+    let names = [
+        "net.4.5.2.x86.etl",
+        "ShutdownPerfDiagLogger.etl",
+        "AMSITrace.etl",
+        "lxcore_kernel.etl",
+        "SelfDescribingSingleEvent.etl",
+        "smallEtlFile.etl",
+    ];
     for name in names {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -427,11 +446,8 @@ fn random_corruption_never_panics() {
             let _ = damaged(&img);
             let mut count = 0;
             if let Ok(rd) = EtlReader::new(Cursor::new(&img)) {
-                let merged: Box<dyn Iterator<Item = Result<Record, EtlError>>> = if n % 2 == 0 {
-                    Box::new(rd.time_ordered())
-                } else {
-                    Box::new(rd.time_ordered_window(4))
-                };
+                let merged: Box<dyn Iterator<Item = Result<Record, EtlError>>> =
+                    if n % 2 == 0 { Box::new(rd.time_ordered()) } else { Box::new(rd.time_ordered_window(4)) };
                 for r in merged {
                     if let Ok(r) = r {
                         let rr = r.as_ref();
@@ -518,17 +534,46 @@ fn writer_named_pipe_scenario_round_trip() {
         let cpu = (i % 3) as u16;
         let name = format!(r"\Device\NamedPipe\svc-{}", i % 7);
         items.push(
-            WriterItem::new(t, 1000 + (i % 5) as u32, 2000 + i as u32, WriterEvent::KernelFileCreate {
-                irp, file_object: fo, issuing_thread_id: 2000 + i as u32, create_options: 0x0100_0040,
-                create_attributes: 0, share_access: 3, file_name: name,
-            })
+            WriterItem::new(
+                t,
+                1000 + (i % 5) as u32,
+                2000 + i as u32,
+                WriterEvent::KernelFileCreate {
+                    irp,
+                    file_object: fo,
+                    issuing_thread_id: 2000 + i as u32,
+                    create_options: 0x0100_0040,
+                    create_attributes: 0,
+                    share_access: 3,
+                    file_name: name,
+                },
+            )
             .on_cpu(cpu),
         );
         let status = if i % 4 == 0 { STATUS_PIPE_BUSY } else { 0 };
-        items.push(WriterItem::new(t + 10, 4, 8, WriterEvent::KernelFileOperationEnd { irp, extra_information: 1, status }).on_cpu(cpu));
+        items.push(
+            WriterItem::new(t + 10, 4, 8, WriterEvent::KernelFileOperationEnd { irp, extra_information: 1, status })
+                .on_cpu(cpu),
+        );
         if status == 0 {
-            items.push(WriterItem::new(t + 20, 1000, 2000, WriterEvent::KernelFileCleanup { irp, file_object: fo, file_key: 7, issuing_thread_id: 2000 }).on_cpu((cpu + 1) % 3));
-            items.push(WriterItem::new(t + 30, 1000, 2000, WriterEvent::KernelFileClose { irp, file_object: fo, file_key: 7, issuing_thread_id: 2000 }).on_cpu((cpu + 1) % 3));
+            items.push(
+                WriterItem::new(
+                    t + 20,
+                    1000,
+                    2000,
+                    WriterEvent::KernelFileCleanup { irp, file_object: fo, file_key: 7, issuing_thread_id: 2000 },
+                )
+                .on_cpu((cpu + 1) % 3),
+            );
+            items.push(
+                WriterItem::new(
+                    t + 30,
+                    1000,
+                    2000,
+                    WriterEvent::KernelFileClose { irp, file_object: fo, file_key: 7, issuing_thread_id: 2000 },
+                )
+                .on_cpu((cpu + 1) % 3),
+            );
         }
     }
     let cfg = WriterConfig { buffer_size: 8192, ..WriterConfig::default() };
@@ -556,12 +601,21 @@ fn writer_named_pipe_scenario_round_trip() {
     for (w, g) in want.iter().zip(&got) {
         match (&w.event, g) {
             (WriterEvent::KernelFileCreate { file_name, irp, .. }, FileEvent::Create(c)) => {
-                assert_eq!((&c.file_name, c.irp, c.origin.pid, c.origin.filetime), (file_name, *irp, Some(w.pid), w.filetime));
+                assert_eq!(
+                    (&c.file_name, c.irp, c.origin.pid, c.origin.filetime),
+                    (file_name, *irp, Some(w.pid), w.filetime)
+                );
                 assert_eq!(c.create_disposition(), 1);
             }
-            (WriterEvent::KernelFileOperationEnd { status, .. }, FileEvent::OperationEnd(o)) => assert_eq!(o.status, *status),
-            (WriterEvent::KernelFileCleanup { file_object, .. }, FileEvent::Cleanup(o)) => assert_eq!(o.file_object, *file_object),
-            (WriterEvent::KernelFileClose { file_object, .. }, FileEvent::Close(o)) => assert_eq!(o.file_object, *file_object),
+            (WriterEvent::KernelFileOperationEnd { status, .. }, FileEvent::OperationEnd(o)) => {
+                assert_eq!(o.status, *status)
+            }
+            (WriterEvent::KernelFileCleanup { file_object, .. }, FileEvent::Cleanup(o)) => {
+                assert_eq!(o.file_object, *file_object)
+            }
+            (WriterEvent::KernelFileClose { file_object, .. }, FileEvent::Close(o)) => {
+                assert_eq!(o.file_object, *file_object)
+            }
             other => panic!("mismatch {other:?}"),
         }
     }
@@ -572,7 +626,12 @@ fn writer_ndis_fragments_join_into_frames() {
     let t0 = WriterConfig::default().start_time;
     let frame: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
     let kw = NDIS_KW_SEND | 1;
-    let ev = |kw: u64, part: &[u8]| WriterEvent::NdisFragment { miniport_if_index: 12, lower_if_index: 12, keyword: kw, fragment: part.to_vec() };
+    let ev = |kw: u64, part: &[u8]| WriterEvent::NdisFragment {
+        miniport_if_index: 12,
+        lower_if_index: 12,
+        keyword: kw,
+        fragment: part.to_vec(),
+    };
     let items = vec![
         WriterItem::new(t0 + 1, 4, 4, ev(kw | NDIS_KW_PACKET_START, &frame[..1000])),
         WriterItem::new(t0 + 2, 4, 4, ev(kw, &frame[1000..2000])),
@@ -602,7 +661,13 @@ fn writer_ndis_fragments_join_into_frames() {
 fn clock_conversion() {
     // smallEtlFile: PerfFreq 3117777 (real QPC scaling) matches the oracle in the summary test;
     // here the formula pieces themselves.
-    let c = Clock { start_time: 131_159_502_220_379_266, header_timestamp: 1000, clock_type: 1, perf_freq: 3_117_777, cpu_speed_mhz: 0 };
+    let c = Clock {
+        start_time: 131_159_502_220_379_266,
+        header_timestamp: 1000,
+        clock_type: 1,
+        perf_freq: 3_117_777,
+        cpu_speed_mhz: 0,
+    };
     let s = 1e7 / 3_117_777f64;
     let want = c.start_time - (s * 1000f64).trunc() as i64 + (s * 5000f64).trunc() as i64;
     assert_eq!(c.filetime(5000), want);

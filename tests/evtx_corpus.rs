@@ -29,26 +29,10 @@ fn corpus_dir() -> Option<PathBuf> {
 
 /// Rows of an oracle TSV as header-name -> value maps.
 fn tsv(dir: &Path, name: &str) -> Vec<BTreeMap<String, String>> {
-    let text =
-        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"));
-    let mut lines = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .expect("header")
-        .split('\t')
-        .map(str::to_string)
-        .collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .cloned()
-                .zip(l.split('\t').map(str::to_string))
-                .collect()
-        })
-        .collect()
+    let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"));
+    let mut lines = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty());
+    let header: Vec<String> = lines.next().expect("header").split('\t').map(str::to_string).collect();
+    lines.map(|l| header.iter().cloned().zip(l.split('\t').map(str::to_string)).collect()).collect()
 }
 
 fn load(dir: &Path, file: &str) -> EvtxLog {
@@ -69,32 +53,14 @@ fn summary_matches_oracle() {
         let log = load(&dir, file);
         let want: usize = row["records"].parse().unwrap();
         assert_eq!(log.events.len(), want, "{file}: record count");
-        assert_eq!(
-            log.chunks_declared.to_string(),
-            row["chunks_declared"],
-            "{file}: declared chunks"
-        );
+        assert_eq!(log.chunks_declared.to_string(), row["chunks_declared"], "{file}: declared chunks");
         let first = log.events.first().unwrap();
         let last = log.events.last().unwrap();
-        assert_eq!(
-            first.record_id.to_string(),
-            row["first_record_id"],
-            "{file}: first id"
-        );
-        assert_eq!(
-            last.record_id.to_string(),
-            row["last_record_id"],
-            "{file}: last id"
-        );
+        assert_eq!(first.record_id.to_string(), row["first_record_id"], "{file}: first id");
+        assert_eq!(last.record_id.to_string(), row["last_record_id"], "{file}: last id");
         let min = log.events.iter().map(|e| e.record_id).min().unwrap();
         let max = log.events.iter().map(|e| e.record_id).max().unwrap();
-        assert_eq!(
-            (min.to_string(), max.to_string()),
-            (
-                row["first_record_id"].clone(),
-                row["last_record_id"].clone()
-            )
-        );
+        assert_eq!((min.to_string(), max.to_string()), (row["first_record_id"].clone(), row["last_record_id"].clone()));
         // The oracle's first/last times are the earliest/latest TimeCreated (records are not in time order).
         let t0 = parse_utc_ns(&row["first_time_created_utc"]).unwrap();
         let t1 = parse_utc_ns(&row["last_time_created_utc"]).unwrap();
@@ -104,12 +70,7 @@ fn summary_matches_oracle() {
         assert!(close(tmax, t1), "{file}: last time {tmax} vs {t1}");
         // Only bad-magic chunks are errors; all-zero chunks are skipped silently.
         let bad: usize = row["chunks_bad_magic"].parse().unwrap();
-        assert_eq!(
-            log.warnings.len(),
-            bad,
-            "{file}: warnings {:?}",
-            log.warnings
-        );
+        assert_eq!(log.warnings.len(), bad, "{file}: warnings {:?}", log.warnings);
     }
 }
 
@@ -134,9 +95,7 @@ fn event_counts_match_oracle() {
     let mut want: BTreeMap<String, BTreeMap<(String, u32), usize>> = BTreeMap::new();
     for row in tsv(&dir, "oracle-events.tsv") {
         let key = (row["provider"].clone(), row["event_id"].parse().unwrap());
-        want.entry(row["file"].clone())
-            .or_default()
-            .insert(key, row["count"].parse().unwrap());
+        want.entry(row["file"].clone()).or_default().insert(key, row["count"].parse().unwrap());
     }
     assert_eq!(want.len(), 4);
     for (file, counts) in want {
@@ -159,11 +118,7 @@ fn every_oracle_pipe_row_matches() {
         let file = &row["file"];
         let log = logs.entry(file.clone()).or_insert_with(|| load(&dir, file));
         let id: u64 = row["event_record_id"].parse().unwrap();
-        let ev = log
-            .events
-            .iter()
-            .find(|e| e.record_id == id)
-            .unwrap_or_else(|| panic!("{file}: record {id} missing"));
+        let ev = log.events.iter().find(|e| e.record_id == id).unwrap_or_else(|| panic!("{file}: record {id} missing"));
         let eid: u32 = row["event_id"].parse().unwrap();
         assert_eq!(ev.event_id, eid);
         let p = match (&ev.kind, eid) {
@@ -172,20 +127,13 @@ fn every_oracle_pipe_row_matches() {
         };
         assert_eq!(p.pipe_name, row["PipeName"], "{file} {id}");
         assert_eq!(p.image, row["Image"], "{file} {id}");
-        assert_eq!(
-            p.process_id.map(|v| v.to_string()).as_deref(),
-            Some(row["ProcessId"].as_str())
-        );
+        assert_eq!(p.process_id.map(|v| v.to_string()).as_deref(), Some(row["ProcessId"].as_str()));
         assert_eq!(p.event_type, row["EventType"]);
         assert_eq!(p.utc_time, row["utc_time"]);
         assert_eq!(p.utc_time_ns, parse_utc_ns(&row["utc_time"]));
         assert!(p.utc_time_ns.is_some());
         let t = parse_utc_ns(&row["time_created_utc"]).unwrap();
-        assert!(
-            close(ev.time_utc_ns, t),
-            "{file} {id}: time {} vs {t}",
-            ev.time_utc_ns
-        );
+        assert!(close(ev.time_utc_ns, t), "{file} {id}: time {} vs {t}", ev.time_utc_ns);
         assert_eq!(ev.provider, "Microsoft-Windows-Sysmon");
         assert!(ev.message.contains(&row["PipeName"]));
     }
@@ -193,15 +141,7 @@ fn every_oracle_pipe_row_matches() {
     let total: usize = logs
         .values()
         .map(|l| {
-            l.events
-                .iter()
-                .filter(|e| {
-                    matches!(
-                        e.kind,
-                        EvtxKind::PipeCreated(_) | EvtxKind::PipeConnected(_)
-                    )
-                })
-                .count()
+            l.events.iter().filter(|e| matches!(e.kind, EvtxKind::PipeCreated(_) | EvtxKind::PipeConnected(_))).count()
         })
         .sum();
     assert_eq!(total, 13);
@@ -216,22 +156,12 @@ fn system_log_boot_and_shutdown_kinds() {
     assert_eq!(count("eventlog_stopped"), 2);
     assert_eq!(count("os_started"), 3);
     assert_eq!(count("os_stopped"), 2);
-    let stop = log
-        .events
-        .iter()
-        .find(|e| matches!(e.kind, EvtxKind::OsStopped { .. }))
-        .unwrap();
+    let stop = log.events.iter().find(|e| matches!(e.kind, EvtxKind::OsStopped { .. })).unwrap();
     match stop.kind {
-        EvtxKind::OsStopped {
-            stop_time_ns: Some(t),
-        } => assert!((t - stop.time_utc_ns).abs() < 1_000_000_000),
+        EvtxKind::OsStopped { stop_time_ns: Some(t) } => assert!((t - stop.time_utc_ns).abs() < 1_000_000_000),
         ref k => panic!("{k:?}"),
     }
-    let sc = log
-        .events
-        .iter()
-        .find(|e| e.provider == "Service Control Manager" && e.event_id == 7045)
-        .unwrap();
+    let sc = log.events.iter().find(|e| e.provider == "Service Control Manager" && e.event_id == 7045).unwrap();
     assert!(sc.field("ServiceName").is_some());
     assert_eq!(sc.kind, EvtxKind::Other);
 }
@@ -282,26 +212,16 @@ fn synthetic_service_control_manager() {
     let ev = event_from_json(&rec, 1, 0).unwrap();
     assert_eq!(ev.event_id, 7031);
     assert_eq!(ev.record_id, 77);
-    assert_eq!(
-        ev.time_utc_ns,
-        parse_utc_ns("2026-11-22T10:15:03.1234567Z").unwrap()
-    );
+    assert_eq!(ev.time_utc_ns, parse_utc_ns("2026-11-22T10:15:03.1234567Z").unwrap());
     assert_eq!(ev.computer, "HOST1");
-    assert_eq!(
-        ev.kind,
-        EvtxKind::ServiceCrashed {
-            service: "My IPC Service".into(),
-            event_id: 7031
-        }
-    );
+    assert_eq!(ev.kind, EvtxKind::ServiceCrashed { service: "My IPC Service".into(), event_id: 7031 });
 
     let rec = json!({"Event": {"System": system("Service Control Manager", json!(7036)),
         "EventData": {"param1": "Spooler", "param2": "stopped", "Binary": "530070006F006F006C00650072002F0031000000"}}});
     match event_from_json(&rec, 1, 0).unwrap().kind {
-        EvtxKind::ServiceState { service, state, .. } => assert_eq!(
-            (service.as_str(), state),
-            ("Spooler", ServiceState::Stopped)
-        ),
+        EvtxKind::ServiceState { service, state, .. } => {
+            assert_eq!((service.as_str(), state), ("Spooler", ServiceState::Stopped))
+        }
         k => panic!("{k:?}"),
     }
     // Localized text: the state comes from the binary "Spooler/4".
@@ -315,10 +235,7 @@ fn synthetic_service_control_manager() {
         "EventData": {"Data": {"#text": ["PipeHost", "2"]}}}});
     assert_eq!(
         event_from_json(&rec, 1, 0).unwrap().kind,
-        EvtxKind::ServiceCrashed {
-            service: "PipeHost".into(),
-            event_id: 7034
-        }
+        EvtxKind::ServiceCrashed { service: "PipeHost".into(), event_id: 7034 }
     );
 }
 
@@ -328,13 +245,7 @@ fn synthetic_application_error_and_dotnet() {
         "EventData": {"Data": {"#text": ["Worker.exe", "1.0.0.0", "5f3a", "KERNELBASE.dll", "10.0.19041.1", "0", "e0434352",
             "0000000000034f69", "0x1a2c", "01d6e0", "C:\\App\\Worker.exe", "C:\\Windows\\KERNELBASE.dll", "guid"]}}}});
     match event_from_json(&rec, 1, 0).unwrap().kind {
-        EvtxKind::AppCrash {
-            app,
-            module,
-            exception_code,
-            process_id,
-            app_path,
-        } => {
+        EvtxKind::AppCrash { app, module, exception_code, process_id, app_path } => {
             assert_eq!(app, "Worker.exe");
             assert_eq!(module, "KERNELBASE.dll");
             assert_eq!(exception_code, Some(0xE043_4352));
@@ -347,11 +258,9 @@ fn synthetic_application_error_and_dotnet() {
     let rec = json!({"Event": {"System": system("Application Error", json!(1000)),
         "EventData": {"AppName": "Svc.exe", "ModuleName": "ntdll.dll", "ExceptionCode": "0xc0000005", "ProcessId": "0x10", "AppPath": "C:\\Svc.exe"}}});
     match event_from_json(&rec, 1, 0).unwrap().kind {
-        EvtxKind::AppCrash {
-            exception_code,
-            process_id,
-            ..
-        } => assert_eq!((exception_code, process_id), (Some(0xC000_0005), Some(16))),
+        EvtxKind::AppCrash { exception_code, process_id, .. } => {
+            assert_eq!((exception_code, process_id), (Some(0xC000_0005), Some(16)))
+        }
         k => panic!("{k:?}"),
     }
     let rec = json!({"Event": {"System": system(".NET Runtime", json!(1026)),
@@ -359,10 +268,7 @@ fn synthetic_application_error_and_dotnet() {
     let ev = event_from_json(&rec, 1, 0).unwrap();
     assert_eq!(
         ev.kind,
-        EvtxKind::DotNetUnhandled {
-            app: "Worker.exe".into(),
-            exception: "System.Net.Sockets.SocketException".into()
-        }
+        EvtxKind::DotNetUnhandled { app: "Worker.exe".into(), exception: "System.Net.Sockets.SocketException".into() }
     );
     assert!(ev.message.contains("SocketException"));
 }
@@ -373,18 +279,12 @@ fn synthetic_eventlog_and_fallbacks() {
         "EventData": {"Data": {"#text": ["10:15:03 AM", "11/22/2026", "", ""]}}}});
     assert_eq!(
         event_from_json(&rec, 1, 0).unwrap().kind,
-        EvtxKind::UnexpectedShutdown {
-            previous_shutdown: "10:15:03 AM 11/22/2026".into()
-        }
+        EvtxKind::UnexpectedShutdown { previous_shutdown: "10:15:03 AM 11/22/2026".into() }
     );
     // No TimeCreated / EventRecordID: the record header's values are used.
-    let rec =
-        json!({"Event": {"System": {"Provider": {"#attributes": {"Name": "X"}}, "EventID": 5}}});
+    let rec = json!({"Event": {"System": {"Provider": {"#attributes": {"Name": "X"}}, "EventID": 5}}});
     let ev = event_from_json(&rec, 42, 123).unwrap();
-    assert_eq!(
-        (ev.record_id, ev.time_utc_ns, ev.kind.clone()),
-        (42, 123, EvtxKind::Other)
-    );
+    assert_eq!((ev.record_id, ev.time_utc_ns, ev.kind.clone()), (42, 123, EvtxKind::Other));
     // Not an event at all.
     assert!(event_from_json(&json!({"foo": 1}), 1, 0).is_err());
     assert!(event_from_json(&json!(null), 1, 0).is_err());
@@ -399,8 +299,6 @@ fn reader_and_bytes_entry_points_agree_with_file() {
     let from_reader = ipcscope::ingest::evtx::read_evtx_reader(&bytes[..]).unwrap();
     assert_eq!(from_file.events, from_reader.events);
     let mut n = 0;
-    let declared =
-        ipcscope::ingest::evtx::for_each_event_in_bytes(bytes, |_| n += 1, |w| panic!("{w}"))
-            .unwrap();
+    let declared = ipcscope::ingest::evtx::for_each_event_in_bytes(bytes, |_| n += 1, |w| panic!("{w}")).unwrap();
     assert_eq!((n, declared), (6, 1));
 }

@@ -19,21 +19,11 @@ mod entry;
 const MAX_TIME: Duration = Duration::from_secs(30);
 
 fn regressions(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/regressions")
-        .join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
         .unwrap_or_default();
-    files.retain(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| !n.starts_with('.') && n != "README.md")
-    });
+    files.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && n != "README.md"));
     files.sort();
     files
 }
@@ -48,19 +38,10 @@ fn replay(target: &str, run: fn(&[u8])) {
         if std::panic::catch_unwind(|| run(&bytes)).is_err() {
             failures.push(format!("{}: panic", path.display()));
         }
-        println!(
-            "{target}: {} ({} bytes) in {:?}",
-            path.display(),
-            bytes.len(),
-            t.elapsed()
-        );
+        println!("{target}: {} ({} bytes) in {:?}", path.display(), bytes.len(), t.elapsed());
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(
-        start.elapsed() < MAX_TIME,
-        "{target}: regressions took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < MAX_TIME, "{target}: regressions took {:?}", start.elapsed());
 }
 
 #[test]

@@ -347,7 +347,8 @@ fn pipe_storm_has_pipe_and_log_lanes_and_pipe_finding_zooms_to_its_opens() {
     if !f.log_lines.is_empty() {
         let hl = h.state().highlighted_log_events().to_vec();
         assert!(!hl.is_empty(), "the finding's log lines are not highlighted");
-        assert!(hl.iter().all(|&i| a.log_events[i].finding == Some(f.id) || f.log_lines.contains(&format!("pipes_busy_storm_client.log:{}", a.log_events[i].line))));
+        assert!(hl.iter().all(|&i| a.log_events[i].finding == Some(f.id)
+            || f.log_lines.contains(&format!("pipes_busy_storm_client.log:{}", a.log_events[i].line))));
     }
     // The whole pipe: counters and the opens in view.
     h.state_mut().select_pipe(pi, None);
@@ -383,7 +384,8 @@ fn selecting_a_log_event_shows_its_text_and_neighbours() {
 
 #[test]
 fn local_time_log_marks_are_at_corrected_utc_and_highlighted_for_the_stale_finding() {
-    let mut h = harness(GuiApp::new(vec![sample("stale_connection.pcap"), sample("stale_connection_client_local.log")]));
+    let mut h =
+        harness(GuiApp::new(vec![sample("stale_connection.pcap"), sample("stale_connection_client_local.log")]));
     wait_loaded(&mut h);
     let a = h.state().analysis().expect("analysis").clone();
     let name = "stale_connection_client_local.log";
@@ -399,7 +401,11 @@ fn local_time_log_marks_are_at_corrected_utc_and_highlighted_for_the_stale_findi
     let shift = e.written_ts.expect("written") - e.ts.expect("ts");
     assert!((shift - 3_600_000_000_000).abs() < 5_000_000_000, "offset {shift} ns");
     // Selecting the stale finding highlights its log lines.
-    let fi = a.findings.iter().position(|f| f.kind == "stale_connection" && !f.log_lines.is_empty()).expect("a stale finding");
+    let fi = a
+        .findings
+        .iter()
+        .position(|f| f.kind == "stale_connection" && !f.log_lines.is_empty())
+        .expect("a stale finding");
     let f = a.findings[fi].clone();
     h.get_by_label(&findings::row_label(&f)).click();
     h.run();
@@ -410,7 +416,10 @@ fn local_time_log_marks_are_at_corrected_utc_and_highlighted_for_the_stale_findi
         assert!(lines.contains(l), "{l} not highlighted ({lines:?})");
     }
     let (t0, t1) = h.state().visible_range().expect("range");
-    assert!(hl.iter().all(|&i| a.log_events[i].ts.is_some_and(|t| t >= t0 && t <= t1)), "highlighted lines are in view");
+    assert!(
+        hl.iter().all(|&i| a.log_events[i].ts.is_some_and(|t| t >= t0 && t <= t1)),
+        "highlighted lines are in view"
+    );
 }
 
 /// 20k opens on a pipe and a million log lines: frames must not walk them all.
@@ -423,7 +432,13 @@ fn big_pipe_and_log_lanes_stay_fast() {
     let mut a = Analysis::default();
     a.inputs.push(InputSummary { path: "big.etl".into(), format: "etl".into(), ..Default::default() });
     a.inputs.push(InputSummary { path: "big.log".into(), format: "text".into(), ..Default::default() });
-    let mut pipe = Pipe { input: 0, name: "\\Device\\NamedPipe\\big".into(), first_ts: t0, last_ts: t0 + 600_000_000_000, ..Default::default() };
+    let mut pipe = Pipe {
+        input: 0,
+        name: "\\Device\\NamedPipe\\big".into(),
+        first_ts: t0,
+        last_ts: t0 + 600_000_000_000,
+        ..Default::default()
+    };
     let mut open = 0u32;
     for i in 0..20_000u64 {
         let ts = t0 + i as i64 * 30_000_000;

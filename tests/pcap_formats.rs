@@ -10,7 +10,16 @@ fn analyze(bytes: Vec<u8>) -> Analysis {
 }
 
 /// IPv4 + TCP, no link header.
-fn ip_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: usize) -> Vec<u8> {
+fn ip_tcp(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: usize,
+) -> Vec<u8> {
     let total = (40 + payload) as u16;
     let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0];
     p.extend(src);
@@ -93,7 +102,7 @@ fn pcapng() -> Vec<u8> {
     f.extend(epb(0, t0 * 1_000_000 + 1, ether(ip_tcp(C, S, 50000, 80, 1000, 0, 0x02, 0))));
     f.extend(epb(1, t0 * 1_000_000_000 + 2_500, ip_tcp(S, C, 80, 50000, 7000, 1001, 0x12, 0)));
     f.extend(block(5, &[0u8; 12])); // an interface statistics block (if 0, no options): ignored
-    // Obsolete Packet Block on interface 0.
+                                    // Obsolete Packet Block on interface 0.
     let data = ether(ip_tcp(C, S, 50000, 80, 1001, 7001, 0x10, 0));
     let mut pb = 0u16.to_le_bytes().to_vec();
     pb.extend(0u16.to_le_bytes());

@@ -12,10 +12,26 @@ fn analyze(path: PathBuf) -> Analysis {
 }
 
 const COUNT_COLUMNS: &[&str] = &[
-    "tcp_frames", "tcp_conversations", "syn", "synack", "rst", "fin", "keep_alive", "keep_alive_ack",
-    "reused_ports", "retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order",
-    "lost_segment", "ack_lost_segment", "duplicate_ack", "zero_window", "zero_window_probe",
-    "window_full", "window_update",
+    "tcp_frames",
+    "tcp_conversations",
+    "syn",
+    "synack",
+    "rst",
+    "fin",
+    "keep_alive",
+    "keep_alive_ack",
+    "reused_ports",
+    "retransmission",
+    "fast_retransmission",
+    "spurious_retransmission",
+    "out_of_order",
+    "lost_segment",
+    "ack_lost_segment",
+    "duplicate_ack",
+    "zero_window",
+    "zero_window_probe",
+    "window_full",
+    "window_update",
 ];
 
 #[test]
@@ -89,9 +105,27 @@ fn zeek_state_and_history() {
         ("zeek_mixed-vlan-mpls.pcap", "141.42.64.125:56730", "125.190.109.199:80", "SF", "ShADdFaf"),
         ("zeek_mixed-vlan-mpls.pcap", "10.20.80.1:50343", "10.0.0.15:80", "SF", "ShADadfF"),
         // ftp-ipv6.conn.log
-        ("zeek_ftp_ipv6.pcap", "[2001:470:1f11:81f:c999:d94:aa7c:2e3e]:49185", "[2001:470:4867:99::21]:21", "SF", "ShAdDfFa"),
-        ("zeek_ftp_ipv6.pcap", "[2001:470:1f11:81f:c999:d94:aa7c:2e3e]:49186", "[2001:470:4867:99::21]:57086", "SF", "ShAdfFa"),
-        ("zeek_ftp_ipv6.pcap", "[2001:470:4867:99::21]:55785", "[2001:470:1f11:81f:c999:d94:aa7c:2e3e]:49189", "SF", "ShADFaf"),
+        (
+            "zeek_ftp_ipv6.pcap",
+            "[2001:470:1f11:81f:c999:d94:aa7c:2e3e]:49185",
+            "[2001:470:4867:99::21]:21",
+            "SF",
+            "ShAdDfFa",
+        ),
+        (
+            "zeek_ftp_ipv6.pcap",
+            "[2001:470:1f11:81f:c999:d94:aa7c:2e3e]:49186",
+            "[2001:470:4867:99::21]:57086",
+            "SF",
+            "ShAdfFa",
+        ),
+        (
+            "zeek_ftp_ipv6.pcap",
+            "[2001:470:4867:99::21]:55785",
+            "[2001:470:1f11:81f:c999:d94:aa7c:2e3e]:49189",
+            "SF",
+            "ShADFaf",
+        ),
         // handshake-reorder.flip_roles.out: roles flipped to the SYN sender
         ("zeek_tcp_handshake-reorder.pcap", "141.142.228.5:59856", "192.150.187.43:80", "SF", "^hSADadFf"),
         // fin_retransmission.out: orig CLOSED (5), resp RESET (6) => RSTR
@@ -111,10 +145,8 @@ fn zeek_state_and_history() {
             None => failures.push(format!("{file}: no connection {client} -> {server}")),
             Some(c) => {
                 if c.state != *state || c.history != *history {
-                    failures.push(format!(
-                        "{file} {client}: zeek {state} {history}, ipcscope {} {}",
-                        c.state, c.history
-                    ));
+                    failures
+                        .push(format!("{file} {client}: zeek {state} {history}, ipcscope {} {}", c.state, c.history));
                 }
             }
         }

@@ -97,8 +97,13 @@ fn analyzer_joins_status_by_irp_and_lifetimes_by_file_object() {
         WriterItem::new(ft, 0, 0, WriterEvent::KernelFileOperationEnd { irp, extra_information: 0, status }).on_cpu(cpu)
     };
     let close = |ft: i64, pid: u32, fo: u64, cpu: u16| {
-        WriterItem::new(ft, pid, pid + 1, WriterEvent::KernelFileCleanup { irp: 0xEE, file_object: fo, file_key: 0, issuing_thread_id: pid + 1 })
-            .on_cpu(cpu)
+        WriterItem::new(
+            ft,
+            pid,
+            pid + 1,
+            WriterEvent::KernelFileCleanup { irp: 0xEE, file_object: fo, file_key: 0, issuing_thread_id: pid + 1 },
+        )
+        .on_cpu(cpu)
     };
     // Server (pid 10) creates two instances; the name's case differs between server and clients.
     items.push(create(t, 10, 1, 0x100, 2, r"\Device\NamedPipe\Svc", 0));
@@ -132,7 +137,7 @@ fn analyzer_joins_status_by_irp_and_lifetimes_by_file_object() {
     assert_eq!((p.opens, p.ok, p.busy, p.not_found, p.other_failures), (5, 3, 1, 1, 0));
     assert_eq!((p.instances_created, p.max_instances), (2, 2));
     assert_eq!(p.max_concurrent, 2); // 20's second handle and 30's inferred one overlap
-    // Lifetimes 2 ms, 5 ms, 1 ms → median 2 ms.
+                                     // Lifetimes 2 ms, 5 ms, 1 ms → median 2 ms.
     assert_eq!(p.median_lifetime_ms, Some(2.0));
     assert_eq!(p.failures.len(), 2);
     assert_eq!(p.failures[0].outcome, PipeOutcome::Busy);
@@ -227,7 +232,10 @@ fn busy_storm_log_matches_failures() {
     let p = &a.pipes[0];
     assert_eq!(errors.len() as u64, p.busy + p.not_found);
     assert_eq!(errors.iter().filter(|l| l.contains("All pipe instances are busy.")).count() as u64, p.busy);
-    assert_eq!(errors.iter().filter(|l| l.contains("The system cannot find the file specified.")).count() as u64, p.not_found);
+    assert_eq!(
+        errors.iter().filter(|l| l.contains("The system cannot find the file specified.")).count() as u64,
+        p.not_found
+    );
     let first = errors[0];
     let f0 = &p.failures[0];
     let stamp = ipcscope::model::format_utc(f0.ts);
@@ -248,7 +256,9 @@ fn busy_storm_pipes_csv() {
     );
     assert_eq!(
         lines.next(),
-        Some(r"\Device\NamedPipe\RemotingServer,4242,5120,1565,997,543,25,0,4,5.520,645.0,2026-11-22T10:15:00.000000Z,2026-11-22T10:15:02.505884Z")
+        Some(
+            r"\Device\NamedPipe\RemotingServer,4242,5120,1565,997,543,25,0,4,5.520,645.0,2026-11-22T10:15:00.000000Z,2026-11-22T10:15:02.505884Z"
+        )
     );
     assert_eq!(lines.next(), None);
 }
@@ -262,7 +272,11 @@ fn healthy_reuse_has_no_pipe_findings() {
     assert_eq!((p.opens, p.ok, p.busy, p.not_found, p.max_concurrent, p.max_instances), (3, 3, 0, 0, 3, 4));
     assert_eq!(p.server_pid, Some(4242));
     assert!(p.median_lifetime_ms.unwrap_or(0.0) > 29_000.0);
-    assert!(a.findings.iter().all(|f| f.severity == Severity::Info), "{:?}", a.findings.iter().map(|f| f.kind).collect::<Vec<_>>());
+    assert!(
+        a.findings.iter().all(|f| f.severity == Severity::Info),
+        "{:?}",
+        a.findings.iter().map(|f| f.kind).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -271,7 +285,11 @@ fn after_tcp_has_no_pipes_and_ndis_frames_become_a_tcp_connection() {
     let i = &a.inputs[0];
     assert!(i.error.is_none());
     assert!(a.pipes.is_empty());
-    assert!(a.findings.iter().all(|f| f.severity == Severity::Info), "{:?}", a.findings.iter().map(|f| f.kind).collect::<Vec<_>>());
+    assert!(
+        a.findings.iter().all(|f| f.severity == Severity::Info),
+        "{:?}",
+        a.findings.iter().map(|f| f.kind).collect::<Vec<_>>()
+    );
     assert_eq!(i.packets, 45, "frames assembled from NDIS fragments");
     assert_eq!(i.link_types, vec!["ethernet".to_string()]);
     assert_eq!(a.connections.len(), 1);
@@ -280,7 +298,10 @@ fn after_tcp_has_no_pipes_and_ndis_frames_become_a_tcp_connection() {
     assert_eq!(c.server.to_string(), "10.1.2.20:8085");
     assert_eq!(c.state, "SF");
     assert_eq!((c.first_frame, c.last_frame), (1, 45));
-    assert_eq!((c.client_syn, c.server_synack, c.client_fin, c.server_fin, c.client_rst + c.server_rst), (1, 1, 1, 1, 0));
+    assert_eq!(
+        (c.client_syn, c.server_synack, c.client_fin, c.server_fin, c.client_rst + c.server_rst),
+        (1, 1, 1, 1, 0)
+    );
     // The 2400-byte responses were logged as two fragments each and joined again.
     assert!(c.server_bytes > 3 * 2_400);
     assert_eq!(a.tcp.tcp_frames, 45);

@@ -53,7 +53,14 @@ fn scenario_findings_match_golden() {
         if bless {
             let mut text = String::from("kind,severity,client,server,first_utc\n");
             for f in &a.findings {
-                text.push_str(&format!("{},{},{},{},{}\n", f.kind, f.severity.name(), f.client, f.server, format_utc(f.first_ts)));
+                text.push_str(&format!(
+                    "{},{},{},{},{}\n",
+                    f.kind,
+                    f.severity.name(),
+                    f.client,
+                    f.server,
+                    format_utc(f.first_ts)
+                ));
             }
             std::fs::write(golden_path(name), text).expect("write golden");
             continue;
@@ -78,7 +85,14 @@ fn scenario_findings_match_golden() {
         }
         for (f, m) in a.findings.iter().zip(&matched) {
             if !m && f.severity != Severity::Info {
-                failures.push(format!("{name}: unexpected {} {} {} {}: {}", f.severity.name(), f.kind, f.client, f.server, f.summary));
+                failures.push(format!(
+                    "{name}: unexpected {} {} {} {}: {}",
+                    f.severity.name(),
+                    f.kind,
+                    f.client,
+                    f.server,
+                    f.summary
+                ));
             }
         }
     }
@@ -132,7 +146,13 @@ fn verdicts_answer_the_seed_questions() {
 #[test]
 fn corpus_resets_are_classified_sensibly() {
     let Some(dir) = common::corpus("pcap") else { return };
-    for healthy in ["zeek_ftp_ipv6.pcap", "zeek_tcp_handshake-reorder.pcap", "zeek_tcp_missing-syn.pcap", "sv_decode-sll2-02.pcap", "zeek_echo-connections.pcap.gz"] {
+    for healthy in [
+        "zeek_ftp_ipv6.pcap",
+        "zeek_tcp_handshake-reorder.pcap",
+        "zeek_tcp_missing-syn.pcap",
+        "sv_decode-sll2-02.pcap",
+        "zeek_echo-connections.pcap.gz",
+    ] {
         let a = analyze_paths(&[dir.join(healthy)], &Options::default(), &NoProgress);
         let bad: Vec<_> = a.findings.iter().filter(|f| f.severity != Severity::Info).map(|f| &f.summary).collect();
         assert!(bad.is_empty(), "{healthy}: {bad:?}");

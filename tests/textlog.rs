@@ -1,18 +1,12 @@
 //! Text log reader: formats, records, severity, error identities, offsets.
 
 use ipcscope::ingest::textlog::{
-    detect_format, extract_errors, parse_log_offset_arg, parse_offset, read_all, ErrorId,
-    ErrorKind, LogLine, Severity, TextLogOptions, TextLogReader, TsFormat,
+    detect_format, extract_errors, parse_log_offset_arg, parse_offset, read_all, ErrorId, ErrorKind, LogLine, Severity,
+    TextLogOptions, TextLogReader, TsFormat,
 };
 
 fn read(text: &str) -> (Option<TsFormat>, Vec<LogLine>) {
-    read_all(
-        text.as_bytes(),
-        TextLogOptions {
-            syslog_year: Some(2026),
-            ..Default::default()
-        },
-    )
+    read_all(text.as_bytes(), TextLogOptions { syslog_year: Some(2026), ..Default::default() })
 }
 
 /// ns since epoch for a UTC civil time.
@@ -22,9 +16,7 @@ fn ns(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64, frac_ns: i64) -> i64 {
 }
 
 fn has(errors: &[ErrorId], kind: ErrorKind, code: Option<i64>, name: &str) -> bool {
-    errors
-        .iter()
-        .any(|e| e.kind == kind && e.code == code && e.name == name)
+    errors.iter().any(|e| e.kind == kind && e.code == code && e.name == name)
 }
 
 fn ids(text: &str) -> Vec<ErrorId> {
@@ -38,10 +30,7 @@ fn iso_log4net_comma_fraction() {
     let (f, l) = read("2026-11-22 10:15:03,123 [12] ERROR Net.Client - send failed\n2026-11-22 10:15:04,000 [12] INFO Net.Client - ok\n");
     assert_eq!(f, Some(TsFormat::Iso8601));
     assert_eq!(l.len(), 2);
-    assert_eq!(
-        l[0].ts_local_ns,
-        Some(ns(2026, 11, 22, 10, 15, 3, 123_000_000))
-    );
+    assert_eq!(l[0].ts_local_ns, Some(ns(2026, 11, 22, 10, 15, 3, 123_000_000)));
     assert_eq!(l[0].zone_offset_s, None);
     assert_eq!(l[0].severity, Severity::Error);
     assert_eq!(l[1].severity, Severity::Info);
@@ -57,10 +46,7 @@ fn iso_t_separator_and_zones() {
     );
     assert_eq!(f, Some(TsFormat::Iso8601));
     assert_eq!(l.len(), 4);
-    assert_eq!(
-        l[0].ts_local_ns,
-        Some(ns(2026, 11, 22, 10, 15, 3, 123_456_700))
-    );
+    assert_eq!(l[0].ts_local_ns, Some(ns(2026, 11, 22, 10, 15, 3, 123_456_700)));
     assert_eq!(l[0].zone_offset_s, Some(0));
     assert_eq!(l[1].zone_offset_s, Some(3600));
     assert_eq!(l[2].zone_offset_s, Some(-(5 * 3600 + 30 * 60)));
@@ -78,20 +64,9 @@ fn serilog_space_zone_and_short_levels() {
     );
     assert_eq!(f, Some(TsFormat::Iso8601));
     assert_eq!(l[0].zone_offset_s, Some(3600));
-    assert_eq!(
-        l[0].ts_local_ns,
-        Some(ns(2026, 11, 22, 10, 15, 3, 123_000_000))
-    );
+    assert_eq!(l[0].ts_local_ns, Some(ns(2026, 11, 22, 10, 15, 3, 123_000_000)));
     let sev: Vec<Severity> = l.iter().map(|x| x.severity).collect();
-    assert_eq!(
-        sev,
-        vec![
-            Severity::Error,
-            Severity::Warning,
-            Severity::Info,
-            Severity::Debug
-        ]
-    );
+    assert_eq!(sev, vec![Severity::Error, Severity::Warning, Severity::Info, Severity::Debug]);
     assert_eq!(l[0].body(), "[ERR] Pipe failed");
 }
 
@@ -100,16 +75,11 @@ fn python_logging_and_nlog() {
     let (f, l) = read("2026-11-22 10:15:03,123 - worker - WARNING - retrying\n");
     assert_eq!(f, Some(TsFormat::Iso8601));
     assert_eq!(l[0].severity, Severity::Warning);
-    let (f, l) = read(
-        "2026-11-22 10:15:03.1234|FATAL|App.Main|boom\n2026-11-22 10:15:03.2000|Trace|App.Main|x\n",
-    );
+    let (f, l) = read("2026-11-22 10:15:03.1234|FATAL|App.Main|boom\n2026-11-22 10:15:03.2000|Trace|App.Main|x\n");
     assert_eq!(f, Some(TsFormat::Iso8601));
     assert_eq!(l[0].severity, Severity::Error);
     assert_eq!(l[1].severity, Severity::Debug);
-    assert_eq!(
-        l[0].ts_local_ns,
-        Some(ns(2026, 11, 22, 10, 15, 3, 123_400_000))
-    );
+    assert_eq!(l[0].ts_local_ns, Some(ns(2026, 11, 22, 10, 15, 3, 123_400_000)));
 }
 
 #[test]
@@ -125,12 +95,7 @@ fn iis_w3c_is_utc_and_uses_status_fields() {
     assert!(l[4].errors.is_empty(), "{:?}", l[4].errors);
     assert_eq!(l[4].severity, Severity::Info);
     assert_eq!(l[5].severity, Severity::Error);
-    assert!(has(
-        &l[5].errors,
-        ErrorKind::Winsock,
-        Some(10054),
-        "WSAECONNRESET"
-    ));
+    assert!(has(&l[5].errors, ErrorKind::Winsock, Some(10054), "WSAECONNRESET"));
     // Port 443 and time-taken 30000 are not errors.
     assert_eq!(l[5].errors.len(), 1);
     assert_eq!(l[5].line_no, 6);
@@ -161,10 +126,7 @@ fn syslog_5424() {
     let text = "<34>1 2026-11-22T10:15:03.123Z host app 42 ID47 - BOM'su root' failed\n<165>1 2026-11-22T10:15:04.000+01:00 host app - - - notice\n";
     let (f, l) = read(text);
     assert_eq!(f, Some(TsFormat::Syslog5424));
-    assert_eq!(
-        l[0].ts_local_ns,
-        Some(ns(2026, 11, 22, 10, 15, 3, 123_000_000))
-    );
+    assert_eq!(l[0].ts_local_ns, Some(ns(2026, 11, 22, 10, 15, 3, 123_000_000)));
     assert_eq!(l[0].zone_offset_s, Some(0));
     assert_eq!(l[0].severity, Severity::Error); // 34 = auth.crit
     assert_eq!(l[1].zone_offset_s, Some(3600));
@@ -173,8 +135,7 @@ fn syslog_5424() {
 
 #[test]
 fn us_datetime_12_and_24_hour() {
-    let (f, l) =
-        read("3/30/2009 2:02:11 PM Error: x\n3/30/2009 12:00:00 AM y\n3/30/2009 12:30:00 PM z\n");
+    let (f, l) = read("3/30/2009 2:02:11 PM Error: x\n3/30/2009 12:00:00 AM y\n3/30/2009 12:30:00 PM z\n");
     assert_eq!(f, Some(TsFormat::UsDateTime));
     assert_eq!(l[0].ts_local_ns, Some(ns(2009, 3, 30, 14, 2, 11, 0)));
     assert_eq!(l[1].ts_local_ns, Some(ns(2009, 3, 30, 0, 0, 0, 0)));
@@ -183,10 +144,7 @@ fn us_datetime_12_and_24_hour() {
     let (f, l) = read("12/01/2026 14:02:11 started\n12/01/2026 14:02:12.250 next\n");
     assert_eq!(f, Some(TsFormat::UsDateTime));
     assert_eq!(l[0].ts_local_ns, Some(ns(2026, 12, 1, 14, 2, 11, 0)));
-    assert_eq!(
-        l[1].ts_local_ns,
-        Some(ns(2026, 12, 1, 14, 2, 12, 250_000_000))
-    );
+    assert_eq!(l[1].ts_local_ns, Some(ns(2026, 12, 1, 14, 2, 12, 250_000_000)));
 }
 
 #[test]
@@ -205,29 +163,19 @@ fn epoch_seconds_and_millis() {
 #[test]
 fn format_names_are_stable() {
     let names: Vec<&str> = TsFormat::ALL.iter().map(|f| f.name()).collect();
-    for n in [
-        "iso8601",
-        "iis_w3c",
-        "syslog3164",
-        "syslog5424",
-        "us_datetime",
-        "epoch_s",
-        "epoch_ms",
-    ] {
+    for n in ["iso8601", "iis_w3c", "syslog3164", "syslog5424", "us_datetime", "epoch_s", "epoch_ms"] {
         assert!(names.contains(&n), "{n}");
         assert_eq!(TsFormat::from_name(n).map(|f| f.name()), Some(n));
     }
-    assert_eq!(
-        detect_format(b"2026-11-22T10:15:03Z x\n"),
-        Some(TsFormat::Iso8601)
-    );
+    assert_eq!(detect_format(b"2026-11-22T10:15:03Z x\n"), Some(TsFormat::Iso8601));
     assert_eq!(detect_format(b"no timestamps here\nat all\n"), None);
 }
 
 #[test]
 fn format_is_detected_once_per_file() {
     // Majority is ISO; the lone epoch-looking line is a continuation, not a new record.
-    let (f, l) = read("2026-11-22 10:15:03 a\n2026-11-22 10:15:04 b\n1795342503 looks like epoch\n2026-11-22 10:15:05 c\n");
+    let (f, l) =
+        read("2026-11-22 10:15:03 a\n2026-11-22 10:15:04 b\n1795342503 looks like epoch\n2026-11-22 10:15:05 c\n");
     assert_eq!(f, Some(TsFormat::Iso8601));
     assert_eq!(l.len(), 3);
     assert!(l[1].text.ends_with("\n1795342503 looks like epoch"));
@@ -245,24 +193,9 @@ fn continuation_lines_join_the_record() {
     assert_eq!(l[1].line_no, 5);
     assert!(l[0].text.contains("\n   at Client.Loop()"));
     assert!(!l[0].text.contains('\r'));
-    assert!(has(
-        &l[0].errors,
-        ErrorKind::Winsock,
-        Some(10054),
-        "WSAECONNRESET"
-    ));
-    assert!(has(
-        &l[0].errors,
-        ErrorKind::DotNet,
-        Some(10054),
-        "SocketException"
-    ));
-    assert!(has(
-        &l[0].errors,
-        ErrorKind::HResult,
-        Some(0x8000_4005),
-        "E_FAIL"
-    ));
+    assert!(has(&l[0].errors, ErrorKind::Winsock, Some(10054), "WSAECONNRESET"));
+    assert!(has(&l[0].errors, ErrorKind::DotNet, Some(10054), "SocketException"));
+    assert!(has(&l[0].errors, ErrorKind::HResult, Some(0x8000_4005), "E_FAIL"));
     assert!(l[1].errors.is_empty());
 }
 
@@ -280,13 +213,7 @@ fn long_lines_are_truncated_and_flagged() {
     let mut text = String::from("2026-11-22 10:15:03 ");
     text.push_str(&"x".repeat(200_000));
     text.push_str("\n2026-11-22 10:15:04 next\n");
-    let (_, l) = read_all(
-        text.as_bytes(),
-        TextLogOptions {
-            max_line_bytes: 1000,
-            ..Default::default()
-        },
-    );
+    let (_, l) = read_all(text.as_bytes(), TextLogOptions { max_line_bytes: 1000, ..Default::default() });
     assert_eq!(l.len(), 2);
     assert!(l[0].truncated);
     assert_eq!(l[0].text.len(), 1000);
@@ -300,13 +227,7 @@ fn record_cap_limits_continuations() {
     for _ in 0..10_000 {
         text.push_str("   at Frame.Method()\n");
     }
-    let (_, l) = read_all(
-        text.as_bytes(),
-        TextLogOptions {
-            max_record_bytes: 4096,
-            ..Default::default()
-        },
-    );
+    let (_, l) = read_all(text.as_bytes(), TextLogOptions { max_record_bytes: 4096, ..Default::default() });
     assert_eq!(l.len(), 1);
     assert!(l[0].truncated);
     assert!(l[0].text.len() <= 4096);
@@ -316,8 +237,7 @@ fn record_cap_limits_continuations() {
 #[test]
 fn non_utf8_and_bom_are_tolerated() {
     let mut bytes = vec![0xEF, 0xBB, 0xBF];
-    bytes
-        .extend_from_slice(b"2026-11-22 10:15:03 caf\xe9 \xff\xfe ERROR\n2026-11-22 10:15:04 ok\n");
+    bytes.extend_from_slice(b"2026-11-22 10:15:03 caf\xe9 \xff\xfe ERROR\n2026-11-22 10:15:04 ok\n");
     let (f, l) = read_all(&bytes[..], TextLogOptions::default());
     assert_eq!(f, Some(TsFormat::Iso8601));
     assert_eq!(l.len(), 2);
@@ -370,14 +290,8 @@ fn severity_tokens() {
         ("2026-11-22 10:15:03 level=error msg=x", Severity::Error),
         ("2026-11-22 10:15:03 [warning] x", Severity::Warning),
         ("2026-11-22 10:15:03 Error connecting", Severity::Error),
-        (
-            "2026-11-22 10:15:03 no level here, the errors were fine",
-            Severity::Unknown,
-        ),
-        (
-            "2026-11-22 10:15:03 ERROR_PIPE_BUSY seen",
-            Severity::Unknown,
-        ),
+        ("2026-11-22 10:15:03 no level here, the errors were fine", Severity::Unknown),
+        ("2026-11-22 10:15:03 ERROR_PIPE_BUSY seen", Severity::Unknown),
     ];
     for (line, want) in cases {
         let (_, l) = read(line);
@@ -410,42 +324,14 @@ fn winsock_by_name_and_number() {
             format!("x {name} y"),
         ] {
             let e = ids(&text);
-            assert!(
-                has(&e, ErrorKind::Winsock, Some(code), name),
-                "{text}: {e:?}"
-            );
+            assert!(has(&e, ErrorKind::Winsock, Some(code), name), "{text}: {e:?}");
         }
     }
-    assert!(has(
-        &ids("WSAGetLastError() = 10060"),
-        ErrorKind::Winsock,
-        Some(10060),
-        "WSAETIMEDOUT"
-    ));
-    assert!(has(
-        &ids("[WinError 10054] An existing"),
-        ErrorKind::Winsock,
-        Some(10054),
-        "WSAECONNRESET"
-    ));
-    assert!(has(
-        &ids("Connection reset (os error 10054)"),
-        ErrorKind::Winsock,
-        Some(10054),
-        "WSAECONNRESET"
-    ));
-    assert!(has(
-        &ids("SocketErrorCode: ConnectionRefused"),
-        ErrorKind::Winsock,
-        Some(10061),
-        "WSAECONNREFUSED"
-    ));
-    assert!(has(
-        &ids("NativeErrorCode=10053"),
-        ErrorKind::Winsock,
-        Some(10053),
-        "WSAECONNABORTED"
-    ));
+    assert!(has(&ids("WSAGetLastError() = 10060"), ErrorKind::Winsock, Some(10060), "WSAETIMEDOUT"));
+    assert!(has(&ids("[WinError 10054] An existing"), ErrorKind::Winsock, Some(10054), "WSAECONNRESET"));
+    assert!(has(&ids("Connection reset (os error 10054)"), ErrorKind::Winsock, Some(10054), "WSAECONNRESET"));
+    assert!(has(&ids("SocketErrorCode: ConnectionRefused"), ErrorKind::Winsock, Some(10061), "WSAECONNREFUSED"));
+    assert!(has(&ids("NativeErrorCode=10053"), ErrorKind::Winsock, Some(10053), "WSAECONNABORTED"));
 }
 
 #[test]
@@ -464,68 +350,25 @@ fn win32_pipe_errors() {
             format!("code {code}"),
             format!("ConnectNamedPipe: {name}"),
         ] {
-            assert!(
-                has(&ids(&text), ErrorKind::Win32, Some(code), name),
-                "{text}: {:?}",
-                ids(&text)
-            );
+            assert!(has(&ids(&text), ErrorKind::Win32, Some(code), name), "{text}: {:?}", ids(&text));
         }
     }
-    assert!(has(
-        &ids("GetLastError()=231"),
-        ErrorKind::Win32,
-        Some(231),
-        "ERROR_PIPE_BUSY"
-    ));
-    assert!(has(
-        &ids("Win32 error 1784 on write"),
-        ErrorKind::Win32,
-        Some(1784),
-        "Win32 error 1784"
-    ));
+    assert!(has(&ids("GetLastError()=231"), ErrorKind::Win32, Some(231), "ERROR_PIPE_BUSY"));
+    assert!(has(&ids("Win32 error 1784 on write"), ErrorKind::Win32, Some(1784), "Win32 error 1784"));
 }
 
 #[test]
 fn errno_family() {
-    assert!(has(
-        &ids("read: Connection reset by peer"),
-        ErrorKind::Errno,
-        Some(104),
-        "ECONNRESET"
-    ));
-    assert!(has(
-        &ids("write: Broken pipe"),
-        ErrorKind::Errno,
-        Some(32),
-        "EPIPE"
-    ));
-    for n in [
-        "ECONNRESET",
-        "EPIPE",
-        "ETIMEDOUT",
-        "ECONNREFUSED",
-        "EADDRNOTAVAIL",
-        "EADDRINUSE",
-    ] {
+    assert!(has(&ids("read: Connection reset by peer"), ErrorKind::Errno, Some(104), "ECONNRESET"));
+    assert!(has(&ids("write: Broken pipe"), ErrorKind::Errno, Some(32), "EPIPE"));
+    for n in ["ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNREFUSED", "EADDRNOTAVAIL", "EADDRINUSE"] {
         let e = ids(&format!("failed: {n}"));
-        assert!(
-            e.iter().any(|x| x.kind == ErrorKind::Errno && x.name == n),
-            "{n}: {e:?}"
-        );
+        assert!(e.iter().any(|x| x.kind == ErrorKind::Errno && x.name == n), "{n}: {e:?}");
     }
     let e = ids("ConnectionResetError: [Errno 104] Connection reset by peer");
     assert!(has(&e, ErrorKind::Errno, Some(104), "ECONNRESET"));
-    assert_eq!(
-        e.iter().filter(|x| x.kind == ErrorKind::Errno).count(),
-        1,
-        "{e:?}"
-    );
-    assert!(has(
-        &ids("connect() failed, errno=111"),
-        ErrorKind::Errno,
-        Some(111),
-        "ECONNREFUSED"
-    ));
+    assert_eq!(e.iter().filter(|x| x.kind == ErrorKind::Errno).count(), 1, "{e:?}");
+    assert!(has(&ids("connect() failed, errno=111"), ErrorKind::Errno, Some(111), "ECONNREFUSED"));
     // Lower-case words are not errno names.
     assert!(ids("the epipe module").is_empty());
 }
@@ -534,13 +377,38 @@ fn errno_family() {
 fn dotnet_exceptions_and_messages() {
     let cases: [(&str, ErrorKind, i64, &str); 12] = [
         ("An existing connection was forcibly closed by the remote host", ErrorKind::Winsock, 10054, "WSAECONNRESET"),
-        ("No connection could be made because the target machine actively refused it 127.0.0.1:9000", ErrorKind::Winsock, 10061, "WSAECONNREFUSED"),
-        ("A connection attempt failed because the connected party did not properly respond after a period of time", ErrorKind::Winsock, 10060, "WSAETIMEDOUT"),
-        ("Only one usage of each socket address (protocol/network address/port) is normally permitted", ErrorKind::Winsock, 10048, "WSAEADDRINUSE"),
-        ("An established connection was aborted by the software in your host machine", ErrorKind::Winsock, 10053, "WSAECONNABORTED"),
+        (
+            "No connection could be made because the target machine actively refused it 127.0.0.1:9000",
+            ErrorKind::Winsock,
+            10061,
+            "WSAECONNREFUSED",
+        ),
+        (
+            "A connection attempt failed because the connected party did not properly respond after a period of time",
+            ErrorKind::Winsock,
+            10060,
+            "WSAETIMEDOUT",
+        ),
+        (
+            "Only one usage of each socket address (protocol/network address/port) is normally permitted",
+            ErrorKind::Winsock,
+            10048,
+            "WSAEADDRINUSE",
+        ),
+        (
+            "An established connection was aborted by the software in your host machine",
+            ErrorKind::Winsock,
+            10053,
+            "WSAECONNABORTED",
+        ),
         ("All pipe instances are busy.", ErrorKind::Win32, 231, "ERROR_PIPE_BUSY"),
         ("RemotingException: Failed to connect to an IPC Port: Port is Busy", ErrorKind::Win32, 231, "ERROR_PIPE_BUSY"),
-        ("Failed to connect to an IPC Port: The system cannot find the file specified.", ErrorKind::Win32, 2, "ERROR_FILE_NOT_FOUND"),
+        (
+            "Failed to connect to an IPC Port: The system cannot find the file specified.",
+            ErrorKind::Win32,
+            2,
+            "ERROR_FILE_NOT_FOUND",
+        ),
         ("The system cannot find the file specified", ErrorKind::Win32, 2, "ERROR_FILE_NOT_FOUND"),
         ("IOException: The pipe is being closed.", ErrorKind::Win32, 232, "ERROR_NO_DATA"),
         ("Connection reset by peer", ErrorKind::Errno, 104, "ECONNRESET"),
@@ -551,10 +419,7 @@ fn dotnet_exceptions_and_messages() {
         assert!(has(&e, kind, Some(code), name), "{text}: {e:?}");
     }
     let e = ids("System.Runtime.Remoting.RemotingException: Failed to connect to an IPC Port: Port is Busy: All pipe instances are busy.");
-    assert!(
-        has(&e, ErrorKind::DotNet, Some(231), "RemotingException"),
-        "{e:?}"
-    );
+    assert!(has(&e, ErrorKind::DotNet, Some(231), "RemotingException"), "{e:?}");
     for ex in [
         "SocketException",
         "IOException",
@@ -564,11 +429,7 @@ fn dotnet_exceptions_and_messages() {
         "ObjectDisposedException",
     ] {
         let e = ids(&format!("Unhandled: System.Foo.{ex}: something"));
-        assert!(
-            e.iter()
-                .any(|x| x.kind == ErrorKind::DotNet && x.name == ex),
-            "{ex}: {e:?}"
-        );
+        assert!(e.iter().any(|x| x.kind == ErrorKind::DotNet && x.name == ex), "{ex}: {e:?}");
     }
     let e = ids("System.ObjectDisposedException: Cannot access a disposed object.");
     assert!(has(&e, ErrorKind::DotNet, None, "ObjectDisposedException"));
@@ -577,64 +438,17 @@ fn dotnet_exceptions_and_messages() {
 #[test]
 fn hresult_and_ntstatus() {
     let e = ids("COMException (0x800700E7): All pipe instances are busy");
-    assert!(
-        has(
-            &e,
-            ErrorKind::HResult,
-            Some(0x8007_00E7),
-            "HRESULT 0x800700E7"
-        ),
-        "{e:?}"
-    );
+    assert!(has(&e, ErrorKind::HResult, Some(0x8007_00E7), "HRESULT 0x800700E7"), "{e:?}");
     assert!(has(&e, ErrorKind::Win32, Some(231), "ERROR_PIPE_BUSY"));
     let e = ids("hr=0x80072746");
-    assert!(
-        has(&e, ErrorKind::Winsock, Some(10054), "WSAECONNRESET"),
-        "{e:?}"
-    );
-    assert!(
-        has(
-            &e,
-            ErrorKind::HResult,
-            Some(0x8007_2746),
-            "HRESULT 0x80072746"
-        ),
-        "{e:?}"
-    );
-    assert!(has(
-        &ids("failed 0x80004005"),
-        ErrorKind::HResult,
-        Some(0x8000_4005),
-        "E_FAIL"
-    ));
-    assert!(has(
-        &ids("HResult=-2147467259"),
-        ErrorKind::HResult,
-        Some(0x8000_4005),
-        "E_FAIL"
-    ));
+    assert!(has(&e, ErrorKind::Winsock, Some(10054), "WSAECONNRESET"), "{e:?}");
+    assert!(has(&e, ErrorKind::HResult, Some(0x8007_2746), "HRESULT 0x80072746"), "{e:?}");
+    assert!(has(&ids("failed 0x80004005"), ErrorKind::HResult, Some(0x8000_4005), "E_FAIL"));
+    assert!(has(&ids("HResult=-2147467259"), ErrorKind::HResult, Some(0x8000_4005), "E_FAIL"));
     let e = ids("NtCreateNamedPipeFile returned 0xC00000AE");
-    assert!(
-        has(
-            &e,
-            ErrorKind::NtStatus,
-            Some(0xC000_00AE),
-            "STATUS_PIPE_BUSY"
-        ),
-        "{e:?}"
-    );
-    assert!(has(
-        &ids("status 0xc000014b"),
-        ErrorKind::NtStatus,
-        Some(0xC000_014B),
-        "STATUS_PIPE_BROKEN"
-    ));
-    assert!(has(
-        &ids("STATUS_PIPE_DISCONNECTED"),
-        ErrorKind::NtStatus,
-        Some(0xC000_00B0),
-        "STATUS_PIPE_DISCONNECTED"
-    ));
+    assert!(has(&e, ErrorKind::NtStatus, Some(0xC000_00AE), "STATUS_PIPE_BUSY"), "{e:?}");
+    assert!(has(&ids("status 0xc000014b"), ErrorKind::NtStatus, Some(0xC000_014B), "STATUS_PIPE_BROKEN"));
+    assert!(has(&ids("STATUS_PIPE_DISCONNECTED"), ErrorKind::NtStatus, Some(0xC000_00B0), "STATUS_PIPE_DISCONNECTED"));
     // Other hex values are not error codes.
     assert!(ids("handle 0x00001234 ptr 0x7ffe12345678 id 0x12345678").is_empty());
 }
@@ -667,11 +481,7 @@ fn ports_addresses_and_timestamps_are_not_errors() {
 #[test]
 fn duplicate_mentions_are_reported_once() {
     let e = ids("WSAECONNRESET (10054): An existing connection was forcibly closed by the remote host; error 10054");
-    assert_eq!(
-        e.iter().filter(|x| x.name == "WSAECONNRESET").count(),
-        1,
-        "{e:?}"
-    );
+    assert_eq!(e.iter().filter(|x| x.name == "WSAECONNRESET").count(), 1, "{e:?}");
 }
 
 // ---------------------------------------------------------------- offsets
@@ -685,23 +495,10 @@ fn user_offsets() {
     assert_eq!(parse_offset("+00:00:01.5"), Ok(1.5));
     assert_eq!(parse_offset("250ms"), Ok(0.25));
     assert_eq!(parse_offset("Z"), Ok(0.0));
-    for bad in [
-        "",
-        "+",
-        "abc",
-        "+1:99",
-        "--5",
-        "+NaN",
-        "inf",
-        "+01:00:00:00",
-        "1:",
-    ] {
+    for bad in ["", "+", "abc", "+1:99", "--5", "+NaN", "inf", "+01:00:00:00", "1:"] {
         assert!(parse_offset(bad).is_err(), "{bad}");
     }
-    assert_eq!(
-        parse_log_offset_arg("C:\\logs\\a=b.log=+01:00"),
-        Ok(("C:\\logs\\a=b.log".to_string(), 3600.0))
-    );
+    assert_eq!(parse_log_offset_arg("C:\\logs\\a=b.log=+01:00"), Ok(("C:\\logs\\a=b.log".to_string(), 3600.0)));
     assert!(parse_log_offset_arg("noequals").is_err());
     // The file offset is used only when the line has no zone of its own.
     let (_, l) = read("2026-11-22 10:15:03 a\n2026-11-22T10:15:03Z b\n");
@@ -734,12 +531,7 @@ fn utf16_logs_are_decoded() {
         assert_eq!(l.len(), 2);
         assert!(l[0].text.contains('\u{1F600}'));
         assert!(l[0].text.ends_with("\n  at X"));
-        assert!(has(
-            &l[0].errors,
-            ErrorKind::Win32,
-            Some(231),
-            "ERROR_PIPE_BUSY"
-        ));
+        assert!(has(&l[0].errors, ErrorKind::Win32, Some(231), "ERROR_PIPE_BUSY"));
         assert_eq!(l[1].body(), "INFO ok");
     }
     // Odd trailing byte: replacement char, no panic.

@@ -167,11 +167,7 @@ fn estimate(events: &[&LogEvent], findings: &[(&Finding, Vec<UtcNs>)]) -> Option
 
 fn user_offset(options: &Options, path: &str) -> Option<f64> {
     let name = std::path::Path::new(path).file_name().and_then(|n| n.to_str()).unwrap_or(path);
-    options
-        .log_offsets
-        .iter()
-        .find(|(f, _)| f == path || f == name || path.ends_with(f.as_str()))
-        .map(|(_, o)| *o)
+    options.log_offsets.iter().find(|(f, _)| f == path || f == name || path.ends_with(f.as_str())).map(|(_, o)| *o)
 }
 
 /// Settles each log's clock offset, corrects its lines' times and links them to findings.
@@ -212,9 +208,11 @@ pub fn run(a: &mut Analysis, options: &Options) {
     }
 
     // Link every line to the finding that explains it (nearest anchor), and back.
-    let names: Vec<String> = a.inputs.iter().map(|i| {
-        std::path::Path::new(&i.path).file_name().and_then(|n| n.to_str()).unwrap_or(&i.path).to_string()
-    }).collect();
+    let names: Vec<String> = a
+        .inputs
+        .iter()
+        .map(|i| std::path::Path::new(&i.path).file_name().and_then(|n| n.to_str()).unwrap_or(&i.path).to_string())
+        .collect();
     let mut unexplained: HashMap<u32, u64> = HashMap::new();
     let mut links: Vec<(usize, String)> = Vec::new();
     for e in a.log_events.iter_mut() {
@@ -258,11 +256,17 @@ const SYSTEM_EVENT_SLACK_NS: i64 = 30 * 1_000_000_000;
 /// Strengthens server-side findings with the event log: a service crash or an application error at
 /// the moment a server went down is named in the finding's summary.
 pub fn attach_system_events(a: &mut Analysis) {
-    for f in a.findings.iter_mut().filter(|f| matches!(f.kind, "server_restart" | "stale_connection" | "keepalive_reset" | "pipe_not_found")) {
+    for f in a
+        .findings
+        .iter_mut()
+        .filter(|f| matches!(f.kind, "server_restart" | "stale_connection" | "keepalive_reset" | "pipe_not_found"))
+    {
         let near: Vec<&super::logs::SystemEvent> = a
             .system_events
             .iter()
-            .filter(|e| STOP_EVENTS.contains(&e.kind.as_str()) || (e.kind == "service_state" && e.summary.contains("stopped")))
+            .filter(|e| {
+                STOP_EVENTS.contains(&e.kind.as_str()) || (e.kind == "service_state" && e.summary.contains("stopped"))
+            })
             .filter(|e| e.ts >= f.first_ts - SYSTEM_EVENT_SLACK_NS && e.ts <= f.first_ts + SYSTEM_EVENT_SLACK_NS)
             .collect();
         if let Some(e) = near.iter().min_by_key(|e| (e.ts - f.first_ts).abs()) {

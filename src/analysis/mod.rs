@@ -101,12 +101,7 @@ impl Analysis {
     pub fn input_name(&self, input: u32) -> &str {
         self.inputs
             .get(input as usize)
-            .map(|i| {
-                std::path::Path::new(&i.path)
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or(&i.path)
-            })
+            .map(|i| std::path::Path::new(&i.path).file_name().and_then(|n| n.to_str()).unwrap_or(&i.path))
             .unwrap_or("?")
     }
 

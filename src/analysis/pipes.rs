@@ -338,7 +338,11 @@ impl PipeState {
             stats.clients_dropped += 1;
             return None;
         }
-        Some(self.clients.entry(pid).or_insert_with(|| ClientState { c: PipeClient { pid, ..Default::default() }, ..Default::default() }))
+        Some(
+            self.clients
+                .entry(pid)
+                .or_insert_with(|| ClientState { c: PipeClient { pid, ..Default::default() }, ..Default::default() }),
+        )
     }
 }
 
@@ -435,7 +439,13 @@ impl PipeAnalyzer {
         }
         let i = self.pipes.len();
         self.pipes.push(PipeState {
-            p: Pipe { input: self.input, name: format!(r"\Device\NamedPipe\{rest}"), first_ts: ts, last_ts: ts, ..Default::default() },
+            p: Pipe {
+                input: self.input,
+                name: format!(r"\Device\NamedPipe\{rest}"),
+                first_ts: ts,
+                last_ts: ts,
+                ..Default::default()
+            },
             ..Default::default()
         });
         self.index.insert(key, i);
@@ -499,10 +509,8 @@ impl PipeAnalyzer {
         }
         self.pending_fo.insert(c.file_object, c.irp);
         // A reused Irp whose OperationEnd was lost simply stays Unknown.
-        self.pending.insert(
-            c.irp,
-            Pending { pipe: pi, event, server, ts, pid, tid, file_object: c.file_object, record },
-        );
+        self.pending
+            .insert(c.irp, Pending { pipe: pi, event, server, ts, pid, tid, file_object: c.file_object, record });
     }
 
     fn op_end(&mut self, e: &FileOpEnd) {
@@ -709,7 +717,13 @@ mod tests {
             FileEvent::OperationEnd(FileOpEnd { origin: origin(ft, 0, rec), irp, extra_information: 0, status })
         };
         let close = |fo, ft, rec| {
-            FileEvent::Close(FileHandleOp { origin: origin(ft, 0, rec), irp: 9, file_object: fo, file_key: 0, issuing_thread_id: 1 })
+            FileEvent::Close(FileHandleOp {
+                origin: origin(ft, 0, rec),
+                irp: 9,
+                file_object: fo,
+                file_key: 0,
+                issuing_thread_id: 1,
+            })
         };
         let t = 130_000_000_000_000_000i64;
         a.process(&create(1, 100, 3, 10, t, 1));

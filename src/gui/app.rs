@@ -192,10 +192,8 @@ impl GuiApp {
 
     /// Every error the app currently shows: damaged inputs, then failures.
     pub fn errors(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .analysis()
-            .map(|a| a.inputs.iter().filter_map(|i| i.error.clone()).collect())
-            .unwrap_or_default();
+        let mut out: Vec<String> =
+            self.analysis().map(|a| a.inputs.iter().filter_map(|i| i.error.clone()).collect()).unwrap_or_default();
         out.extend(self.messages.iter().filter(|m| m.error).map(|m| m.text.clone()));
         out
     }
@@ -223,7 +221,11 @@ impl GuiApp {
             .lanes
             .iter()
             .enumerate()
-            .map(|(i, l)| LaneInfo { id: l.kind.id(&s.model, &s.analysis), label: l.label.clone(), row: s.model.lane_row[i] })
+            .map(|(i, l)| LaneInfo {
+                id: l.kind.id(&s.model, &s.analysis),
+                label: l.label.clone(),
+                row: s.model.lane_row[i],
+            })
             .collect()
     }
 
@@ -311,14 +313,8 @@ impl GuiApp {
         self.selected_pipe = None;
         self.selected_open = None;
         if !f.pipe.is_empty() {
-            let in_evidence: Vec<usize> = s
-                .analysis
-                .pipes
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.name == f.pipe)
-                .map(|(i, _)| i)
-                .collect();
+            let in_evidence: Vec<usize> =
+                s.analysis.pipes.iter().enumerate().filter(|(_, p)| p.name == f.pipe).map(|(i, _)| i).collect();
             for &pi in &in_evidence {
                 let p = &s.analysis.pipes[pi];
                 for (ei, e) in p.events.iter().enumerate() {
@@ -345,7 +341,8 @@ impl GuiApp {
             s.analysis.log_events.iter().enumerate().filter(|(_, e)| e.finding == Some(f.id)).map(|(i, _)| i).collect();
         for l in &f.log_lines {
             if let Some((file, line)) = l.rsplit_once(':') {
-                let (Some(lane), Ok(line)) = (s.model.log_lanes.iter().find(|x| x.name == file), line.parse::<u64>()) else {
+                let (Some(lane), Ok(line)) = (s.model.log_lanes.iter().find(|x| x.name == file), line.parse::<u64>())
+                else {
                     continue;
                 };
                 if let Some(i) = lane.event_at_line(&s.analysis, line) {
@@ -601,10 +598,8 @@ impl GuiApp {
     }
 
     fn banner(&mut self, ui: &mut egui::Ui) {
-        let input_errors: Vec<String> = self
-            .analysis()
-            .map(|a| a.inputs.iter().filter_map(|i| i.error.clone()).collect())
-            .unwrap_or_default();
+        let input_errors: Vec<String> =
+            self.analysis().map(|a| a.inputs.iter().filter_map(|i| i.error.clone()).collect()).unwrap_or_default();
         let red = style::severity_color(crate::model::Severity::Error);
         for e in &input_errors {
             ui.label(RichText::new(format!("Input error: {e}")).color(red));
@@ -612,7 +607,11 @@ impl GuiApp {
         let mut dismiss = false;
         for m in &self.messages {
             ui.horizontal(|ui| {
-                let text = if m.error { RichText::new(format!("Error: {}", m.text)).color(red) } else { RichText::new(&m.text) };
+                let text = if m.error {
+                    RichText::new(format!("Error: {}", m.text)).color(red)
+                } else {
+                    RichText::new(&m.text)
+                };
                 ui.label(text);
             });
         }
@@ -658,15 +657,8 @@ impl GuiApp {
             ui.label(RichText::new("No session yet.").weak());
             return;
         };
-        let clicked = findings::show(
-            ui,
-            &s.analysis,
-            &s.order,
-            &s.kinds,
-            &mut self.kind_filter,
-            self.selected_finding,
-            self.tz,
-        );
+        let clicked =
+            findings::show(ui, &s.analysis, &s.order, &s.kinds, &mut self.kind_filter, self.selected_finding, self.tz);
         if let Some(i) = clicked {
             self.select_finding(i);
         }
@@ -694,7 +686,10 @@ impl GuiApp {
                             Some(pi) => self.pipe_marks.iter().filter(|m| m.0 == pi).map(|m| m.1).collect(),
                             None => Vec::new(),
                         };
-                        let pipe = self.selected_pipe.filter(|&pi| s.analysis.pipes[pi].name == f.pipe).map(|pi| (pi, opens.as_slice()));
+                        let pipe = self
+                            .selected_pipe
+                            .filter(|&pi| s.analysis.pipes[pi].name == f.pipe)
+                            .map(|pi| (pi, opens.as_slice()));
                         action = details::show_finding(ui, &s.analysis, f, &index, pipe, self.tz);
                     }
                     None => details::show_session(ui, &s.analysis, self.tz),
@@ -708,8 +703,18 @@ impl GuiApp {
                 DetailsFocus::Pipe => match self.selected_pipe {
                     Some(pi) => {
                         let (t0, t1) = self.timeline.visible_utc(&s.model);
-                        let pl = s.model.pipe_lane_of.get(pi).copied().flatten().map(|l| &s.model.pipe_lanes[l as usize]);
-                        action = details::show_pipe(ui, &s.analysis, pi, pl, self.selected_open, &self.pipe_marks, (t0, t1), self.tz);
+                        let pl =
+                            s.model.pipe_lane_of.get(pi).copied().flatten().map(|l| &s.model.pipe_lanes[l as usize]);
+                        action = details::show_pipe(
+                            ui,
+                            &s.analysis,
+                            pi,
+                            pl,
+                            self.selected_open,
+                            &self.pipe_marks,
+                            (t0, t1),
+                            self.tz,
+                        );
                     }
                     None => {
                         ui.label(RichText::new("Click a pipe lane on the timeline, or select a pipe finding.").weak());
@@ -717,7 +722,11 @@ impl GuiApp {
                 },
                 DetailsFocus::LogLine => match self.selected_log {
                     Some(li) => {
-                        let lane = s.analysis.log_events.get(li).and_then(|e| s.model.log_lanes.iter().find(|l| l.input == e.input));
+                        let lane = s
+                            .analysis
+                            .log_events
+                            .get(li)
+                            .and_then(|e| s.model.log_lanes.iter().find(|l| l.input == e.input));
                         action = details::show_log_event(ui, &s.analysis, li, lane, self.tz);
                     }
                     None => {

@@ -267,7 +267,8 @@ pub fn show_session(ui: &mut egui::Ui, a: &Analysis, tz: TimeZoneMode) {
     }
     ui.label(RichText::new(format!("Inputs ({})", a.inputs.len())).strong());
     for i in &a.inputs {
-        let name = std::path::Path::new(&i.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name =
+            std::path::Path::new(&i.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let span = match (i.first_ts, i.last_ts) {
             (Some(f), Some(l)) => format!(", {} .. {}", timefmt::format_full(f, tz), timefmt::format_duration(l - f)),
             _ => String::new(),
@@ -290,44 +291,64 @@ pub fn show_session(ui: &mut egui::Ui, a: &Analysis, tz: TimeZoneMode) {
 /// Most opens listed at once (the rest are counted).
 const MAX_OPENS_LISTED: usize = 300;
 
-fn open_rows(ui: &mut egui::Ui, a: &Analysis, pipe: usize, events: &[usize], selected: Option<usize>, marked: &[usize], tz: TimeZoneMode, act: &mut DetailsAction) {
+fn open_rows(
+    ui: &mut egui::Ui,
+    a: &Analysis,
+    pipe: usize,
+    events: &[usize],
+    selected: Option<usize>,
+    marked: &[usize],
+    tz: TimeZoneMode,
+    act: &mut DetailsAction,
+) {
     let Some(p) = a.pipes.get(pipe) else { return };
-    egui::Grid::new(("pipe_opens", pipe, events.first().copied())).num_columns(7).striped(true).min_col_width(8.0).show(ui, |ui| {
-        for h in ["Record", "Time", "PID", "Role", "Outcome", "Status", "Handle lived"] {
-            ui.label(RichText::new(h).strong());
-        }
-        ui.end_row();
-        for &ei in events.iter().take(MAX_OPENS_LISTED) {
-            let Some(e) = p.events.get(ei) else { continue };
-            let is_marked = marked.contains(&ei) || selected == Some(ei);
-            let rec = RichText::new(e.record.to_string()).monospace();
-            let rec = if is_marked { rec.color(style::highlight(ui.visuals())).strong() } else { rec };
-            if ui
-                .add(egui::Label::new(rec).sense(egui::Sense::click()))
-                .on_hover_text(format!("{}#{} (show on the timeline)", a.input_name(p.input), e.record))
-                .clicked()
-            {
-                act.open_pipe = Some((pipe, Some(ei)));
+    egui::Grid::new(("pipe_opens", pipe, events.first().copied()))
+        .num_columns(7)
+        .striped(true)
+        .min_col_width(8.0)
+        .show(ui, |ui| {
+            for h in ["Record", "Time", "PID", "Role", "Outcome", "Status", "Handle lived"] {
+                ui.label(RichText::new(h).strong());
             }
-            ui.label(RichText::new(timefmt::format_tick(e.ts, 1_000, tz)).monospace());
-            ui.label(RichText::new(e.pid.to_string()).monospace());
-            ui.label(if e.server_instance { "server" } else { "client" });
-            ui.label(RichText::new(e.outcome.name()).color(super::lanes::outcome_color(e.outcome)).strong());
-            ui.label(RichText::new(crate::analysis::pipes::status_name(e.status)).monospace());
-            ui.label(match e.closed_ts {
-                Some(c) => timefmt::format_duration(c - e.ts),
-                None => "-".into(),
-            });
             ui.end_row();
-        }
-    });
+            for &ei in events.iter().take(MAX_OPENS_LISTED) {
+                let Some(e) = p.events.get(ei) else { continue };
+                let is_marked = marked.contains(&ei) || selected == Some(ei);
+                let rec = RichText::new(e.record.to_string()).monospace();
+                let rec = if is_marked { rec.color(style::highlight(ui.visuals())).strong() } else { rec };
+                if ui
+                    .add(egui::Label::new(rec).sense(egui::Sense::click()))
+                    .on_hover_text(format!("{}#{} (show on the timeline)", a.input_name(p.input), e.record))
+                    .clicked()
+                {
+                    act.open_pipe = Some((pipe, Some(ei)));
+                }
+                ui.label(RichText::new(timefmt::format_tick(e.ts, 1_000, tz)).monospace());
+                ui.label(RichText::new(e.pid.to_string()).monospace());
+                ui.label(if e.server_instance { "server" } else { "client" });
+                ui.label(RichText::new(e.outcome.name()).color(super::lanes::outcome_color(e.outcome)).strong());
+                ui.label(RichText::new(crate::analysis::pipes::status_name(e.status)).monospace());
+                ui.label(match e.closed_ts {
+                    Some(c) => timefmt::format_duration(c - e.ts),
+                    None => "-".into(),
+                });
+                ui.end_row();
+            }
+        });
     if events.len() > MAX_OPENS_LISTED {
         ui.label(RichText::new(format!("… and {} more", events.len() - MAX_OPENS_LISTED)).weak());
     }
 }
 
 /// A compact table of some opens of a pipe (the evidence of a finding).
-pub fn show_pipe_opens(ui: &mut egui::Ui, a: &Analysis, pipe: usize, events: &[usize], title: &str, tz: TimeZoneMode) -> DetailsAction {
+pub fn show_pipe_opens(
+    ui: &mut egui::Ui,
+    a: &Analysis,
+    pipe: usize,
+    events: &[usize],
+    title: &str,
+    tz: TimeZoneMode,
+) -> DetailsAction {
     let mut act = DetailsAction::default();
     let Some(p) = a.pipes.get(pipe) else { return act };
     ui.label(RichText::new(format!("{title} ({})", events.len())).strong());
@@ -375,7 +396,13 @@ pub fn show_pipe(
         row("input", a.input_name(p.input).to_string());
         row("server pid", p.server_pid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()));
         row("client pids", p.client_pids.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "));
-        row("opens", format!("{} ({} ok, {} busy, {} not found, {} other)", p.opens, p.ok, p.busy, p.not_found, p.other_failures));
+        row(
+            "opens",
+            format!(
+                "{} ({} ok, {} busy, {} not found, {} other)",
+                p.opens, p.ok, p.busy, p.not_found, p.other_failures
+            ),
+        );
         row("instances created", p.instances_created.to_string());
         row("most handles at once", p.max_concurrent.to_string());
         row("most instances at once", p.max_instances.to_string());
@@ -387,13 +414,16 @@ pub fn show_pipe(
     let marked: Vec<usize> = marks.iter().filter(|m| m.0 == pipe).map(|m| m.1).collect();
     if let Some(e) = selected.and_then(|i| p.events.get(i)) {
         ui.add_space(6.0);
-        ui.label(RichText::new(format!(
-            "Selected: record {} pid {} {} ({})",
-            e.record,
-            e.pid,
-            e.outcome.name(),
-            crate::analysis::pipes::status_name(e.status)
-        )).strong());
+        ui.label(
+            RichText::new(format!(
+                "Selected: record {} pid {} {} ({})",
+                e.record,
+                e.pid,
+                e.outcome.name(),
+                crate::analysis::pipes::status_name(e.status)
+            ))
+            .strong(),
+        );
     }
     if !p.clients.is_empty() {
         ui.add_space(6.0);
@@ -421,7 +451,9 @@ pub fn show_pipe(
         }
         None => (0..p.events.len()).collect(),
     };
-    ui.label(RichText::new(format!("Opens and outcomes in view ({} of {} kept)", in_view.len(), p.events.len())).strong());
+    ui.label(
+        RichText::new(format!("Opens and outcomes in view ({} of {} kept)", in_view.len(), p.events.len())).strong(),
+    );
     open_rows(ui, a, pipe, &in_view, selected, &marked, tz, &mut act);
     act
 }
@@ -430,7 +462,13 @@ pub fn show_pipe(
 const NEIGHBOURS: usize = 5;
 
 /// A log line: where and when, its full text, and its neighbouring error/warning lines.
-pub fn show_log_event(ui: &mut egui::Ui, a: &Analysis, idx: usize, lane: Option<&super::lanes::LogLane>, tz: TimeZoneMode) -> DetailsAction {
+pub fn show_log_event(
+    ui: &mut egui::Ui,
+    a: &Analysis,
+    idx: usize,
+    lane: Option<&super::lanes::LogLane>,
+    tz: TimeZoneMode,
+) -> DetailsAction {
     let mut act = DetailsAction::default();
     let Some(e) = a.log_events.get(idx) else {
         ui.label("This log line is no longer in the analysis.");
@@ -449,7 +487,10 @@ pub fn show_log_event(ui: &mut egui::Ui, a: &Analysis, idx: usize, lane: Option<
         };
         row("severity", e.severity.to_string());
         row("time (UTC-corrected)", e.ts.map(|t| timefmt::format_full(t, tz)).unwrap_or_else(|| "no time".into()));
-        row("time as written", e.written_ts.map(crate::model::format_utc).unwrap_or_default().trim_end_matches('Z').to_string());
+        row(
+            "time as written",
+            e.written_ts.map(crate::model::format_utc).unwrap_or_default().trim_end_matches('Z').to_string(),
+        );
         if let Some(l) = log {
             row("clock offset", format!("{:+.3} s ({}, confidence {:.2})", l.offset_s, l.offset_source, l.confidence));
         }

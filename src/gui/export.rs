@@ -29,10 +29,8 @@ pub fn write_table(a: &Analysis, table: Table, path: &Path) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("not a file name: {}", path.display()))?;
+    let name =
+        path.file_name().and_then(|n| n.to_str()).with_context(|| format!("not a file name: {}", path.display()))?;
     report::write_atomic(&dir, name, |w| match table {
         Table::Findings => csv::write_findings(a, w),
         Table::Connections => csv::write_connections(a, w),

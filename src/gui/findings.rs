@@ -63,11 +63,8 @@ pub fn show(
         ui.label(RichText::new("No findings: nothing in these inputs matched a known failure pattern.").weak());
         return None;
     }
-    let shown: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|&i| kind_filter.as_deref().is_none_or(|k| a.findings[i].kind == k))
-        .collect();
+    let shown: Vec<usize> =
+        order.iter().copied().filter(|&i| kind_filter.as_deref().is_none_or(|k| a.findings[i].kind == k)).collect();
     // Only the visible rows are laid out, so thousands of findings stay cheap.
     let row_height = ui.spacing().interact_size.y.max(ui.text_style_height(&egui::TextStyle::Button) + 4.0);
     egui::ScrollArea::vertical().id_salt("findings_list").auto_shrink([false, false]).show_rows(
@@ -81,9 +78,8 @@ pub fn show(
                 ui.horizontal(|ui| {
                     ui.set_height(row_height);
                     style::severity_dot(ui, f.severity);
-                    let resp = ui.add(
-                        egui::Button::selectable(is_sel, row_label(f)).wrap_mode(egui::TextWrapMode::Truncate),
-                    );
+                    let resp =
+                        ui.add(egui::Button::selectable(is_sel, row_label(f)).wrap_mode(egui::TextWrapMode::Truncate));
                     let resp = resp.on_hover_text(format!(
                         "{}\n{} .. {}\nclient {}  server {}",
                         f.summary,

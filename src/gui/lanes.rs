@@ -220,7 +220,10 @@ pub fn handle_graph(mesh: &mut Mesh, cols: &[u32], max: u32, left: f32, area: Re
         }
         if v > 0 {
             let top = area.bottom() - (v as f32 / max.max(1) as f32) * h;
-            let r = Rect::from_min_max(Pos2::new(left + c as f32, top.min(area.bottom() - 1.0)), Pos2::new(left + e as f32, area.bottom()));
+            let r = Rect::from_min_max(
+                Pos2::new(left + c as f32, top.min(area.bottom() - 1.0)),
+                Pos2::new(left + e as f32, area.bottom()),
+            );
             mesh.add_colored_rect(r.intersect(area), color);
         }
         c = e;

@@ -5,12 +5,11 @@
 //! search away), only visible rows are walked, and bars closer than a pixel are merged into one
 //! bar coloured by the worst ending in it.
 
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use eframe::egui::{
-    self, Color32, CornerRadius, FontId, Key, PointerButton, Pos2, Rect, Sense, Shape, Stroke,
-    StrokeKind, Vec2,
+    self, Color32, CornerRadius, FontId, Key, PointerButton, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, Vec2,
 };
 
 use super::lanes::{self, LogLane, PipeLane, SystemLane};
@@ -47,9 +46,16 @@ impl LaneKind {
         match self {
             LaneKind::Pipe(i) => format!(
                 "pipe:{}",
-                model.pipe_lanes.get(*i as usize).and_then(|l| a.pipes.get(l.pipe)).map(|p| p.name.as_str()).unwrap_or("?")
+                model
+                    .pipe_lanes
+                    .get(*i as usize)
+                    .and_then(|l| a.pipes.get(l.pipe))
+                    .map(|p| p.name.as_str())
+                    .unwrap_or("?")
             ),
-            LaneKind::Log(i) => format!("log:{}", model.log_lanes.get(*i as usize).map(|l| l.name.as_str()).unwrap_or("?")),
+            LaneKind::Log(i) => {
+                format!("log:{}", model.log_lanes.get(*i as usize).map(|l| l.name.as_str()).unwrap_or("?"))
+            }
             LaneKind::System => "system".into(),
             LaneKind::TcpServer(e) => format!("tcp:{e}"),
         }
@@ -67,14 +73,23 @@ pub struct Lane {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowRef {
     Header(u32),
-    Items { lane: u32, row: u32 },
+    Items {
+        lane: u32,
+        row: u32,
+    },
     /// A pipe's handle graph; it is two rows tall, the second is `Spacer`.
-    PipeGraph { lane: u32 },
+    PipeGraph {
+        lane: u32,
+    },
     Spacer,
     /// A pipe's opens (failed ones as coloured marks).
-    PipeOpens { lane: u32 },
+    PipeOpens {
+        lane: u32,
+    },
     /// Marks of a log or system lane.
-    Marks { lane: u32 },
+    Marks {
+        lane: u32,
+    },
 }
 
 /// Layout of one analysis on the timeline; rebuilt only when the analysis changes.
@@ -166,7 +181,13 @@ impl TimelineModel {
             let p = &a.pipes[pl.pipe];
             let failed = p.busy + p.not_found + p.other_failures;
             lanes.push(Lane {
-                label: format!("pipe {}  ({} opens, {} failed, max {} handles)", short_pipe(&p.name), p.opens, failed, p.max_concurrent),
+                label: format!(
+                    "pipe {}  ({} opens, {} failed, max {} handles)",
+                    short_pipe(&p.name),
+                    p.opens,
+                    failed,
+                    p.max_concurrent
+                ),
                 kind: LaneKind::Pipe(i as u32),
                 items: p.events.len(),
                 rows: Vec::new(),
@@ -269,11 +290,9 @@ impl TimelineModel {
 
     fn item_span(&self, a: &Analysis, lane: &Lane, item: u32) -> (UtcNs, UtcNs) {
         match lane.kind {
-            LaneKind::TcpServer(_) => a
-                .connections
-                .get(item as usize)
-                .map(|c| (c.first_ts, c.last_ts))
-                .unwrap_or((0, 0)),
+            LaneKind::TcpServer(_) => {
+                a.connections.get(item as usize).map(|c| (c.first_ts, c.last_ts)).unwrap_or((0, 0))
+            }
             _ => (0, 0),
         }
     }
@@ -386,7 +405,10 @@ impl TimelineView {
 pub enum TimelineItem {
     Connection(usize),
     /// A pipe (index in `Analysis::pipes`) and, for a mark, the open (index in `Pipe::events`).
-    Pipe { pipe: usize, event: Option<usize> },
+    Pipe {
+        pipe: usize,
+        event: Option<usize>,
+    },
     /// Index in `Analysis::log_events`.
     LogEvent(usize),
     /// Index in `Analysis::system_events`.
@@ -506,7 +528,10 @@ pub fn show(
             RowRef::PipeGraph { lane: li } => {
                 let LaneKind::Pipe(pi) = model.lanes[li as usize].kind else { continue };
                 let pl = &model.pipe_lanes[pi as usize];
-                let area = Rect::from_min_max(Pos2::new(plot.left(), y + 2.0), Pos2::new(plot.right(), y + 2.0 * ROW_HEIGHT - 1.0));
+                let area = Rect::from_min_max(
+                    Pos2::new(plot.left(), y + 2.0),
+                    Pos2::new(plot.right(), y + 2.0 * ROW_HEIGHT - 1.0),
+                );
                 let ncols = plot.width().max(1.0).ceil() as usize;
                 // Per pixel column, the most handles open at any moment in it.
                 let cols = lanes::column_max(&pl.h_ts, &pl.h_val, t_lo, ns_per_px, ncols);
@@ -516,8 +541,14 @@ pub fn show(
                     Stroke::new(1.0, weak.gamma_multiply(0.4)),
                 ));
                 if hl.selected_pipe == Some(pl.pipe) {
-                    let whole = Rect::from_min_max(Pos2::new(plot.left(), y), Pos2::new(plot.right(), y + 3.0 * ROW_HEIGHT));
-                    shapes.push(Shape::rect_stroke(whole, CornerRadius::ZERO, Stroke::new(1.5, style::highlight(&visuals)), StrokeKind::Inside));
+                    let whole =
+                        Rect::from_min_max(Pos2::new(plot.left(), y), Pos2::new(plot.right(), y + 3.0 * ROW_HEIGHT));
+                    shapes.push(Shape::rect_stroke(
+                        whole,
+                        CornerRadius::ZERO,
+                        Stroke::new(1.5, style::highlight(&visuals)),
+                        StrokeKind::Inside,
+                    ));
                 }
                 if let Some(p) = pointer {
                     if area.contains(p) {
@@ -547,7 +578,8 @@ pub fn show(
                 let mut best: Option<(f32, usize, usize)> = None;
                 lanes::for_columns(&pl.ts, t_lo, t_hi, ns_per_px, |i, j| {
                     let x = x_of(pl.ts[i]);
-                    let (b, n, o) = (pl.busy[j] - pl.busy[i], pl.not_found[j] - pl.not_found[i], pl.other[j] - pl.other[i]);
+                    let (b, n, o) =
+                        (pl.busy[j] - pl.busy[i], pl.not_found[j] - pl.not_found[i], pl.other[j] - pl.other[i]);
                     let color = if n > 0 {
                         lanes::COLOR_NOT_FOUND
                     } else if o > 0 {
@@ -585,7 +617,9 @@ pub fn show(
                             timefmt::format_full(e.ts, tz)
                         );
                         if j - i > 1 {
-                            let failed = (pl.busy[j] - pl.busy[i]) + (pl.not_found[j] - pl.not_found[i]) + (pl.other[j] - pl.other[i]);
+                            let failed = (pl.busy[j] - pl.busy[i])
+                                + (pl.not_found[j] - pl.not_found[i])
+                                + (pl.other[j] - pl.other[i]);
                             text.push_str(&format!("  (+{} more here, {} failed)", j - i - 1, failed));
                         }
                         hover_other = Some((d, TimelineItem::Pipe { pipe: pl.pipe, event: Some(ev) }, text));
@@ -601,8 +635,15 @@ pub fn show(
                         let ll = &model.log_lanes[i as usize];
                         lanes::for_columns(&ll.ts, t_lo, t_hi, ns_per_px, |i, j| {
                             let x = x_of(ll.ts[i]);
-                            let color = if ll.errors[j] > ll.errors[i] { lanes::COLOR_LOG_ERROR } else { lanes::COLOR_LOG_WARNING };
-                            bars.add_colored_rect(Rect::from_min_max(Pos2::new(x - 1.0, top), Pos2::new(x + 1.0, bottom)), color);
+                            let color = if ll.errors[j] > ll.errors[i] {
+                                lanes::COLOR_LOG_ERROR
+                            } else {
+                                lanes::COLOR_LOG_WARNING
+                            };
+                            bars.add_colored_rect(
+                                Rect::from_min_max(Pos2::new(x - 1.0, top), Pos2::new(x + 1.0, bottom)),
+                                color,
+                            );
                             if let Some(p) = hover_row {
                                 let d = (p.x - x).abs();
                                 if d <= 4.0 && best.is_none_or(|bb| d < bb.0) {
@@ -634,7 +675,12 @@ pub fn show(
                             };
                             let c = Pos2::new(x, row_rect.center().y);
                             shapes.push(Shape::convex_polygon(
-                                vec![Pos2::new(c.x, top), Pos2::new(c.x + 4.0, c.y), Pos2::new(c.x, bottom), Pos2::new(c.x - 4.0, c.y)],
+                                vec![
+                                    Pos2::new(c.x, top),
+                                    Pos2::new(c.x + 4.0, c.y),
+                                    Pos2::new(c.x, bottom),
+                                    Pos2::new(c.x - 4.0, c.y),
+                                ],
                                 color,
                                 Stroke::NONE,
                             ));
@@ -678,10 +724,8 @@ pub fn show(
                 let items = &lane.rows[row as usize];
                 // Ends are sorted within a row, so the first visible item is a binary search away.
                 let start = items.partition_point(|&it| model.item_span(a, lane, it).1 < t_lo);
-                let bar = Rect::from_min_max(
-                    Pos2::new(0.0, row_rect.top() + 3.0),
-                    Pos2::new(0.0, row_rect.bottom() - 3.0),
-                );
+                let bar =
+                    Rect::from_min_max(Pos2::new(0.0, row_rect.top() + 3.0), Pos2::new(0.0, row_rect.bottom() - 3.0));
                 let mut run: Option<Run> = None;
                 for &item in &items[start..] {
                     let (s, e) = model.item_span(a, lane, item);
@@ -694,7 +738,11 @@ pub fn show(
                     let selected = hl.selected_connection == Some(idx);
                     let end = model.item_end(lane, item);
                     if let Some(p) = pointer {
-                        if p.y >= row_rect.top() && p.y < row_rect.bottom() && p.x >= x0 - 3.0 && p.x <= x1.max(x0 + 2.0) + 3.0 {
+                        if p.y >= row_rect.top()
+                            && p.y < row_rect.bottom()
+                            && p.x >= x0 - 3.0
+                            && p.x <= x1.max(x0 + 2.0) + 3.0
+                        {
                             hovered_item = Some(idx);
                         }
                     }
@@ -708,14 +756,32 @@ pub fn show(
                         }
                         _ => {
                             if let Some(r) = run.take() {
-                                flush_run(&mut shapes, &mut bars, a, &r, bar, &x_of, visuals.strong_text_color(), style::highlight(&visuals));
+                                flush_run(
+                                    &mut shapes,
+                                    &mut bars,
+                                    a,
+                                    &r,
+                                    bar,
+                                    &x_of,
+                                    visuals.strong_text_color(),
+                                    style::highlight(&visuals),
+                                );
                             }
                             run = Some(Run { x0, x1, worst: end, count: 1, first: item, highlighted, selected });
                         }
                     }
                 }
                 if let Some(r) = run.take() {
-                    flush_run(&mut shapes, &mut bars, a, &r, bar, &x_of, visuals.strong_text_color(), style::highlight(&visuals));
+                    flush_run(
+                        &mut shapes,
+                        &mut bars,
+                        a,
+                        &r,
+                        bar,
+                        &x_of,
+                        visuals.strong_text_color(),
+                        style::highlight(&visuals),
+                    );
                 }
             }
         }
@@ -741,7 +807,12 @@ pub fn show(
         if let (Some(lane), Some(ts)) = (model.log_lanes.iter().position(|l| l.input == e.input), e.ts) {
             let (x, y) = (x_of(ts), plot.top() + model.log_row[lane] as f32 * ROW_HEIGHT - view.scroll_y);
             let r = Rect::from_min_max(Pos2::new(x - 3.0, y), Pos2::new(x + 3.0, y + ROW_HEIGHT));
-            shapes.push(Shape::rect_stroke(r, CornerRadius::ZERO, Stroke::new(2.0, visuals.strong_text_color()), StrokeKind::Outside));
+            shapes.push(Shape::rect_stroke(
+                r,
+                CornerRadius::ZERO,
+                Stroke::new(2.0, visuals.strong_text_color()),
+                StrokeKind::Outside,
+            ));
         }
     }
     // Evidence frames of the selected finding.
@@ -784,10 +855,8 @@ pub fn show(
 
     // Box zoom rectangle.
     if let (Some(start), Some(now)) = (view.box_start, response.hover_pos().or(response.interact_pointer_pos())) {
-        let r = Rect::from_min_max(
-            Pos2::new(start.x.min(now.x), plot.top()),
-            Pos2::new(start.x.max(now.x), plot.bottom()),
-        );
+        let r =
+            Rect::from_min_max(Pos2::new(start.x.min(now.x), plot.top()), Pos2::new(start.x.max(now.x), plot.bottom()));
         shapes.push(Shape::rect_filled(r, CornerRadius::ZERO, Color32::from_rgba_unmultiplied(120, 170, 255, 40)));
         shapes.push(Shape::rect_stroke(r, CornerRadius::ZERO, Stroke::new(1.0, style::MARK_FIN), StrokeKind::Inside));
     }
@@ -879,11 +948,20 @@ fn packet_marks(shapes: &mut Vec<Shape>, c: &crate::model::Connection, bar: Rect
         }
         let (top, bottom) = (bar.top() - 2.0, bar.bottom() + 2.0);
         if p.flags & tcp_flags::RST != 0 {
-            shapes.push(Shape::line_segment([Pos2::new(x, top - 1.0), Pos2::new(x, bottom + 1.0)], Stroke::new(2.5, style::MARK_RST)));
+            shapes.push(Shape::line_segment(
+                [Pos2::new(x, top - 1.0), Pos2::new(x, bottom + 1.0)],
+                Stroke::new(2.5, style::MARK_RST),
+            ));
         } else if p.flags & tcp_flags::SYN != 0 {
-            shapes.push(Shape::line_segment([Pos2::new(x, top), Pos2::new(x, bottom)], Stroke::new(2.0, style::MARK_SYN)));
+            shapes.push(Shape::line_segment(
+                [Pos2::new(x, top), Pos2::new(x, bottom)],
+                Stroke::new(2.0, style::MARK_SYN),
+            ));
         } else if p.flags & tcp_flags::FIN != 0 {
-            shapes.push(Shape::line_segment([Pos2::new(x, top), Pos2::new(x, bottom)], Stroke::new(2.0, style::MARK_FIN)));
+            shapes.push(Shape::line_segment(
+                [Pos2::new(x, top), Pos2::new(x, bottom)],
+                Stroke::new(2.0, style::MARK_FIN),
+            ));
         } else if p.analysis & (analysis_flags::KEEP_ALIVE | analysis_flags::KEEP_ALIVE_ACK) != 0 {
             shapes.push(Shape::circle_filled(Pos2::new(x, bar.center().y), 2.5, style::MARK_KEEPALIVE));
         } else if p.payload_len > 0 && x - last_x >= 2.0 {
@@ -900,7 +978,12 @@ fn packet_marks(shapes: &mut Vec<Shape>, c: &crate::model::Connection, bar: Rect
             let (x0, x1) = (x_of(h.ts).max(left), x_of(t.ts).min(right));
             if x1 - x0 > 8.0 {
                 let y = bar.center().y;
-                shapes.extend(Shape::dotted_line(&[Pos2::new(x0 + 3.0, y), Pos2::new(x1 - 3.0, y)], Color32::from_gray(230), 5.0, 0.8));
+                shapes.extend(Shape::dotted_line(
+                    &[Pos2::new(x0 + 3.0, y), Pos2::new(x1 - 3.0, y)],
+                    Color32::from_gray(230),
+                    5.0,
+                    0.8,
+                ));
             }
         }
     }
@@ -909,15 +992,58 @@ fn packet_marks(shapes: &mut Vec<Shape>, c: &crate::model::Connection, bar: Rect
 /// Picks a "nice" tick step giving at least `min_px` between ticks.
 pub fn tick_step(ns_per_px: f64, min_px: f64) -> i64 {
     const STEPS: &[i64] = &[
-        1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000,
-        500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000, 50_000_000, 100_000_000,
-        200_000_000, 500_000_000, 1_000_000_000, 2_000_000_000, 5_000_000_000, 10_000_000_000,
-        15_000_000_000, 30_000_000_000, 60_000_000_000, 120_000_000_000, 300_000_000_000,
-        600_000_000_000, 900_000_000_000, 1_800_000_000_000, 3_600_000_000_000, 7_200_000_000_000,
-        10_800_000_000_000, 21_600_000_000_000, 43_200_000_000_000, 86_400_000_000_000,
+        1,
+        2,
+        5,
+        10,
+        20,
+        50,
+        100,
+        200,
+        500,
+        1_000,
+        2_000,
+        5_000,
+        10_000,
+        20_000,
+        50_000,
+        100_000,
+        200_000,
+        500_000,
+        1_000_000,
+        2_000_000,
+        5_000_000,
+        10_000_000,
+        20_000_000,
+        50_000_000,
+        100_000_000,
+        200_000_000,
+        500_000_000,
+        1_000_000_000,
+        2_000_000_000,
+        5_000_000_000,
+        10_000_000_000,
+        15_000_000_000,
+        30_000_000_000,
+        60_000_000_000,
+        120_000_000_000,
+        300_000_000_000,
+        600_000_000_000,
+        900_000_000_000,
+        1_800_000_000_000,
+        3_600_000_000_000,
+        7_200_000_000_000,
+        10_800_000_000_000,
+        21_600_000_000_000,
+        43_200_000_000_000,
+        86_400_000_000_000,
     ];
     let want = ns_per_px * min_px;
-    STEPS.iter().copied().find(|&s| s as f64 >= want).unwrap_or(86_400_000_000_000 * ((want / 86_400e9).ceil() as i64).max(1))
+    STEPS
+        .iter()
+        .copied()
+        .find(|&s| s as f64 >= want)
+        .unwrap_or(86_400_000_000_000 * ((want / 86_400e9).ceil() as i64).max(1))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -945,8 +1071,14 @@ fn ruler_shapes(
     while t <= t_hi && n < 400 {
         let x = plot.left() + (((t - model.origin) as f64 - view.t0) / ns_per_px) as f32;
         if x >= plot.left() {
-            shapes.push(Shape::line_segment([Pos2::new(x, ruler.bottom() - 8.0), Pos2::new(x, ruler.bottom())], Stroke::new(1.0, text)));
-            shapes.push(Shape::line_segment([Pos2::new(x, plot.top()), Pos2::new(x, plot.bottom())], Stroke::new(1.0, weak.gamma_multiply(0.25))));
+            shapes.push(Shape::line_segment(
+                [Pos2::new(x, ruler.bottom() - 8.0), Pos2::new(x, ruler.bottom())],
+                Stroke::new(1.0, text),
+            ));
+            shapes.push(Shape::line_segment(
+                [Pos2::new(x, plot.top()), Pos2::new(x, plot.bottom())],
+                Stroke::new(1.0, weak.gamma_multiply(0.25)),
+            ));
             let g = painter.layout_no_wrap(timefmt::format_tick(t, step, tz), font.clone(), text);
             // A label that would run under the gutter is left out rather than cut.
             if x - g.size().x / 2.0 >= plot.left() {
@@ -963,11 +1095,8 @@ fn ruler_shapes(
         panel_fill,
     ));
     shapes.push(Shape::galley(Pos2::new(ruler.left() + 4.0, ruler.top() + 3.0), date, text));
-    let span = painter.layout_no_wrap(
-        format!("view {}", timefmt::format_duration((view.t1 - view.t0) as i64)),
-        font,
-        weak,
-    );
+    let span =
+        painter.layout_no_wrap(format!("view {}", timefmt::format_duration((view.t1 - view.t0) as i64)), font, weak);
     shapes.push(Shape::galley(Pos2::new(ruler.left() + 4.0, ruler.top() + 20.0), span, weak));
     shapes.push(Shape::line_segment(
         [Pos2::new(ruler.left(), ruler.bottom()), Pos2::new(ruler.right(), ruler.bottom())],
@@ -1079,7 +1208,11 @@ pub fn legend(ui: &mut egui::Ui) {
         }
         ui.separator();
         for (c, l, tip) in [
-            (lanes::COLOR_HANDLES, "pipe handles", "open client handles of a pipe over time (per pixel: the most at once)"),
+            (
+                lanes::COLOR_HANDLES,
+                "pipe handles",
+                "open client handles of a pipe over time (per pixel: the most at once)",
+            ),
             (lanes::COLOR_BUSY, "busy", "failed open: all instances busy (ERROR_PIPE_BUSY)"),
             (lanes::COLOR_NOT_FOUND, "not found", "failed open: no such pipe (ERROR_FILE_NOT_FOUND)"),
             (lanes::COLOR_LOG_ERROR, "log error", "error line of a text log (corrected UTC time)"),

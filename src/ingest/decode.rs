@@ -161,11 +161,7 @@ fn decode_ipv4(d: &[u8]) -> Option<DecodedTcp> {
     let src = IpAddr::V4(Ipv4Addr::from(be32(d, 12)?));
     let dst = IpAddr::V4(Ipv4Addr::from(be32(d, 16)?));
     // TSO captures have total_len 0: fall back to what was captured.
-    let ip_payload = if total_len == 0 {
-        d.len().saturating_sub(ihl)
-    } else {
-        total_len.checked_sub(ihl)?
-    };
+    let ip_payload = if total_len == 0 { d.len().saturating_sub(ihl) } else { total_len.checked_sub(ihl)? };
     decode_tcp(src, dst, d.get(ihl..)?, ip_payload)
 }
 

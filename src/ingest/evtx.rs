@@ -168,10 +168,7 @@ pub struct EvtxEvent {
 
 impl EvtxEvent {
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -241,19 +238,13 @@ pub fn read_evtx_file(path: impl AsRef<Path>) -> Result<EvtxLog, EvtxOpenError> 
 pub fn read_evtx_bytes(bytes: Vec<u8>) -> Result<EvtxLog, EvtxOpenError> {
     let (mut ev, mut wa) = (Vec::new(), Vec::new());
     let chunks_declared = for_each_event_in_bytes(bytes, |e| ev.push(e), |w| wa.push(w))?;
-    Ok(EvtxLog {
-        events: ev,
-        warnings: wa,
-        chunks_declared,
-    })
+    Ok(EvtxLog { events: ev, warnings: wa, chunks_declared })
 }
 
 /// For streams that cannot seek (e.g. a gunzipped `.evtx.gz`): reads everything into memory first.
 pub fn read_evtx_reader(mut reader: impl Read) -> Result<EvtxLog, EvtxOpenError> {
     let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).map_err(|e| EvtxOpenError {
-        message: format!("read failed: {e}"),
-    })?;
+    reader.read_to_end(&mut bytes).map_err(|e| EvtxOpenError { message: format!("read failed: {e}") })?;
     read_evtx_bytes(bytes)
 }
 
@@ -277,9 +268,8 @@ pub fn for_each_event_in_file(
     mut on_warning: impl FnMut(EvtxWarning),
 ) -> Result<u64, EvtxOpenError> {
     let path = path.as_ref();
-    let parser = open_guarded(|| EvtxParser::from_path(path)).map_err(|e| EvtxOpenError {
-        message: format!("{}: {}", path.display(), e.message),
-    })?;
+    let parser = open_guarded(|| EvtxParser::from_path(path))
+        .map_err(|e| EvtxOpenError { message: format!("{}: {}", path.display(), e.message) })?;
     let declared = u64::from(parser.header().chunk_count);
     drive(parser, &mut on_event, &mut on_warning);
     Ok(declared)
@@ -288,12 +278,8 @@ pub fn for_each_event_in_file(
 fn open_guarded<T>(f: impl FnOnce() -> evtx::err::Result<T>) -> Result<T, EvtxOpenError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(p)) => Ok(p),
-        Ok(Err(e)) => Err(EvtxOpenError {
-            message: error_chain(&e),
-        }),
-        Err(_) => Err(EvtxOpenError {
-            message: "the EVTX parser panicked on the file header".into(),
-        }),
+        Ok(Err(e)) => Err(EvtxOpenError { message: error_chain(&e) }),
+        Err(_) => Err(EvtxOpenError { message: "the EVTX parser panicked on the file header".into() }),
     }
 }
 
@@ -354,17 +340,12 @@ fn warning_from_error(e: &EvtxError) -> EvtxWarning {
         EvtxError::FailedToParseChunk { chunk_id, .. } => EvtxWarning {
             chunk: Some(*chunk_id),
             record_id: None,
-            file_offset: chunk_id
-                .checked_mul(CHUNK_SIZE)
-                .and_then(|o| o.checked_add(FILE_HEADER_SIZE)),
+            file_offset: chunk_id.checked_mul(CHUNK_SIZE).and_then(|o| o.checked_add(FILE_HEADER_SIZE)),
             message,
         },
-        EvtxError::FailedToParseRecord { record_id, .. } => EvtxWarning {
-            chunk: None,
-            record_id: Some(*record_id),
-            file_offset: None,
-            message,
-        },
+        EvtxError::FailedToParseRecord { record_id, .. } => {
+            EvtxWarning { chunk: None, record_id: Some(*record_id), file_offset: None, message }
+        }
         EvtxError::FailedToReadRecordAt { chunk, offset, .. } => EvtxWarning {
             chunk: *chunk,
             record_id: None,
@@ -374,12 +355,7 @@ fn warning_from_error(e: &EvtxError) -> EvtxWarning {
                 .and_then(|o| o.checked_add(*offset)),
             message,
         },
-        _ => EvtxWarning {
-            chunk: None,
-            record_id: None,
-            file_offset: None,
-            message,
-        },
+        _ => EvtxWarning { chunk: None, record_id: None, file_offset: None, message },
     }
 }
 
@@ -442,11 +418,7 @@ fn flatten(v: &Value, key: &str, depth: usize, out: &mut Vec<(String, String)>) 
             }
         }
         other => {
-            let name = if key == "Data" {
-                "Data[0]".to_string()
-            } else {
-                key.to_string()
-            };
+            let name = if key == "Data" { "Data[0]".to_string() } else { key.to_string() };
             if let Some(t) = as_text(other) {
                 out.push((name, cap(t)));
             }
@@ -457,15 +429,9 @@ fn flatten(v: &Value, key: &str, depth: usize, out: &mut Vec<(String, String)>) 
 /// Build an event from one record rendered by `records_json_value` (`{"Event": {...}}`).
 /// `header_record_id`/`header_time_ns` are used when System lacks them. Public so callers
 /// and tests can classify records from other sources.
-pub fn event_from_json(
-    data: &Value,
-    header_record_id: u64,
-    header_time_ns: i64,
-) -> Result<EvtxEvent, String> {
+pub fn event_from_json(data: &Value, header_record_id: u64, header_time_ns: i64) -> Result<EvtxEvent, String> {
     let ev = data.get("Event").unwrap_or(data);
-    let sys = ev
-        .get("System")
-        .ok_or_else(|| "record has no System element".to_string())?;
+    let sys = ev.get("System").ok_or_else(|| "record has no System element".to_string())?;
     let provider = sys
         .get("Provider")
         .and_then(|p| attr(p, "Name").or_else(|| attr(p, "EventSourceName")))
@@ -476,20 +442,14 @@ pub fn event_from_json(
         .and_then(as_u64)
         .and_then(|v| u32::try_from(v).ok())
         .ok_or_else(|| "record has no EventID".to_string())?;
-    let record_id = sys
-        .get("EventRecordID")
-        .and_then(as_u64)
-        .unwrap_or(header_record_id);
+    let record_id = sys.get("EventRecordID").and_then(as_u64).unwrap_or(header_record_id);
     let time_utc_ns = sys
         .get("TimeCreated")
         .and_then(|t| attr(t, "SystemTime"))
         .and_then(Value::as_str)
         .and_then(parse_utc_ns)
         .unwrap_or(header_time_ns);
-    let level = sys
-        .get("Level")
-        .and_then(as_u64)
-        .and_then(|l| u8::try_from(l).ok());
+    let level = sys.get("Level").and_then(as_u64).and_then(|l| u8::try_from(l).ok());
     let channel = sys.get("Channel").and_then(as_text).unwrap_or_default();
     let computer = sys.get("Computer").and_then(as_text).unwrap_or_default();
 
@@ -499,31 +459,14 @@ pub fn event_from_json(
             flatten(p, part, 0, &mut fields);
         }
     }
-    let binary = ev
-        .get("EventData")
-        .and_then(|d| d.get("Binary"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let binary = ev.get("EventData").and_then(|d| d.get("Binary")).and_then(Value::as_str).unwrap_or("");
     let kind = classify(&provider, event_id, &fields, binary);
     let message = summarize(&provider, event_id, &kind, &fields);
-    Ok(EvtxEvent {
-        record_id,
-        time_utc_ns,
-        provider,
-        event_id,
-        level,
-        channel,
-        computer,
-        kind,
-        fields,
-        message,
-    })
+    Ok(EvtxEvent { record_id, time_utc_ns, provider, event_id, level, channel, computer, kind, fields, message })
 }
 
 fn get<'a>(fields: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|n| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()))
+    names.iter().find_map(|n| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()))
 }
 
 fn get_s(fields: &[(String, String)], names: &[&str]) -> String {
@@ -541,59 +484,45 @@ fn parse_num(s: &str) -> Option<u64> {
 
 fn classify(provider: &str, id: u32, f: &[(String, String)], binary: &str) -> EvtxKind {
     match (provider, id) {
-        ("Service Control Manager", 7031 | 7034) => EvtxKind::ServiceCrashed {
-            service: get_s(f, &["param1", "Data[0]"]),
-            event_id: id,
-        },
+        ("Service Control Manager", 7031 | 7034) => {
+            EvtxKind::ServiceCrashed { service: get_s(f, &["param1", "Data[0]"]), event_id: id }
+        }
         ("Service Control Manager", 7036) => {
             let service = get_s(f, &["param1", "Data[0]"]);
             let raw_state = get_s(f, &["param2", "Data[1]"]);
             let mut state = ServiceState::parse(&raw_state);
             if state == ServiceState::Unknown {
                 // The binary data holds "ServiceKey/N" in UTF-16LE; N is the numeric state.
-                if let Some(n) =
-                    decode_utf16_hex(binary).and_then(|s| s.rsplit('/').next().map(str::to_string))
-                {
+                if let Some(n) = decode_utf16_hex(binary).and_then(|s| s.rsplit('/').next().map(str::to_string)) {
                     state = ServiceState::parse(&n);
                 }
             }
-            EvtxKind::ServiceState {
-                service,
-                state,
-                raw_state,
-            }
+            EvtxKind::ServiceState { service, state, raw_state }
         }
         ("EventLog", 6005) => EvtxKind::EventLogStarted,
         ("EventLog", 6006) => EvtxKind::EventLogStopped,
         ("EventLog", 6008) => {
             let t = get(f, &["Data[0]"]).unwrap_or("");
             let d = get(f, &["Data[1]"]).unwrap_or("");
-            EvtxKind::UnexpectedShutdown {
-                previous_shutdown: format!("{t} {d}").trim().to_string(),
-            }
+            EvtxKind::UnexpectedShutdown { previous_shutdown: format!("{t} {d}").trim().to_string() }
         }
-        ("Microsoft-Windows-Kernel-General", 12) => EvtxKind::OsStarted {
-            start_time_ns: get(f, &["StartTime"]).and_then(parse_utc_ns),
-        },
-        ("Microsoft-Windows-Kernel-General", 13) => EvtxKind::OsStopped {
-            stop_time_ns: get(f, &["StopTime"]).and_then(parse_utc_ns),
-        },
+        ("Microsoft-Windows-Kernel-General", 12) => {
+            EvtxKind::OsStarted { start_time_ns: get(f, &["StartTime"]).and_then(parse_utc_ns) }
+        }
+        ("Microsoft-Windows-Kernel-General", 13) => {
+            EvtxKind::OsStopped { stop_time_ns: get(f, &["StopTime"]).and_then(parse_utc_ns) }
+        }
         ("Application Error", 1000) => {
             let code = get(f, &["ExceptionCode", "Data[6]"]).and_then(|s| {
                 let t = s.trim();
-                let h = t
-                    .strip_prefix("0x")
-                    .or_else(|| t.strip_prefix("0X"))
-                    .unwrap_or(t);
+                let h = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
                 u32::from_str_radix(h, 16).ok()
             });
             EvtxKind::AppCrash {
                 app: get_s(f, &["AppName", "Data[0]"]),
                 module: get_s(f, &["ModuleName", "Data[3]"]),
                 exception_code: code,
-                process_id: get(f, &["ProcessId", "Data[8]"])
-                    .and_then(parse_num)
-                    .and_then(|v| u32::try_from(v).ok()),
+                process_id: get(f, &["ProcessId", "Data[8]"]).and_then(parse_num).and_then(|v| u32::try_from(v).ok()),
                 app_path: get_s(f, &["AppPath", "Data[10]"]),
             }
         }
@@ -618,9 +547,7 @@ fn classify(provider: &str, id: u32, f: &[(String, String)], binary: &str) -> Ev
             let p = PipeEvent {
                 pipe_name: get_s(f, &["PipeName"]),
                 image: get_s(f, &["Image"]),
-                process_id: get(f, &["ProcessId"])
-                    .and_then(parse_num)
-                    .and_then(|v| u32::try_from(v).ok()),
+                process_id: get(f, &["ProcessId"]).and_then(parse_num).and_then(|v| u32::try_from(v).ok()),
                 event_type: get_s(f, &["EventType"]),
                 utc_time_ns: parse_utc_ns(&utc_time),
                 utc_time,
@@ -650,13 +577,7 @@ fn summarize(provider: &str, id: u32, kind: &EvtxKind, f: &[(String, String)]) -
         }
         EvtxKind::OsStarted { .. } => "operating system started".into(),
         EvtxKind::OsStopped { .. } => "operating system is shutting down".into(),
-        EvtxKind::AppCrash {
-            app,
-            module,
-            exception_code,
-            process_id,
-            ..
-        } => format!(
+        EvtxKind::AppCrash { app, module, exception_code, process_id, .. } => format!(
             "application {app} crashed in {module}, exception {}, pid {}",
             exception_code.map_or("?".to_string(), |c| format!("0x{c:08x}")),
             process_id.map_or("?".to_string(), |p| p.to_string())
@@ -664,18 +585,10 @@ fn summarize(provider: &str, id: u32, kind: &EvtxKind, f: &[(String, String)]) -
         EvtxKind::DotNetUnhandled { app, exception } => {
             format!("{app} died of unhandled .NET exception {exception}")
         }
-        EvtxKind::PipeCreated(p) => format!(
-            "pipe {} created by {} (pid {})",
-            p.pipe_name,
-            p.image,
-            opt(p.process_id)
-        ),
-        EvtxKind::PipeConnected(p) => format!(
-            "pipe {} connected by {} (pid {})",
-            p.pipe_name,
-            p.image,
-            opt(p.process_id)
-        ),
+        EvtxKind::PipeCreated(p) => format!("pipe {} created by {} (pid {})", p.pipe_name, p.image, opt(p.process_id)),
+        EvtxKind::PipeConnected(p) => {
+            format!("pipe {} connected by {} (pid {})", p.pipe_name, p.image, opt(p.process_id))
+        }
         EvtxKind::Other => {
             let mut s = format!("{provider} {id}");
             for (i, (k, v)) in f.iter().take(6).enumerate() {
@@ -713,7 +626,6 @@ fn decode_utf16_hex(hex: &str) -> Option<String> {
 // ---------------------------------------------------------------------------
 // Time
 
-
 /// `YYYY-MM-DD[T ]HH:MM:SS[.fffffff][Z]` as UTC ns since the Unix epoch.
 pub fn parse_utc_ns(s: &str) -> Option<i64> {
     let b = s.trim().as_bytes();
@@ -725,8 +637,7 @@ pub fn parse_utc_ns(s: &str) -> Option<i64> {
         std::str::from_utf8(part).ok()?.parse().ok()
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b' '))
-    {
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b' ')) {
         return None;
     }
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);

@@ -92,10 +92,7 @@ pub fn read_capture<R: Read + Send>(
     sink: &mut dyn FnMut(TcpSegment),
     progress: &mut dyn FnMut(u64) -> bool,
 ) -> (CaptureStats, Option<InputError>) {
-    let mut stats = CaptureStats {
-        format: if is_pcapng { "pcapng" } else { "pcap" },
-        ..Default::default()
-    };
+    let mut stats = CaptureStats { format: if is_pcapng { "pcapng" } else { "pcap" }, ..Default::default() };
     let reader = FillingReader(reader);
     let made: Result<Box<dyn PcapReaderIterator + Send>, _> = if is_pcapng {
         PcapNGReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
@@ -134,10 +131,8 @@ pub fn read_capture<R: Read + Send>(
                     }
                     PcapBlockOwned::Legacy(b) => {
                         if b.caplen as usize > MAX_RECORD {
-                            damage = Some(format!(
-                                "record of {} bytes, larger than the maximum of {MAX_RECORD}",
-                                b.caplen
-                            ));
+                            damage =
+                                Some(format!("record of {} bytes, larger than the maximum of {MAX_RECORD}", b.caplen));
                         } else {
                             let sub = if legacy_nanos { b.ts_usec as i64 } else { b.ts_usec as i64 * 1000 };
                             let ts = b.ts_sec as i64 * 1_000_000_000 + sub;
@@ -159,24 +154,20 @@ pub fn read_capture<R: Read + Send>(
                             offset_s: idb.ts_offset(),
                         });
                     }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        match interfaces.get(epb.if_id as usize) {
-                            None => damage = Some(format!("packet for undeclared interface {}", epb.if_id)),
-                            Some(_) if epb.caplen as usize > MAX_RECORD => {
-                                damage = Some(format!(
-                                    "packet of {} bytes, larger than the maximum of {MAX_RECORD}",
-                                    epb.caplen
-                                ))
-                            }
-                            Some(ifc) => {
-                                let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                                let ts = ng_ts(ticks, ifc);
-                                let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
-                                let lt = ifc.linktype;
-                                handle(lt, ts, data, epb.origlen);
-                            }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match interfaces.get(epb.if_id as usize) {
+                        None => damage = Some(format!("packet for undeclared interface {}", epb.if_id)),
+                        Some(_) if epb.caplen as usize > MAX_RECORD => {
+                            damage =
+                                Some(format!("packet of {} bytes, larger than the maximum of {MAX_RECORD}", epb.caplen))
                         }
-                    }
+                        Some(ifc) => {
+                            let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                            let ts = ng_ts(ticks, ifc);
+                            let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
+                            let lt = ifc.linktype;
+                            handle(lt, ts, data, epb.origlen);
+                        }
+                    },
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                         // No timestamp in a Simple Packet Block; interface 0 is implied.
                         if let Some(ifc) = interfaces.first() {
@@ -201,9 +192,9 @@ pub fn read_capture<R: Read + Send>(
                             let ticks = ((rd32(d, 4)? as u64) << 32) | rd32(d, 8)? as u64;
                             Some((ifid, ticks, rd32(d, 12)? as usize, rd32(d, 16)?))
                         })();
-                        match parsed.and_then(|(ifid, t, cap, orig)| {
-                            interfaces.get(ifid as usize).map(|i| (i, t, cap, orig))
-                        }) {
+                        match parsed
+                            .and_then(|(ifid, t, cap, orig)| interfaces.get(ifid as usize).map(|i| (i, t, cap, orig)))
+                        {
                             Some((ifc, ticks, cap, orig)) => {
                                 let ts = ng_ts(ticks, ifc);
                                 let data = d.get(20..).unwrap_or(&[]);

@@ -4,8 +4,8 @@
 //! Std only and independent of the other ingest modules. Every input is tolerated:
 //! bytes are decoded lossily, physical lines are capped, nothing panics.
 
-pub use crate::model::days_from_civil;
 use crate::model::civil_from_days;
+pub use crate::model::days_from_civil;
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
 
@@ -139,11 +139,7 @@ pub struct ErrorId {
 
 impl ErrorId {
     fn new(kind: ErrorKind, code: Option<i64>, name: impl Into<String>) -> ErrorId {
-        ErrorId {
-            kind,
-            code,
-            name: name.into(),
-        }
+        ErrorId { kind, code, name: name.into() }
     }
 }
 
@@ -182,10 +178,7 @@ impl LogLine {
 
     /// The message part of the first line (after the timestamp).
     pub fn body(&self) -> &str {
-        self.text
-            .get(self.body_offset..)
-            .unwrap_or(&self.text)
-            .trim_start()
+        self.text.get(self.body_offset..).unwrap_or(&self.text).trim_start()
     }
 }
 
@@ -347,11 +340,7 @@ impl<R: BufRead> TextLogReader<R> {
         if no == 1 && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
             bytes = &bytes[3..];
         }
-        Some(RawLine {
-            no,
-            text: String::from_utf8_lossy(bytes).into_owned(),
-            truncated,
-        })
+        Some(RawLine { no, text: String::from_utf8_lossy(bytes).into_owned(), truncated })
     }
 
     fn ensure_detected(&mut self) {
@@ -465,28 +454,17 @@ impl<R: BufRead> TextLogReader<R> {
         }
         let first = rec.text.lines().next().unwrap_or("");
         let cols: Vec<&str> = first.split(' ').collect();
-        if let Some(st) = self
-            .iis
-            .sc_status
-            .and_then(|i| cols.get(i))
-            .and_then(|s| s.parse::<u32>().ok())
-        {
+        if let Some(st) = self.iis.sc_status.and_then(|i| cols.get(i)).and_then(|s| s.parse::<u32>().ok()) {
             rec.severity = match st {
                 500..=599 => Severity::Error,
                 400..=499 => Severity::Warning,
                 _ => Severity::Info,
             };
         }
-        if let Some(w) = self
-            .iis
-            .sc_win32_status
-            .and_then(|i| cols.get(i))
-            .and_then(|s| s.parse::<i64>().ok())
-        {
+        if let Some(w) = self.iis.sc_win32_status.and_then(|i| cols.get(i)).and_then(|s| s.parse::<i64>().ok()) {
             if w != 0 {
-                let id = code_to_id(w).unwrap_or_else(|| {
-                    ErrorId::new(ErrorKind::Win32, Some(w), format!("Win32 error {w}"))
-                });
+                let id = code_to_id(w)
+                    .unwrap_or_else(|| ErrorId::new(ErrorKind::Win32, Some(w), format!("Win32 error {w}")));
                 push_unique(&mut rec.errors, id);
             }
         }
@@ -527,10 +505,7 @@ impl<R: BufRead> Iterator for TextLogReader<R> {
                 (None, Some(cur)) => {
                     cur.physical_lines = cur.physical_lines.saturating_add(1);
                     cur.truncated |= l.truncated;
-                    let room = self
-                        .opts
-                        .max_record_bytes
-                        .saturating_sub(cur.text.len() + 1);
+                    let room = self.opts.max_record_bytes.saturating_sub(cur.text.len() + 1);
                     if l.text.len() <= room {
                         cur.text.push('\n');
                         cur.text.push_str(&l.text);
@@ -581,15 +556,7 @@ struct Transcode<R> {
 
 impl<R: BufRead> Transcode<R> {
     fn new(inner: R) -> Self {
-        Transcode {
-            inner,
-            enc: Enc::Unknown,
-            out: Vec::new(),
-            pos: 0,
-            carry: None,
-            high: None,
-            inner_eof: false,
-        }
+        Transcode { inner, enc: Enc::Unknown, out: Vec::new(), pos: 0, carry: None, high: None, inner_eof: false }
     }
 
     fn sniff(&mut self) -> io::Result<()> {
@@ -603,10 +570,8 @@ impl<R: BufRead> Transcode<R> {
             head.extend_from_slice(&avail[..n]);
             self.inner.consume(n);
         }
-        let looks_le =
-            head.len() == 4 && head[1] == 0 && head[3] == 0 && head[0] != 0 && head[2] != 0;
-        let looks_be =
-            head.len() == 4 && head[0] == 0 && head[2] == 0 && head[1] != 0 && head[3] != 0;
+        let looks_le = head.len() == 4 && head[1] == 0 && head[3] == 0 && head[0] != 0 && head[2] != 0;
+        let looks_be = head.len() == 4 && head[0] == 0 && head[2] == 0 && head[1] != 0 && head[3] != 0;
         let (enc, skip) = if head.starts_with(&[0xFF, 0xFE]) {
             (Enc::Utf16Le, 2)
         } else if head.starts_with(&[0xFE, 0xFF]) {
@@ -649,11 +614,7 @@ impl<R: BufRead> Transcode<R> {
                 self.carry = Some(a);
                 break;
             };
-            units.push(if self.enc == Enc::Utf16Be {
-                u16::from_be_bytes([a, b])
-            } else {
-                u16::from_le_bytes([a, b])
-            });
+            units.push(if self.enc == Enc::Utf16Be { u16::from_be_bytes([a, b]) } else { u16::from_le_bytes([a, b]) });
         }
         if !eof {
             if let Some(&last) = units.last() {
@@ -664,9 +625,7 @@ impl<R: BufRead> Transcode<R> {
         } else if self.carry.take().is_some() {
             units.push(0xFFFD);
         }
-        let s: String = char::decode_utf16(units)
-            .map(|r| r.unwrap_or('\u{FFFD}'))
-            .collect();
+        let s: String = char::decode_utf16(units).map(|r| r.unwrap_or('\u{FFFD}')).collect();
         self.out.extend_from_slice(s.as_bytes());
     }
 }
@@ -734,14 +693,10 @@ pub fn detect_format(sample: &[u8]) -> Option<TsFormat> {
 // Timestamps
 
 fn current_utc_year() -> i32 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     civil_from_days(secs.div_euclid(86_400)).0 as i32
 }
-
-
 
 fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
@@ -755,8 +710,7 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 #[allow(clippy::too_many_arguments)]
 fn civil_to_ns(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, frac_ns: i64) -> Option<i64> {
-    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60
-    {
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let days = days_from_civil(y, mo, d);
@@ -856,13 +810,7 @@ fn parse_at_start(f: TsFormat, b: &[u8], syslog_year: i32) -> Option<TsHit> {
                 return None;
             }
             if c.eat(b'-') {
-                return Some(TsHit {
-                    local_ns: None,
-                    zone: None,
-                    len: c.i,
-                    pri: Some(pri),
-                    month: 0,
-                });
+                return Some(TsHit { local_ns: None, zone: None, len: c.i, pri: Some(pri), month: 0 });
             }
             let mut h = iso(&mut c, false)?;
             h.pri = Some(pri);
@@ -890,13 +838,7 @@ fn parse_at_start(f: TsFormat, b: &[u8], syslog_year: i32) -> Option<TsHit> {
                 return None;
             }
             let ns = civil_to_ns(i64::from(syslog_year), m, d, hh, mm, ss, frac)?;
-            Some(TsHit {
-                local_ns: Some(ns),
-                zone: None,
-                len: c.i,
-                pri: p,
-                month: m,
-            })
+            Some(TsHit { local_ns: Some(ns), zone: None, len: c.i, pri: p, month: m })
         }
         TsFormat::UsDateTime => {
             let br = c.eat(b'[');
@@ -952,13 +894,7 @@ fn parse_at_start(f: TsFormat, b: &[u8], syslog_year: i32) -> Option<TsHit> {
                 c.eat(b']');
             }
             let ns = civil_to_ns(y, mo, d, hh, mm, ss, frac)?;
-            Some(TsHit {
-                local_ns: Some(ns),
-                zone: None,
-                len: c.i,
-                pri: None,
-                month: mo,
-            })
+            Some(TsHit { local_ns: Some(ns), zone: None, len: c.i, pri: None, month: mo })
         }
         TsFormat::EpochS | TsFormat::EpochMs => {
             let br = c.eat(b'[');
@@ -983,13 +919,7 @@ fn parse_at_start(f: TsFormat, b: &[u8], syslog_year: i32) -> Option<TsHit> {
             if br {
                 c.eat(b']');
             }
-            Some(TsHit {
-                local_ns: Some(ns),
-                zone: Some(0),
-                len: c.i,
-                pri: None,
-                month: 0,
-            })
+            Some(TsHit { local_ns: Some(ns), zone: Some(0), len: c.i, pri: None, month: 0 })
         }
     }
 }
@@ -1019,10 +949,8 @@ fn hms(c: &mut Cur, min_h: usize) -> Option<(u32, u32, u32)> {
 }
 
 fn month_abbr(w: &[u8]) -> Option<u32> {
-    const M: [&[u8; 3]; 12] = [
-        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
-        b"dec",
-    ];
+    const M: [&[u8; 3]; 12] =
+        [b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"];
     let lw = w.to_ascii_lowercase();
     M.iter().position(|m| m[..] == lw[..]).map(|i| i as u32 + 1)
 }
@@ -1061,13 +989,7 @@ fn iso(c: &mut Cur, space_sep: bool) -> Option<TsHit> {
         return None;
     }
     let ns = civil_to_ns(y, mo, d, h, mi, s, frac)?;
-    Some(TsHit {
-        local_ns: Some(ns),
-        zone,
-        len: c.i,
-        pri: None,
-        month: mo,
-    })
+    Some(TsHit { local_ns: Some(ns), zone, len: c.i, pri: None, month: mo })
 }
 
 fn zone_at(c: &mut Cur, need_colon: bool) -> Option<i32> {
@@ -1085,11 +1007,7 @@ fn zone_at(c: &mut Cur, need_colon: bool) -> Option<i32> {
         if need_colon && !colon {
             return None;
         }
-        let m = if colon {
-            c.num(2, 2)? as i32
-        } else {
-            c.num(2, 2).unwrap_or(0) as i32
-        };
+        let m = if colon { c.num(2, 2)? as i32 } else { c.num(2, 2).unwrap_or(0) as i32 };
         if h > 14 || m > 59 || c.next_is_digit() {
             return None;
         }
@@ -1156,11 +1074,7 @@ pub fn parse_offset(s: &str) -> Result<f64, String> {
     } else if let Some(ms) = body.strip_suffix("ms") {
         ms.trim().parse::<f64>().map_err(|_| bad())? / 1000.0
     } else {
-        body.strip_suffix('s')
-            .unwrap_or(body)
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| bad())?
+        body.strip_suffix('s').unwrap_or(body).trim().parse::<f64>().map_err(|_| bad())?
     };
     if !v.is_finite() || body.starts_with(['+', '-']) {
         return Err(bad());
@@ -1170,9 +1084,7 @@ pub fn parse_offset(s: &str) -> Result<f64, String> {
 
 /// Split a `--log-offset FILE=OFFSET` argument (at the last '=') and parse the offset.
 pub fn parse_log_offset_arg(arg: &str) -> Result<(String, f64), String> {
-    let (file, off) = arg
-        .rsplit_once('=')
-        .ok_or_else(|| format!("bad --log-offset {arg:?}: expected FILE=OFFSET"))?;
+    let (file, off) = arg.rsplit_once('=').ok_or_else(|| format!("bad --log-offset {arg:?}: expected FILE=OFFSET"))?;
     if file.is_empty() {
         return Err(format!("bad --log-offset {arg:?}: empty file name"));
     }
@@ -1204,12 +1116,11 @@ pub fn detect_severity(line: &[u8], body: usize) -> Severity {
         if prev.is_ascii_digit() || prev == b'_' || next.is_ascii_digit() || next == b'_' {
             continue;
         }
-        let bracketed = matches!(prev, b'[' | b'<' | b'(' | b'|')
-            && matches!(next, b']' | b'>' | b')' | b'|' | b':');
+        let bracketed = matches!(prev, b'[' | b'<' | b'(' | b'|') && matches!(next, b']' | b'>' | b')' | b'|' | b':');
         let before = &region[..s];
-        let after_level = [&b"level="[..], b"level\":\"", b"level: "].iter().any(|k| {
-            before.len() >= k.len() && before[before.len() - k.len()..].eq_ignore_ascii_case(k)
-        });
+        let after_level = [&b"level="[..], b"level\":\"", b"level: "]
+            .iter()
+            .any(|k| before.len() >= k.len() && before[before.len() - k.len()..].eq_ignore_ascii_case(k));
         if w.len() == 1 {
             if prev == b'[' && next == b']' {
                 match w[0] {
@@ -1224,8 +1135,7 @@ pub fn detect_severity(line: &[u8], body: usize) -> Severity {
         }
         let upper = w.to_ascii_uppercase();
         let all_upper = upper == w;
-        let capitalized =
-            w[0].is_ascii_uppercase() && w[1..].iter().all(|c| c.is_ascii_lowercase());
+        let capitalized = w[0].is_ascii_uppercase() && w[1..].iter().all(|c| c.is_ascii_lowercase());
         let sev = match &upper[..] {
             b"FATAL" | b"CRITICAL" | b"ERROR" | b"EMERG" | b"EMERGENCY" | b"ALERT" | b"SEVERE" => {
                 Some((Severity::Error, true))
@@ -1241,10 +1151,7 @@ pub fn detect_severity(line: &[u8], body: usize) -> Severity {
         };
         if let Some((sev, long)) = sev {
             // Lower/mixed case words are only levels when clearly placed as one.
-            let ok = all_upper
-                || bracketed
-                || after_level
-                || (long && capitalized && s == first_word(region));
+            let ok = all_upper || bracketed || after_level || (long && capitalized && s == first_word(region));
             if ok {
                 return sev;
             }
@@ -1254,10 +1161,7 @@ pub fn detect_severity(line: &[u8], body: usize) -> Severity {
 }
 
 fn first_word(region: &[u8]) -> usize {
-    region
-        .iter()
-        .position(|c| c.is_ascii_alphabetic())
-        .unwrap_or(usize::MAX)
+    region.iter().position(|c| c.is_ascii_alphabetic()).unwrap_or(usize::MAX)
 }
 
 // ---------------------------------------------------------------------------
@@ -1385,13 +1289,38 @@ const HRESULTS: &[(i64, &str)] = &[
 /// (lower-case phrase, kind, code, name)
 const PHRASES: &[(&str, ErrorKind, Option<i64>, &str)] = &[
     ("an existing connection was forcibly closed by the remote host", ErrorKind::Winsock, Some(10054), "WSAECONNRESET"),
-    ("no connection could be made because the target machine actively refused it", ErrorKind::Winsock, Some(10061), "WSAECONNREFUSED"),
-    ("a connection attempt failed because the connected party did not properly respond", ErrorKind::Winsock, Some(10060), "WSAETIMEDOUT"),
+    (
+        "no connection could be made because the target machine actively refused it",
+        ErrorKind::Winsock,
+        Some(10061),
+        "WSAECONNREFUSED",
+    ),
+    (
+        "a connection attempt failed because the connected party did not properly respond",
+        ErrorKind::Winsock,
+        Some(10060),
+        "WSAETIMEDOUT",
+    ),
     ("only one usage of each socket address", ErrorKind::Winsock, Some(10048), "WSAEADDRINUSE"),
-    ("an established connection was aborted by the software in your host machine", ErrorKind::Winsock, Some(10053), "WSAECONNABORTED"),
-    ("an operation on a socket could not be performed because the system lacked sufficient buffer space", ErrorKind::Winsock, Some(10055), "WSAENOBUFS"),
+    (
+        "an established connection was aborted by the software in your host machine",
+        ErrorKind::Winsock,
+        Some(10053),
+        "WSAECONNABORTED",
+    ),
+    (
+        "an operation on a socket could not be performed because the system lacked sufficient buffer space",
+        ErrorKind::Winsock,
+        Some(10055),
+        "WSAENOBUFS",
+    ),
     ("a socket operation was attempted to an unreachable host", ErrorKind::Winsock, Some(10065), "WSAEHOSTUNREACH"),
-    ("the connection has been broken due to keep-alive activity detecting a failure", ErrorKind::Winsock, Some(10052), "WSAENETRESET"),
+    (
+        "the connection has been broken due to keep-alive activity detecting a failure",
+        ErrorKind::Winsock,
+        Some(10052),
+        "WSAENETRESET",
+    ),
     ("because the socket is not connected", ErrorKind::Winsock, Some(10057), "WSAENOTCONN"),
     ("because the socket had already been shut down", ErrorKind::Winsock, Some(10058), "WSAESHUTDOWN"),
     ("all pipe instances are busy", ErrorKind::Win32, Some(231), "ERROR_PIPE_BUSY"),
@@ -1467,10 +1396,7 @@ fn code_to_id(code: i64) -> Option<ErrorId> {
 }
 
 fn push_unique(v: &mut Vec<ErrorId>, id: ErrorId) {
-    if let Some(e) = v
-        .iter_mut()
-        .find(|e| e.kind == id.kind && e.name == id.name)
-    {
+    if let Some(e) = v.iter_mut().find(|e| e.kind == id.kind && e.name == id.name) {
         if e.code.is_none() {
             e.code = id.code;
         }
@@ -1532,10 +1458,7 @@ pub fn extract_errors(text: &str) -> Vec<ErrorId> {
         }
         if w.starts_with("WSAE") || w.starts_with("WSAHOST") {
             if w.bytes().all(|c| c.is_ascii_uppercase() || c == b'_') {
-                push_unique(
-                    &mut out,
-                    ErrorId::new(ErrorKind::Winsock, lookup_name(WINSOCK, w), w),
-                );
+                push_unique(&mut out, ErrorId::new(ErrorKind::Winsock, lookup_name(WINSOCK, w), w));
             }
         } else if w.starts_with("ERROR_") && w.len() > 6 {
             // Only known names: ERROR_COUNT, ERROR_LEVEL etc. are ordinary identifiers.
@@ -1553,10 +1476,7 @@ pub fn extract_errors(text: &str) -> Vec<ErrorId> {
                 push_unique(&mut out, ErrorId::new(ErrorKind::DotNet, None, w));
             }
         } else if let Some((_, code)) = SOCKET_ERROR_ENUM.iter().find(|(n, _)| *n == w) {
-            if b[s.saturating_sub(24)..s]
-                .windows(11)
-                .any(|x| x == b"SocketError")
-            {
+            if b[s.saturating_sub(24)..s].windows(11).any(|x| x == b"SocketError") {
                 if let Some(id) = code_to_id(*code) {
                     push_unique(&mut out, id);
                 }
@@ -1567,15 +1487,11 @@ pub fn extract_errors(text: &str) -> Vec<ErrorId> {
     // 3. Hex HRESULT / NTSTATUS: 0x8xxxxxxx, 0xCxxxxxxx.
     let mut i = 0;
     while i + 10 <= b.len() {
-        if b[i] == b'0' && (b[i + 1] == b'x' || b[i + 1] == b'X') && (i == 0 || !is_word(b[i - 1]))
-        {
+        if b[i] == b'0' && (b[i + 1] == b'x' || b[i + 1] == b'X') && (i == 0 || !is_word(b[i - 1])) {
             let hex = &b[i + 2..i + 10];
             let after = b.get(i + 10).copied();
             if hex.iter().all(|c| c.is_ascii_hexdigit()) && !after.is_some_and(is_word) {
-                if let Some(v) = std::str::from_utf8(hex)
-                    .ok()
-                    .and_then(|h| i64::from_str_radix(h, 16).ok())
-                {
+                if let Some(v) = std::str::from_utf8(hex).ok().and_then(|h| i64::from_str_radix(h, 16).ok()) {
                     add_hex_code(&mut out, v);
                 }
                 i += 10;
@@ -1606,9 +1522,7 @@ pub fn extract_errors(text: &str) -> Vec<ErrorId> {
             continue;
         };
         if prev == b'-' {
-            let before = lower
-                .get(boundary_back(&lower, s - 1, 12)..s - 1)
-                .unwrap_or("");
+            let before = lower.get(boundary_back(&lower, s - 1, 12)..s - 1).unwrap_or("");
             let before = before.trim_end_matches([' ', ':', '=']);
             if before.ends_with("hresult") && (1..=0x8000_0000).contains(&n) {
                 add_hex_code(&mut out, 0x1_0000_0000 - n);
@@ -1620,10 +1534,7 @@ pub fn extract_errors(text: &str) -> Vec<ErrorId> {
         if is_word(prev) || colon_after_digit || matches!(prev, b'.' | b'/' | b'\\' | b'+' | b'$') {
             continue;
         }
-        if is_word(next)
-            || matches!(next, b':' | b'/' | b'\\' | b'-')
-            || (next == b'.' && next2.is_ascii_digit())
-        {
+        if is_word(next) || matches!(next, b':' | b'/' | b'\\' | b'-') || (next == b'.' && next2.is_ascii_digit()) {
             continue;
         }
         if prev == b'(' && next == b')' {
@@ -1637,9 +1548,7 @@ pub fn extract_errors(text: &str) -> Vec<ErrorId> {
         if let Some(kw) = context_keyword(&lower, s) {
             match kw {
                 "errno" => {
-                    let name = lookup(ERRNO, n)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("errno {n}"));
+                    let name = lookup(ERRNO, n).map(str::to_string).unwrap_or_else(|| format!("errno {n}"));
                     push_unique(&mut out, ErrorId::new(ErrorKind::Errno, Some(n), name));
                 }
                 _ => {
@@ -1657,25 +1566,14 @@ pub fn extract_errors(text: &str) -> Vec<ErrorId> {
                     ) && n > 0
                     {
                         if (10000..=11999).contains(&n) {
-                            push_unique(
-                                &mut out,
-                                ErrorId::new(ErrorKind::Winsock, Some(n), format!("WSA error {n}")),
-                            );
+                            push_unique(&mut out, ErrorId::new(ErrorKind::Winsock, Some(n), format!("WSA error {n}")));
                         } else {
-                            push_unique(
-                                &mut out,
-                                ErrorId::new(ErrorKind::Win32, Some(n), format!("Win32 error {n}")),
-                            );
+                            push_unique(&mut out, ErrorId::new(ErrorKind::Win32, Some(n), format!("Win32 error {n}")));
                         }
-                    } else if matches!(
-                        kw,
-                        "socket error" | "wsa error" | "wsaerror" | "socketerrorcode"
-                    ) && (10000..=11999).contains(&n)
+                    } else if matches!(kw, "socket error" | "wsa error" | "wsaerror" | "socketerrorcode")
+                        && (10000..=11999).contains(&n)
                     {
-                        push_unique(
-                            &mut out,
-                            ErrorId::new(ErrorKind::Winsock, Some(n), format!("WSA error {n}")),
-                        );
+                        push_unique(&mut out, ErrorId::new(ErrorKind::Winsock, Some(n), format!("WSA error {n}")));
                     }
                 }
             }
@@ -1719,22 +1617,10 @@ fn context_keyword(lower: &str, pos: usize) -> Option<&'static str> {
                 continue;
             }
             if *kw == "code" {
-                let prev_word = rest
-                    .trim_end()
-                    .rsplit(|c: char| !c.is_ascii_alphanumeric())
-                    .next()
-                    .unwrap_or("");
+                let prev_word = rest.trim_end().rsplit(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("");
                 if matches!(
                     prev_word,
-                    "exit"
-                        | "status"
-                        | "return"
-                        | "http"
-                        | "response"
-                        | "zip"
-                        | "postal"
-                        | "country"
-                        | "area"
+                    "exit" | "status" | "return" | "http" | "response" | "zip" | "postal" | "country" | "area"
                 ) {
                     return None;
                 }
@@ -1757,9 +1643,7 @@ fn boundary_back(s: &str, pos: usize, n: usize) -> usize {
 fn add_hex_code(out: &mut Vec<ErrorId>, v: i64) {
     let hi = v >> 28;
     if hi == 0x8 {
-        let name = lookup(HRESULTS, v)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("HRESULT 0x{v:08X}"));
+        let name = lookup(HRESULTS, v).map(str::to_string).unwrap_or_else(|| format!("HRESULT 0x{v:08X}"));
         push_unique(out, ErrorId::new(ErrorKind::HResult, Some(v), name));
         // HRESULT_FROM_WIN32: facility 7 carries a Win32/Winsock code in the low word.
         if (v >> 16) & 0x1FFF == 7 {
@@ -1769,9 +1653,7 @@ fn add_hex_code(out: &mut Vec<ErrorId>, v: i64) {
             }
         }
     } else if hi == 0xC {
-        let name = lookup(NTSTATUS, v)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("NTSTATUS 0x{v:08X}"));
+        let name = lookup(NTSTATUS, v).map(str::to_string).unwrap_or_else(|| format!("NTSTATUS 0x{v:08X}"));
         push_unique(out, ErrorId::new(ErrorKind::NtStatus, Some(v), name));
     }
 }

@@ -102,10 +102,8 @@ pub(super) fn read_etl(
                     };
                     tcpip_events += 1;
                     if system_events.len() < MAX_TCPIP_EVENTS {
-                        let (src, dst) = (
-                            std::net::SocketAddr::new(t.saddr, t.sport),
-                            std::net::SocketAddr::new(t.daddr, t.dport),
-                        );
+                        let (src, dst) =
+                            (std::net::SocketAddr::new(t.saddr, t.sport), std::net::SocketAddr::new(t.daddr, t.dport));
                         system_events.push(SystemEvent {
                             input,
                             record_id: t.origin.record_index,

@@ -157,7 +157,8 @@ pub(super) fn read_evtx(
     if let Err(e) = opened {
         summary.error = Some(format!("{}: not a readable event log: {}", path.display(), e.message));
     } else if let Some(w) = warnings.first() {
-        summary.error = Some(format!("{}: {} damaged chunk(s) or record(s) skipped; first: {w}", path.display(), warnings.len()));
+        summary.error =
+            Some(format!("{}: {} damaged chunk(s) or record(s) skipped; first: {w}", path.display(), warnings.len()));
     }
     summary.extra.insert("records".into(), records.into());
     summary.first_ts = first;
@@ -175,7 +176,10 @@ fn add_sysmon_pipe(input: u32, e: &EvtxEvent, pipes: &mut Vec<Pipe>) {
         EvtxKind::PipeConnected(p) => (p, false),
         _ => return,
     };
-    let name = format!("\\Device\\NamedPipe{}", if p.pipe_name.starts_with('\\') { p.pipe_name.clone() } else { format!("\\{}", p.pipe_name) });
+    let name = format!(
+        "\\Device\\NamedPipe{}",
+        if p.pipe_name.starts_with('\\') { p.pipe_name.clone() } else { format!("\\{}", p.pipe_name) }
+    );
     let ts = p.utc_time_ns.unwrap_or(e.time_utc_ns);
     let idx = match pipes.iter().position(|x| x.name.eq_ignore_ascii_case(&name)) {
         Some(i) => i,

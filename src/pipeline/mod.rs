@@ -170,7 +170,9 @@ fn read_one(
                 !progress.cancelled()
             });
         }
-        InputKind::Evtx => logs::read_evtx(input, opened.reader, opened.gzip || !opened.on_disk, path, analysis, &mut summary),
+        InputKind::Evtx => {
+            logs::read_evtx(input, opened.reader, opened.gzip || !opened.on_disk, path, analysis, &mut summary)
+        }
     }
     report(total);
     summary

@@ -10,16 +10,47 @@ use crate::model::format_utc;
 
 /// Columns of `connections.csv`, in order.
 pub const CONNECTION_COLUMNS: &[&str] = &[
-    "conn_id", "input", "client", "server", "first_utc", "last_utc", "duration_s", "state", "history",
-    "client_packets", "server_packets", "client_bytes", "server_bytes", "client_fin", "server_fin",
-    "client_rst", "server_rst", "keep_alive", "keep_alive_ack", "retransmissions", "first_frame",
+    "conn_id",
+    "input",
+    "client",
+    "server",
+    "first_utc",
+    "last_utc",
+    "duration_s",
+    "state",
+    "history",
+    "client_packets",
+    "server_packets",
+    "client_bytes",
+    "server_bytes",
+    "client_fin",
+    "server_fin",
+    "client_rst",
+    "server_rst",
+    "keep_alive",
+    "keep_alive_ack",
+    "retransmissions",
+    "first_frame",
     "last_frame",
 ];
 
 /// Columns of `findings.csv`, in order.
 pub const FINDING_COLUMNS: &[&str] = &[
-    "finding_id", "kind", "severity", "first_utc", "last_utc", "client", "server", "pipe", "pid",
-    "count", "evidence", "wireshark_filter", "log_lines", "summary", "advice",
+    "finding_id",
+    "kind",
+    "severity",
+    "first_utc",
+    "last_utc",
+    "client",
+    "server",
+    "pipe",
+    "pid",
+    "count",
+    "evidence",
+    "wireshark_filter",
+    "log_lines",
+    "summary",
+    "advice",
 ];
 
 fn write_frame(mut columns: Vec<Column>, height: usize, w: &mut dyn Write) -> Result<()> {
@@ -93,9 +124,5 @@ pub fn write_findings(a: &Analysis, w: &mut dyn Write) -> Result<()> {
 
 /// `input#frame` references separated by spaces.
 pub fn evidence_text(a: &Analysis, f: &crate::model::Finding) -> String {
-    f.evidence
-        .iter()
-        .map(|e| format!("{}#{}", a.input_name(e.input), e.frame))
-        .collect::<Vec<_>>()
-        .join(" ")
+    f.evidence.iter().map(|e| format!("{}#{}", a.input_name(e.input), e.frame)).collect::<Vec<_>>().join(" ")
 }

@@ -10,8 +10,19 @@ use crate::model::format_utc;
 
 /// Columns of `pipes.csv`, in order.
 pub const PIPE_COLUMNS: &[&str] = &[
-    "pipe", "server_pid", "client_pids", "opens", "ok", "busy", "not_found", "other_failures",
-    "max_concurrent", "median_lifetime_ms", "opens_per_s_peak", "first_utc", "last_utc",
+    "pipe",
+    "server_pid",
+    "client_pids",
+    "opens",
+    "ok",
+    "busy",
+    "not_found",
+    "other_failures",
+    "max_concurrent",
+    "median_lifetime_ms",
+    "opens_per_s_peak",
+    "first_utc",
+    "last_utc",
 ];
 
 pub fn write_pipes(a: &Analysis, w: &mut dyn Write) -> Result<()> {

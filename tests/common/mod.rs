@@ -13,10 +13,7 @@ pub fn corpus(sub: &str) -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: corpus not found at {} (set IPCSCOPE_CORPUS to the shared corpus folder)",
-            dir.display()
-        );
+        eprintln!("SKIPPED: corpus not found at {} (set IPCSCOPE_CORPUS to the shared corpus folder)", dir.display());
         None
     }
 }
@@ -26,9 +23,7 @@ pub fn read_tsv(path: &std::path::Path) -> Vec<std::collections::HashMap<String,
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty());
     let header: Vec<String> = lines.next().expect("header").split('\t').map(String::from).collect();
-    lines
-        .map(|l| header.iter().cloned().zip(l.split('\t').map(String::from)).collect())
-        .collect()
+    lines.map(|l| header.iter().cloned().zip(l.split('\t').map(String::from)).collect()).collect()
 }
 
 /// The project's own samples folder.

@@ -40,10 +40,12 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             // A reset before any data (e.g. answering the SYN) is no close of an exchange.
             let Some(last_data) = ps[..ri].iter().rev().find(|p| p.payload_len > 0) else { continue };
             let gap = rst.ts - last_data.ts;
-            groups
-                .entry((c.input, c.client.ip, c.server, rst.side == Side::Server))
-                .or_default()
-                .push((c, Some(last_data.frame), rst.frame, gap));
+            groups.entry((c.input, c.client.ip, c.server, rst.side == Side::Server)).or_default().push((
+                c,
+                Some(last_data.frame),
+                rst.frame,
+                gap,
+            ));
             break;
         }
     }
@@ -66,11 +68,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 format!("client {client_ip} saw WSAECONNRESET 10054 on recv()"),
             )
         } else {
-            (
-                format!("Client {client_ip}"),
-                Severity::Info,
-                format!("{server} may see WSAECONNRESET 10054"),
-            )
+            (format!("Client {client_ip}"), Severity::Info, format!("{server} may see WSAECONNRESET 10054"))
         };
         let one = conns.first().map(|c| endpoint_of(c, if by_server { Side::Client } else { Side::Server }));
         let summary = format!(

@@ -45,7 +45,17 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 when(first),
                 when(last)
             );
-            out.push(finding("connect_timeout", Severity::Error, &burst, first, last, burst.len() as u64, ev, summary, ADVICE));
+            out.push(finding(
+                "connect_timeout",
+                Severity::Error,
+                &burst,
+                first,
+                last,
+                burst.len() as u64,
+                ev,
+                summary,
+                ADVICE,
+            ));
         }
     }
     out

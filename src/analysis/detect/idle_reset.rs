@@ -38,7 +38,8 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let prev = ps[ri - 1];
             let (idle_from, idle_to, data) = if rst.ts - prev.ts >= IDLE_MIN_NS && rst.side == Side::Server {
                 (prev, *rst, None)
-            } else if prev.side != rst.side && prev.payload_len > 0 && ri >= 2 && prev.ts - ps[ri - 2].ts >= IDLE_MIN_NS {
+            } else if prev.side != rst.side && prev.payload_len > 0 && ri >= 2 && prev.ts - ps[ri - 2].ts >= IDLE_MIN_NS
+            {
                 (ps[ri - 2], prev, Some(prev))
             } else {
                 continue;

@@ -80,9 +80,7 @@ pub fn detect_timeout(ctx: &mut Context) -> Vec<Finding> {
     for c in a.connections.iter().filter(|c| c.keep_alive >= 2) {
         let ps = packets(c);
         // The first probe of the final run of probes that nothing from the other side follows.
-        let Some(first_idx) = ps.iter().position(|p| {
-            p.analysis & af::KEEP_ALIVE != 0
-        }) else {
+        let Some(first_idx) = ps.iter().position(|p| p.analysis & af::KEEP_ALIVE != 0) else {
             continue;
         };
         let mut start = None;
@@ -114,7 +112,9 @@ pub fn detect_timeout(ctx: &mut Context) -> Vec<Finding> {
         let prober_ep = endpoint_of(c, prober);
         let peer_ep = endpoint_of(c, prober.other());
         let end = match final_rst {
-            Some(r) => format!("then {prober_ep} gave up and reset the connection at {} (frame {})", when(r.ts), r.frame),
+            Some(r) => {
+                format!("then {prober_ep} gave up and reset the connection at {} (frame {})", when(r.ts), r.frame)
+            }
             None => "and the capture shows no answer until it ends".to_string(),
         };
         let summary = format!(

@@ -6,7 +6,7 @@
 //! Advice: reuse connections or switch the Remoting channel to TCP, raise the instance count,
 //! retry with WaitNamedPipe.
 
-use super::{cap_evidence, bursts, when, Context};
+use super::{bursts, cap_evidence, when, Context};
 use crate::analysis::pipes::{status_name, Pipe, PipeFailure, PipeOutcome};
 use crate::model::{EvidenceRef, Finding, Severity};
 
@@ -82,7 +82,11 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let status_text = statuses.iter().map(|s| status_name(*s)).collect::<Vec<_>>().join("/");
             let pids = pid_list(burst.iter().map(|f| f.pid));
             let server = match pipe.server_pid {
-                Some(p) => format!(" The server is pid {p} ({} instance{} at most).", pipe.max_instances, if pipe.max_instances == 1 { "" } else { "s" }),
+                Some(p) => format!(
+                    " The server is pid {p} ({} instance{} at most).",
+                    pipe.max_instances,
+                    if pipe.max_instances == 1 { "" } else { "s" }
+                ),
                 None => String::new(),
             };
             let summary = format!(

@@ -28,11 +28,16 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         for c in &pipe.clients {
             let Some(median) = c.median_lifetime_ms else { continue };
             let short_share = if c.closed == 0 { 0.0 } else { c.closed_within_1s as f64 / c.closed as f64 };
-            if c.opens < MIN_OPENS || median > MAX_MEDIAN_LIFETIME_MS || c.opens_per_s_peak < MIN_RATE_PER_S || short_share < 0.5 {
+            if c.opens < MIN_OPENS
+                || median > MAX_MEDIAN_LIFETIME_MS
+                || c.opens_per_s_peak < MIN_RATE_PER_S
+                || short_share < 0.5
+            {
                 continue;
             }
             let span_s = (c.last_ts - c.first_ts) as f64 / 1e9;
-            let ev: Vec<EvidenceRef> = c.sample_records.iter().map(|&frame| EvidenceRef { input: pipe.input, frame }).collect();
+            let ev: Vec<EvidenceRef> =
+                c.sample_records.iter().map(|&frame| EvidenceRef { input: pipe.input, frame }).collect();
             let summary = format!(
                 "pid {} opened and closed {} {} times in {:.1} s (peak {:.0} opens/s at {}, median handle lifetime {:.1} ms, {} of {} handles closed within 1 s) instead of reusing a connection.",
                 c.pid,

@@ -29,11 +29,8 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             continue;
         }
         let busy_total = pipe.failures.iter().filter(|f| f.outcome == PipeOutcome::Busy).count();
-        let full: Vec<&PipeFailure> = pipe
-            .failures
-            .iter()
-            .filter(|f| f.outcome == PipeOutcome::Busy && f.client_handles >= limit)
-            .collect();
+        let full: Vec<&PipeFailure> =
+            pipe.failures.iter().filter(|f| f.outcome == PipeOutcome::Busy && f.client_handles >= limit).collect();
         for burst in bursts(full, |f| f.ts, BURST_GAP_NS) {
             let (Some(first), Some(last)) = (burst.first(), burst.last()) else { continue };
             let pids = pid_list(burst.iter().map(|f| f.pid).chain(pipe.server_pid));

@@ -160,12 +160,8 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         if !exhausted && projected.is_none() {
             continue;
         }
-        let conns: Vec<&Connection> = ctx
-            .analysis
-            .connections
-            .iter()
-            .filter(|c| c.input == u.input && c.client.ip == u.client)
-            .collect();
+        let conns: Vec<&Connection> =
+            ctx.analysis.connections.iter().filter(|c| c.input == u.input && c.client.ip == u.client).collect();
         let syn_of = |c: &Connection| {
             packets(c).into_iter().find(|p| p.side == Side::Client && p.flags & SYN != 0).map(|p| p.frame)
         };
@@ -179,7 +175,11 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         let (severity, state) = if exhausted {
             (
                 Severity::Error,
-                format!("{} ports were held at once at {} (open or in TIME_WAIT for {tw} s)", u.peak_held, when(u.peak_at)),
+                format!(
+                    "{} ports were held at once at {} (open or in TIME_WAIT for {tw} s)",
+                    u.peak_held,
+                    when(u.peak_at)
+                ),
             )
         } else {
             (
@@ -204,7 +204,17 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             u.range.1,
             u.range_source
         );
-        let mut f = finding("port_exhaustion", severity, &conns, u.first_ts, u.last_ts, u.connections as u64, ev, summary, ADVICE);
+        let mut f = finding(
+            "port_exhaustion",
+            severity,
+            &conns,
+            u.first_ts,
+            u.last_ts,
+            u.connections as u64,
+            ev,
+            summary,
+            ADVICE,
+        );
         f.client = u.client.to_string();
         out.push(f);
     }

@@ -51,7 +51,10 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 next,
                 packets(next)
                     .iter()
-                    .filter(|p| (p.side == Side::Client && p.flags & SYN != 0) || (p.side == Side::Server && p.flags & (SYN | RST) != 0))
+                    .filter(|p| {
+                        (p.side == Side::Client && p.flags & SYN != 0)
+                            || (p.side == Side::Server && p.flags & (SYN | RST) != 0)
+                    })
                     .map(|p| p.frame)
                     .take(2),
             ));

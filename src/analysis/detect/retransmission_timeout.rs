@@ -24,7 +24,11 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     for c in a.connections.iter().filter(|c| c.retransmissions as usize >= MIN_RETRANSMISSIONS) {
         let ps = packets(c);
         let Some(last) = ps.last() else { continue };
-        let sender = if last.flags & RST != 0 { last.side } else { ps.iter().rev().find(|p| p.payload_len > 0).map(|p| p.side).unwrap_or(last.side) };
+        let sender = if last.flags & RST != 0 {
+            last.side
+        } else {
+            ps.iter().rev().find(|p| p.payload_len > 0).map(|p| p.side).unwrap_or(last.side)
+        };
         // The trailing run in which only `sender` speaks.
         let start = ps.iter().rposition(|p| p.side != sender).map(|i| i + 1).unwrap_or(0);
         let run = &ps[start..];

@@ -89,14 +89,12 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 .copied()
                 .collect();
             let stale = cluster.iter().any(|e| client_kept_sending(e.3, e.0));
-            let open_then: Vec<&&Connection> = conns
-                .iter()
-                .filter(|c| was_established(c) && c.first_ts < start && c.last_ts >= start)
-                .collect();
+            let open_then: Vec<&&Connection> =
+                conns.iter().filter(|c| was_established(c) && c.first_ts < start && c.last_ts >= start).collect();
             let accepted_meanwhile = conns.iter().any(|c| {
-                packets(c).iter().any(|p| {
-                    p.side == Side::Server && p.flags & SYN != 0 && p.ts > start && p.ts < end_of_cluster
-                })
+                packets(c)
+                    .iter()
+                    .any(|p| p.side == Side::Server && p.flags & SYN != 0 && p.ts > start && p.ts < end_of_cluster)
             });
             let all_closed = open_then.len() >= 2
                 && open_then.iter().all(|c| cluster.iter().any(|e| e.3.id == c.id))
@@ -108,7 +106,10 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 .filter(|c| c.server_synack > 0 && c.first_ts > end_of_cluster.max(last_refusal))
                 .min_by_key(|c| c.first_ts);
             let up = back.and_then(|c| {
-                packets(c).into_iter().find(|p| p.side == Side::Server && p.flags & SYN != 0).map(|p| (p.ts, p.frame, *c))
+                packets(c)
+                    .into_iter()
+                    .find(|p| p.side == Side::Server && p.flags & SYN != 0)
+                    .map(|p| (p.ts, p.frame, *c))
             });
             // One connection reset or closed, then used: a restart only if the server came back.
             let stale_confirms = stale && (cluster.len() >= 2 || up.is_some());

@@ -56,19 +56,8 @@ fn find_stale<'a>(ctx: &Context, c: &'a Connection) -> Option<Stale<'a>> {
         // No FIN: the peer restarted while the connection was idle.
         let prev = if di > 0 { ps[di - 1].ts } else { c.first_ts };
         let peer_ep = endpoint_of(c, peer);
-        if let Some(r) = ctx
-            .restarts
-            .iter()
-            .find(|r| r.server == peer_ep && r.down > prev && r.down <= data.ts)
-        {
-            return Some(Stale {
-                conn: c,
-                fin: None,
-                data,
-                rst,
-                idle_since: Some(prev),
-                restart_at: Some(r.down),
-            });
+        if let Some(r) = ctx.restarts.iter().find(|r| r.server == peer_ep && r.down > prev && r.down <= data.ts) {
+            return Some(Stale { conn: c, fin: None, data, rst, idle_since: Some(prev), restart_at: Some(r.down) });
         }
     }
     None
@@ -123,16 +112,10 @@ fn report(burst: &[Stale]) -> Finding {
     let (local_ep, peer_ep) = (endpoint_of(s.conn, local), endpoint_of(s.conn, s.rst.side));
     let local_name = if local == Side::Client { "Client" } else { "Server" };
     let why = match (s.fin, s.restart_at, s.idle_since) {
-        (Some(fin), _, _) => format!(
-            "after {peer_ep} had closed it at {} (FIN, frame {})",
-            when(fin.ts),
-            fin.frame
-        ),
-        (None, Some(r), Some(idle)) => format!(
-            "which had been idle since {} across the restart of {peer_ep} at {}",
-            when(idle),
-            when(r)
-        ),
+        (Some(fin), _, _) => format!("after {peer_ep} had closed it at {} (FIN, frame {})", when(fin.ts), fin.frame),
+        (None, Some(r), Some(idle)) => {
+            format!("which had been idle since {} across the restart of {peer_ep} at {}", when(idle), when(r))
+        }
         _ => String::from("after the peer had lost it"),
     };
     let mut summary = format!(

@@ -102,25 +102,30 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
     out.push(if !reuse.is_empty() {
         yes("time_wait_reuse", &reuse)
     } else {
-        no("time_wait_reuse", format!("no connection reused a 4-tuple still in TIME_WAIT ({} reused 4-tuples in all)", a.tcp.reused_ports))
+        no(
+            "time_wait_reuse",
+            format!(
+                "no connection reused a 4-tuple still in TIME_WAIT ({} reused 4-tuples in all)",
+                a.tcp.reused_ports
+            ),
+        )
     });
 
     let idle = has(findings, "idle_reset");
     out.push(if !idle.is_empty() {
         yes("middlebox_idle_timeout", &idle)
     } else {
-        no("middlebox_idle_timeout", "no connection was reset after an idle period without a close or a restart of the peer".into())
+        no(
+            "middlebox_idle_timeout",
+            "no connection was reset after an idle period without a close or a restart of the peer".into(),
+        )
     });
 
     let unexplained = by_class.get("unexplained").copied().unwrap_or(0);
     out.push(Verdict {
         question: "unexplained_resets",
         answer: if unexplained == 0 { "no" } else { "yes" },
-        reason: if resets.is_empty() {
-            "no resets".into()
-        } else {
-            format!("{} resets: {class_list}", resets.len())
-        },
+        reason: if resets.is_empty() { "no resets".into() } else { format!("{} resets: {class_list}", resets.len()) },
     });
     out
 }

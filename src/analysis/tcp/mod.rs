@@ -93,10 +93,26 @@ impl TcpCounts {
             ($($f:ident),*) => { $( self.$f += o.$f; )* };
         }
         sum!(
-            tcp_frames, tcp_conversations, syn, synack, rst, fin, keep_alive, keep_alive_ack,
-            reused_ports, retransmission, fast_retransmission, spurious_retransmission, out_of_order,
-            lost_segment, ack_lost_segment, duplicate_ack, zero_window, zero_window_probe,
-            window_full, window_update
+            tcp_frames,
+            tcp_conversations,
+            syn,
+            synack,
+            rst,
+            fin,
+            keep_alive,
+            keep_alive_ack,
+            reused_ports,
+            retransmission,
+            fast_retransmission,
+            spurious_retransmission,
+            out_of_order,
+            lost_segment,
+            ack_lost_segment,
+            duplicate_ack,
+            zero_window,
+            zero_window_probe,
+            window_full,
+            window_update
         );
     }
 }
@@ -327,8 +343,7 @@ impl TcpAnalyzer {
             }
         }
         if self.table.len() > MAX_ACTIVE {
-            let mut by_idle: Vec<(UtcNs, FlowKey)> =
-                self.table.iter().map(|(k, a)| (a.conn.last_ts, *k)).collect();
+            let mut by_idle: Vec<(UtcNs, FlowKey)> = self.table.iter().map(|(k, a)| (a.conn.last_ts, *k)).collect();
             by_idle.sort_unstable_by_key(|(t, _)| *t);
             let excess = self.table.len() - MAX_ACTIVE * 9 / 10;
             for (_, k) in by_idle.into_iter().take(excess) {

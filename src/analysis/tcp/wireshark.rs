@@ -141,13 +141,7 @@ pub fn analyze(
             ta |= af::KEEP_ALIVE;
         }
         // 5. window update
-        if seglen == 0
-            && window != 0
-            && window != fwd.window
-            && seq == fwd.nextseq
-            && ack == fwd.lastack
-            && !sfr
-        {
+        if seglen == 0 && window != 0 && window != fwd.window && seq == fwd.nextseq && ack == fwd.lastack && !sfr {
             ta |= af::WINDOW_UPDATE;
         }
         // 6. window full
@@ -158,8 +152,7 @@ pub fn analyze(
                 ta |= af::WINDOW_FULL;
             }
         }
-        let same_as_last =
-            seglen == 0 && seq == fwd.nextseq && ack == fwd.lastack && !sfr && window == fwd.window;
+        let same_as_last = seglen == 0 && seq == fwd.nextseq && ack == fwd.lastack && !sfr && window == fwd.window;
         // 7. keep-alive ACK
         if same_as_last && window != 0 && rev.lastsegmentflags & af::KEEP_ALIVE != 0 {
             ta |= af::KEEP_ALIVE_ACK;
@@ -206,9 +199,7 @@ pub fn analyze(
             let ooo_threshold = timing.ts_first_rtt.unwrap_or(DEFAULT_OOO_THRESHOLD_NS);
             if rev.dupacknum >= 2 && rev.lastack == seq && since_ack < FAST_RETRANSMISSION_WINDOW_NS {
                 ta |= af::FAST_RETRANSMISSION | af::RETRANSMISSION;
-            } else if since_next < ooo_threshold
-                && fwd.nextseq != seq.wrapping_add(seglen).wrapping_add(syn_fin)
-            {
+            } else if since_next < ooo_threshold && fwd.nextseq != seq.wrapping_add(seglen).wrapping_add(syn_fin) {
                 ta |= af::OUT_OF_ORDER;
             } else {
                 ta |= af::RETRANSMISSION;

@@ -229,9 +229,7 @@ impl ZeekConn {
         let o_inactive = matches!(os, Inactive | Partial);
         let r_inactive = matches!(rs, Inactive | Partial);
         if rs == Reset {
-            if matches!(os, SynSent | SynAckSent)
-                || (os == Reset && self.orig.size == 0 && self.resp.size == 0)
-            {
+            if matches!(os, SynSent | SynAckSent) || (os == Reset && self.orig.size == 0 && self.resp.size == 0) {
                 return "REJ";
             }
             return if o_inactive { "RSTRH" } else { "RSTR" };

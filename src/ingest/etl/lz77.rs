@@ -7,11 +7,7 @@
 /// Stops successfully when `expected` bytes were produced, or when the input ends exactly at
 /// a flag boundary having produced them. Any reference before the start of the output, a
 /// match running past `expected`, or input ending early is an error.
-pub fn decompress_plain_lz77(
-    input: &[u8],
-    expected: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), &'static str> {
+pub fn decompress_plain_lz77(input: &[u8], expected: usize, out: &mut Vec<u8>) -> Result<(), &'static str> {
     out.clear();
     out.reserve(expected);
     let mut ip = 0usize;
@@ -20,10 +16,7 @@ pub fn decompress_plain_lz77(
     let mut last_half: Option<usize> = None;
     while out.len() < expected {
         if flag_count == 0 {
-            let s: [u8; 4] = input
-                .get(ip..ip + 4)
-                .and_then(|s| s.try_into().ok())
-                .ok_or("input ended in flag word")?;
+            let s: [u8; 4] = input.get(ip..ip + 4).and_then(|s| s.try_into().ok()).ok_or("input ended in flag word")?;
             flags = u32::from_le_bytes(s);
             ip += 4;
             flag_count = 32;
@@ -35,10 +28,7 @@ pub fn decompress_plain_lz77(
             ip += 1;
             continue;
         }
-        let mb = input
-            .get(ip..ip + 2)
-            .map(|s| u16::from_le_bytes([s[0], s[1]]))
-            .ok_or("input ended in match")?;
+        let mb = input.get(ip..ip + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or("input ended in match")?;
         ip += 2;
         let mut len = (mb & 7) as usize;
         let dist = (mb >> 3) as usize + 1;

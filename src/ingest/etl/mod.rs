@@ -25,12 +25,10 @@ pub use decode::*;
 pub use lz77::decompress_plain_lz77;
 pub use merge::{TimeOrdered, WindowMerge, DEFAULT_MERGE_WINDOW, MAX_HELD_BYTES, MAX_HELD_RECORDS};
 pub use reader::{
-    Buffer, BufferHeader, Clock, EtlReader, LogfileHeader, Records, BUFFER_HEADER_SIZE,
-    MAX_BUFFER_SIZE, MAX_LZ77_RATIO,
+    Buffer, BufferHeader, Clock, EtlReader, LogfileHeader, Records, BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, MAX_LZ77_RATIO,
 };
 pub use record::{
-    classic_group_guid, ExtItem, ExtItems, Guid, HeaderKind, Record, RecordHeader, RecordRef,
-    RecordsInBuffer,
+    classic_group_guid, ExtItem, ExtItems, Guid, HeaderKind, Record, RecordHeader, RecordRef, RecordsInBuffer,
 };
 
 use std::fmt;

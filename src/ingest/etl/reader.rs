@@ -380,10 +380,8 @@ impl<R: Read> EtlReader<R> {
             return None;
         }
         if got < BUFFER_HEADER_SIZE {
-            return self.fail(
-                start,
-                EtlErrorKind::Truncated { needed: BUFFER_HEADER_SIZE as u64, available: got as u64 },
-            );
+            return self
+                .fail(start, EtlErrorKind::Truncated { needed: BUFFER_HEADER_SIZE as u64, available: got as u64 });
         }
         let Some(h) = BufferHeader::parse(&hdr) else {
             return self.fail(start, EtlErrorKind::BadBufferSize(0));
@@ -414,7 +412,10 @@ impl<R: Read> EtlReader<R> {
                 self.scratch = scratch;
                 return self.fail(
                     start,
-                    EtlErrorKind::Truncated { needed: h.buffer_size as u64, available: (BUFFER_HEADER_SIZE + got) as u64 },
+                    EtlErrorKind::Truncated {
+                        needed: h.buffer_size as u64,
+                        available: (BUFFER_HEADER_SIZE + got) as u64,
+                    },
                 );
             }
             if h.offset < BUFFER_HEADER_SIZE as u32

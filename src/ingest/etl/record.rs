@@ -52,10 +52,7 @@ impl Guid {
         let a = d1.to_be_bytes();
         let b = d2.to_be_bytes();
         let c = d3.to_be_bytes();
-        Guid([
-            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4],
-            d4[5], d4[6], d4[7],
-        ])
+        Guid([a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5], d4[6], d4[7]])
     }
 }
 
@@ -164,17 +161,22 @@ impl HeaderKind {
 pub fn classic_group_guid(group: u8, opcode: u8) -> Guid {
     const EVENT_TRACE: Guid = Guid::from_fields(0x68fdd900, 0x4a3e, 0x11d1, [0x84, 0xf4, 0, 0, 0xf8, 0x04, 0x64, 0xe3]);
     const DISK_IO: Guid = Guid::from_fields(0x3d6fa8d4, 0xfe05, 0x11d0, [0x9d, 0xda, 0, 0xc0, 0x4f, 0xd7, 0xba, 0x7c]);
-    const PAGE_FAULT: Guid = Guid::from_fields(0x3d6fa8d3, 0xfe05, 0x11d0, [0x9d, 0xda, 0, 0xc0, 0x4f, 0xd7, 0xba, 0x7c]);
+    const PAGE_FAULT: Guid =
+        Guid::from_fields(0x3d6fa8d3, 0xfe05, 0x11d0, [0x9d, 0xda, 0, 0xc0, 0x4f, 0xd7, 0xba, 0x7c]);
     const PROCESS: Guid = Guid::from_fields(0x3d6fa8d0, 0xfe05, 0x11d0, [0x9d, 0xda, 0, 0xc0, 0x4f, 0xd7, 0xba, 0x7c]);
     const THREAD: Guid = Guid::from_fields(0x3d6fa8d1, 0xfe05, 0x11d0, [0x9d, 0xda, 0, 0xc0, 0x4f, 0xd7, 0xba, 0x7c]);
     const IMAGE: Guid = Guid::from_fields(0x2cb15d1d, 0x5fc1, 0x11d2, [0xab, 0xe1, 0, 0xa0, 0xc9, 0x11, 0xf5, 0x18]);
     const FILE_IO: Guid = Guid::from_fields(0x90cbdc39, 0x4a3e, 0x11d1, [0x84, 0xf4, 0, 0, 0xf8, 0x04, 0x64, 0xe3]);
     const TCP_IP: Guid = Guid::from_fields(0x9a280ac0, 0xc8e0, 0x11d1, [0x84, 0xe2, 0, 0xc0, 0x4f, 0xb9, 0x98, 0xa2]);
-    const UDP_IP: Guid = Guid::from_fields(0xbf3a50c5, 0xa9c9, 0x4988, [0xa0, 0x05, 0x2d, 0xf0, 0xb7, 0xc8, 0x0f, 0x80]);
+    const UDP_IP: Guid =
+        Guid::from_fields(0xbf3a50c5, 0xa9c9, 0x4988, [0xa0, 0x05, 0x2d, 0xf0, 0xb7, 0xc8, 0x0f, 0x80]);
     const REGISTRY: Guid = Guid::from_fields(0xae53722e, 0xc863, 0x11d2, [0x86, 0x59, 0, 0xc0, 0x4f, 0xa3, 0x21, 0xa1]);
-    const CONFIG: Guid = Guid::from_fields(0x01853a65, 0x418f, 0x4f36, [0xae, 0xfc, 0xdc, 0x0f, 0x1d, 0x2f, 0xd2, 0x35]);
-    const PERF_INFO: Guid = Guid::from_fields(0xce1dbfb4, 0x137e, 0x4da6, [0x87, 0xb0, 0x3f, 0x59, 0xaa, 0x10, 0x2c, 0xbc]);
-    const STACK_WALK: Guid = Guid::from_fields(0xdef2fe46, 0x7bd6, 0x4b80, [0xbd, 0x94, 0xf5, 0x7f, 0xe2, 0x0d, 0x0c, 0xe3]);
+    const CONFIG: Guid =
+        Guid::from_fields(0x01853a65, 0x418f, 0x4f36, [0xae, 0xfc, 0xdc, 0x0f, 0x1d, 0x2f, 0xd2, 0x35]);
+    const PERF_INFO: Guid =
+        Guid::from_fields(0xce1dbfb4, 0x137e, 0x4da6, [0x87, 0xb0, 0x3f, 0x59, 0xaa, 0x10, 0x2c, 0xbc]);
+    const STACK_WALK: Guid =
+        Guid::from_fields(0xdef2fe46, 0x7bd6, 0x4b80, [0xbd, 0x94, 0xf5, 0x7f, 0xe2, 0x0d, 0x0c, 0xe3]);
     const ALPC: Guid = Guid::from_fields(0x45d8cccd, 0x539f, 0x4b72, [0xa8, 0xb7, 0x5c, 0x68, 0x31, 0x42, 0x60, 0x9a]);
     match group {
         0x00 => EVENT_TRACE,
@@ -261,12 +263,7 @@ impl<'a> RecordRef<'a> {
 
     pub fn to_owned(&self) -> Record {
         let ext_start = self.payload_offset - self.ext.len();
-        Record {
-            header: self.header,
-            raw: self.raw.to_vec(),
-            ext_start,
-            payload_offset: self.payload_offset,
-        }
+        Record { header: self.header, raw: self.raw.to_vec(), ext_start, payload_offset: self.payload_offset }
     }
 }
 
@@ -315,12 +312,9 @@ impl<'a> Iterator for ExtItems<'a> {
             return None;
         }
         let p = self.pos;
-        let (Some(_item_size), Some(ext_type), Some(linkage), Some(data_size)) = (
-            u16_at(self.b, p),
-            u16_at(self.b, p + 2),
-            u16_at(self.b, p + 4),
-            u16_at(self.b, p + 6),
-        ) else {
+        let (Some(_item_size), Some(ext_type), Some(linkage), Some(data_size)) =
+            (u16_at(self.b, p), u16_at(self.b, p + 2), u16_at(self.b, p + 4), u16_at(self.b, p + 6))
+        else {
             self.done = true;
             return None;
         };
@@ -430,8 +424,7 @@ pub(crate) fn frame(data: &[u8], pos: usize, end: usize) -> FrameStep {
         return FrameStep::Bad(size as u32);
     }
     let mut ext_len = 0;
-    if matches!(kind, HeaderKind::EventHeader32 | HeaderKind::EventHeader64)
-        && u16_at(r, 4).unwrap_or(0) & 0x0001 != 0
+    if matches!(kind, HeaderKind::EventHeader32 | HeaderKind::EventHeader64) && u16_at(r, 4).unwrap_or(0) & 0x0001 != 0
     {
         match r.get(..size).and_then(|rec| ext_region_len(rec, 0x50)) {
             Some(n) => {
@@ -592,10 +585,7 @@ pub(crate) fn count_records(data: &[u8], end: usize) -> (u64, Option<(usize, u32
 }
 
 fn guid_at(b: &[u8], off: usize) -> Guid {
-    b.get(off..off + 16)
-        .and_then(|s| <[u8; 16]>::try_from(s).ok())
-        .map(Guid::from_bytes_le)
-        .unwrap_or(Guid::NIL)
+    b.get(off..off + 16).and_then(|s| <[u8; 16]>::try_from(s).ok()).map(Guid::from_bytes_le).unwrap_or(Guid::NIL)
 }
 
 /// Per-buffer context for record parsing.

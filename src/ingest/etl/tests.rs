@@ -44,7 +44,18 @@ fn sys_record(htype: u8, version: u16, group: u8, opcode: u8, pid: u32, tid: u32
 }
 
 #[allow(clippy::too_many_arguments)]
-fn ev_record(htype: u8, provider: Guid, id: u16, version: u8, keyword: u64, pid: u32, tid: u32, dt: i64, ext: &[u8], payload: &[u8]) -> Vec<u8> {
+fn ev_record(
+    htype: u8,
+    provider: Guid,
+    id: u16,
+    version: u8,
+    keyword: u64,
+    pid: u32,
+    tid: u32,
+    dt: i64,
+    ext: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     let size = 0x50 + ext.len() + payload.len();
     let mut r = Vec::new();
     r.extend_from_slice(&(size as u16).to_le_bytes());
@@ -156,8 +167,28 @@ fn tcpip_manifest_events_from_writer() {
         payload,
     };
     let items = vec![
-        WriterItem::new(t0 + 5, 600, 700, raw(1033, tcb_payload(&sockaddr4([10, 0, 0, 1], 50000), &sockaddr4([10, 0, 0, 2], 445), 0, 600, 0xffff_8000_1234_0000, 8))),
-        WriterItem::new(t0 + 6, 600, 700, raw(1045, tcb_payload(&sockaddr6(v6, 1), &sockaddr6(v6, 135), 0xC000_00B5, 600, 7, 8))),
+        WriterItem::new(
+            t0 + 5,
+            600,
+            700,
+            raw(
+                1033,
+                tcb_payload(
+                    &sockaddr4([10, 0, 0, 1], 50000),
+                    &sockaddr4([10, 0, 0, 2], 445),
+                    0,
+                    600,
+                    0xffff_8000_1234_0000,
+                    8,
+                ),
+            ),
+        ),
+        WriterItem::new(
+            t0 + 6,
+            600,
+            700,
+            raw(1045, tcb_payload(&sockaddr6(v6, 1), &sockaddr6(v6, 135), 0xC000_00B5, 600, 7, 8)),
+        ),
         WriterItem::new(t0 + 7, 600, 700, raw(1002, vec![1, 2, 3])), // not decoded
     ];
     let img = write_etl_to_vec(&WriterConfig::default(), items).unwrap();
@@ -204,7 +235,18 @@ fn thirty_two_bit_event_headers_use_four_byte_pointers() {
         ev_record(0x12, KERNEL_FILE_PROVIDER, 12, 0, 0xa0, 10, 11, 100, &[], &create),
         ev_record(0x12, KERNEL_FILE_PROVIDER, 13, 0, 0x20, 10, 11, 200, &[], &cleanup),
         ev_record(0x12, KERNEL_FILE_PROVIDER, 24, 0, 0x60, 10, 11, 300, &[], &opend),
-        ev_record(0x12, TCPIP_PROVIDER, 1043, 0, 0, 4, 5, 400, &[], &tcb_payload(&sockaddr4([1, 2, 3, 4], 1), &sockaddr4([5, 6, 7, 8], 2), 0, 9, 0x8888_0000, 4)),
+        ev_record(
+            0x12,
+            TCPIP_PROVIDER,
+            1043,
+            0,
+            0,
+            4,
+            5,
+            400,
+            &[],
+            &tcb_payload(&sockaddr4([1, 2, 3, 4], 1), &sockaddr4([5, 6, 7, 8], 2), 0, 9, 0x8888_0000, 4),
+        ),
     ];
     let (got, errs) = read_all(&file_with(&recs));
     assert!(errs.is_empty(), "{errs:?}");
@@ -315,7 +357,10 @@ fn classic_kernel_headers_and_decoders() {
     assert_eq!((e.irp, e.extra_information, e.status), (0xAA, 5, 0xC000_0034));
     let tc = decode_classic_tcpip(&got[4].as_ref()).unwrap();
     assert_eq!(tc.op, TcpIpOp::Connect);
-    assert_eq!((tc.daddr, tc.dport, tc.saddr, tc.sport), (IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2)), 445, IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)), 50123));
+    assert_eq!(
+        (tc.daddr, tc.dport, tc.saddr, tc.sport),
+        (IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2)), 445, IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)), 50123)
+    );
     let opt = tc.options.unwrap();
     assert_eq!((opt.mss, opt.rcvwin, opt.rcvwinscale, opt.sndwinscale), (1460, 65535, 8, 2));
     assert_eq!((tc.seqnum, tc.connid, tc.process_id), (99, 0xffff_fa80_0000_1000, 1234));
@@ -359,7 +404,18 @@ fn ndis_fragments_32bit_and_interleaved_interfaces() {
     p.extend_from_slice(&5u32.to_le_bytes());
     p.extend_from_slice(b"hello");
     p.extend_from_slice(&[0xEE; 16]); // GftFlowEntryId / GftOffloadInformation tail
-    let rec = ev_record(0x12, NDIS_PACKET_CAPTURE_PROVIDER, 1001, 0, NDIS_KW_PACKET_START | NDIS_KW_RECEIVE, 4, 4, 1, &[], &p);
+    let rec = ev_record(
+        0x12,
+        NDIS_PACKET_CAPTURE_PROVIDER,
+        1001,
+        0,
+        NDIS_KW_PACKET_START | NDIS_KW_RECEIVE,
+        4,
+        4,
+        1,
+        &[],
+        &p,
+    );
     let (got, _) = read_all(&file_with(&[rec]));
     let f = decode_ndis_fragment(&got[1].as_ref()).unwrap();
     assert_eq!((f.miniport_if_index, f.lower_if_index, &f.fragment[..]), (3, 4, &b"hello"[..]));
@@ -444,9 +500,8 @@ fn lz77_bomb_buffer(decompressed: usize, pad: usize) -> Vec<u8> {
 #[test]
 fn lz77_bomb_is_rejected_by_ratio() {
     // 94 bytes announcing 64 MiB of 8-byte records: before the fix this took > 60 s and 1.7 GB.
-    let img: Vec<u8> = std::iter::repeat_n(lz77_bomb_buffer(MAX_BUFFER_SIZE as usize - BUFFER_HEADER_SIZE, 0), 4)
-        .flatten()
-        .collect();
+    let img: Vec<u8> =
+        std::iter::repeat_n(lz77_bomb_buffer(MAX_BUFFER_SIZE as usize - BUFFER_HEADER_SIZE, 0), 4).flatten().collect();
     let e = EtlReader::new(Cursor::new(&img)).err().expect("buffer 0 is damage");
     assert_eq!(e.kind, EtlErrorKind::BadBufferOffset(MAX_BUFFER_SIZE));
     // A ratio within the cap still decompresses.

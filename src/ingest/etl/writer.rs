@@ -80,7 +80,17 @@ pub enum WriterEvent {
     /// NDIS-PacketCapture 1001 v0 (`keyword` carries the packet start/end/direction bits).
     NdisFragment { miniport_if_index: u32, lower_if_index: u32, keyword: u64, fragment: Vec<u8> },
     /// Any manifest event with a prebuilt payload.
-    Raw { provider: Guid, id: u16, version: u8, channel: u8, level: u8, opcode: u8, task: u16, keyword: u64, payload: Vec<u8> },
+    Raw {
+        provider: Guid,
+        id: u16,
+        version: u8,
+        channel: u8,
+        level: u8,
+        opcode: u8,
+        task: u16,
+        keyword: u64,
+        payload: Vec<u8>,
+    },
 }
 
 /// One event to write: when (FILETIME), who, on which CPU buffer.
@@ -122,7 +132,15 @@ fn layout(ev: &WriterEvent) -> (Guid, u16, u8, u8, u8, u8, u16, u64, Vec<u8>) {
     const KF_CHANNEL_KW: u64 = 0x8000_0000_0000_0000;
     let mut p = Vec::with_capacity(64);
     match ev {
-        WriterEvent::KernelFileCreate { irp, file_object, issuing_thread_id, create_options, create_attributes, share_access, file_name } => {
+        WriterEvent::KernelFileCreate {
+            irp,
+            file_object,
+            issuing_thread_id,
+            create_options,
+            create_attributes,
+            share_access,
+            file_name,
+        } => {
             p.extend_from_slice(&irp.to_le_bytes());
             p.extend_from_slice(&file_object.to_le_bytes());
             p.extend_from_slice(&issuing_thread_id.to_le_bytes());
@@ -351,7 +369,8 @@ impl<W: Write> EtlWriter<W> {
             self.emit(b, cpu, ts, 0)?;
         }
         self.out.flush()?;
-        let stats = WriteStats { buffers: self.buffers_written, records: self.records_written, bytes: self.bytes_written };
+        let stats =
+            WriteStats { buffers: self.buffers_written, records: self.records_written, bytes: self.bytes_written };
         Ok((self.out, stats))
     }
 }
@@ -363,7 +382,11 @@ fn push_aligned(buf: &mut Vec<u8>, rec: &[u8]) {
 }
 
 /// Write all items to `out` (items may be in any order; each lands in its CPU's buffer).
-pub fn write_etl<W: Write>(out: W, cfg: &WriterConfig, items: impl IntoIterator<Item = WriterItem>) -> io::Result<WriteStats> {
+pub fn write_etl<W: Write>(
+    out: W,
+    cfg: &WriterConfig,
+    items: impl IntoIterator<Item = WriterItem>,
+) -> io::Result<WriteStats> {
     let mut w = EtlWriter::new(out, cfg.clone())?;
     for it in items {
         w.push(&it)?;
