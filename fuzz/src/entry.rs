@@ -20,17 +20,7 @@ pub fn pcap(data: &[u8]) {
     let mut segments = 0u64;
     let mut sink = |s: crate::model::TcpSegment| {
         segments += 1;
-        black_box((
-            s.ts,
-            s.src,
-            s.dst,
-            s.seq,
-            s.ack,
-            s.flags,
-            s.window,
-            s.payload_len,
-            s.window_scale,
-        ));
+        black_box((s.ts, s.src, s.dst, s.seq, s.ack, s.flags, s.window, s.payload_len, s.window_scale));
     };
     let mut progress = |off: u64| {
         black_box(off);
@@ -39,13 +29,7 @@ pub fn pcap(data: &[u8]) {
     if let Ok(opened) = ingest::open_bytes(data.to_vec()) {
         let is_ng = opened.kind == ingest::InputKind::PcapNg;
         let (stats, err) = ingest::pcap::read_capture(0, opened.reader, is_ng, &mut sink, &mut progress);
-        black_box((
-            stats.packets,
-            stats.bytes,
-            stats.first_ts,
-            stats.last_ts,
-            err.map(|e| e.to_string()),
-        ));
+        black_box((stats.packets, stats.bytes, stats.first_ts, stats.last_ts, err.map(|e| e.to_string())));
     }
     for is_ng in [false, true] {
         let (stats, err) = ingest::pcap::read_capture(1, Cursor::new(data), is_ng, &mut sink, &mut progress);
@@ -66,10 +50,7 @@ fn decode_all(r: &RecordRef<'_>, assembler: &mut FrameAssembler) {
     black_box(decode_classic_tcpip(r));
     if let Some(frag) = decode_ndis_fragment(r) {
         if let Some(frame) = assembler.push(frag) {
-            black_box(ingest::decode::decode_frame(
-                ingest::decode::linktype::ETHERNET,
-                &frame.data,
-            ));
+            black_box(ingest::decode::decode_frame(ingest::decode::linktype::ETHERNET, &frame.data));
             black_box(filetime_to_unix_ns(frame.origin.filetime));
         }
     }
@@ -105,12 +86,7 @@ pub fn etl(data: &[u8]) {
                 break;
             }
             if let Ok(b) = b {
-                black_box((
-                    b.record_count,
-                    b.damage().map(|d| d.to_string()),
-                    b.data().len(),
-                    b.is_compressed(),
-                ));
+                black_box((b.record_count, b.damage().map(|d| d.to_string()), b.data().len(), b.is_compressed()));
                 for r in b.records() {
                     match r {
                         Ok(r) => decode_all(&r, &mut assembler),
@@ -227,20 +203,12 @@ pub fn textlog(data: &[u8]) {
         let mut rd = TextLogReader::with_options(Cursor::new(data), opts);
         black_box(rd.format());
         for line in rd.by_ref().take(1_000_000) {
-            black_box((
-                line.ts_utc_ns(0.0),
-                line.ts_utc_ns(-3600.5),
-                line.body().len(),
-                line.errors.len(),
-            ));
+            black_box((line.ts_utc_ns(0.0), line.ts_utc_ns(-3600.5), line.body().len(), line.errors.len()));
             black_box(line.severity.name());
         }
         black_box(rd.io_error().map(|e| e.to_string()));
     };
-    run(TextLogOptions {
-        syslog_year: Some(2026),
-        ..TextLogOptions::default()
-    });
+    run(TextLogOptions { syslog_year: Some(2026), ..TextLogOptions::default() });
     let forced = TsFormat::ALL[data.first().copied().unwrap_or(0) as usize % TsFormat::ALL.len()];
     run(TextLogOptions {
         syslog_year: Some(2026),
