@@ -3,9 +3,7 @@
 //! sees WSAETIMEDOUT 10060 after its retries. Grouped per server endpoint in bursts (60 s).
 //! Evidence: the SYNs of the first attempts.
 
-use std::collections::BTreeMap;
-
-use super::{bursts, evidence, finding, packets, when, Context};
+use super::{evidence, finding, packets, server_bursts, when, Context};
 use crate::model::tcp_flags::SYN;
 use crate::model::{Connection, Finding, Severity, Side};
 
@@ -15,48 +13,42 @@ silently drops the port, or the server's listen backlog was full. Check the serv
 the path at that time; a refused connection (RST) would have meant the host was up with nothing listening.";
 
 pub fn detect(ctx: &mut Context) -> Vec<Finding> {
-    let mut per_server: BTreeMap<_, Vec<&Connection>> = BTreeMap::new();
-    for c in ctx.analysis.connections.iter().filter(|c| c.client_syn >= 2 && c.server_packets == 0) {
-        per_server.entry((c.input, c.server)).or_default().push(c);
-    }
     let mut out = Vec::new();
-    for ((_, server), mut conns) in per_server {
-        conns.sort_by_key(|c| c.first_ts);
-        for burst in bursts(conns, |c| c.first_ts, 60 * 1_000_000_000) {
-            let ev = burst
-                .iter()
-                .flat_map(|c| {
-                    let frames: Vec<u64> = packets(c)
-                        .iter()
-                        .filter(|p| p.side == Side::Client && p.flags & SYN != 0)
-                        .map(|p| p.frame)
-                        .take(3)
-                        .collect();
-                    evidence(c, frames)
-                })
-                .collect();
-            let first = burst.first().map(|c| c.first_ts).unwrap_or(0);
-            let last = burst.last().map(|c| c.last_ts).unwrap_or(first);
-            let syns: u32 = burst.iter().map(|c| c.client_syn).sum();
-            let summary = format!(
+    let unanswered = |c: &Connection| c.client_syn >= 2 && c.server_packets == 0;
+    for (server, burst) in server_bursts(&ctx.analysis.connections, unanswered, 60 * 1_000_000_000) {
+        let ev = burst
+            .iter()
+            .flat_map(|c| {
+                let frames: Vec<u64> = packets(c)
+                    .iter()
+                    .filter(|p| p.side == Side::Client && p.flags & SYN != 0)
+                    .map(|p| p.frame)
+                    .take(3)
+                    .collect();
+                evidence(c, frames)
+            })
+            .collect();
+        let first = burst.first().map(|c| c.first_ts).unwrap_or(0);
+        let last = burst.last().map(|c| c.last_ts).unwrap_or(first);
+        let syns: u32 = burst.iter().map(|c| c.client_syn).sum();
+        let summary = format!(
                 "{} connection attempt{} to {server} between {} and {} got no answer ({syns} SYNs, no SYN/ACK, no RST): the client times out with WSAETIMEDOUT 10060.",
                 burst.len(),
                 if burst.len() == 1 { "" } else { "s" },
                 when(first),
                 when(last)
             );
-            out.push(finding(
-                "connect_timeout",
-                Severity::Error,
-                &burst,
-                first,
-                last,
-                burst.len() as u64,
-                ev,
-                summary,
-                ADVICE,
-            ));
-        }
+        out.push(finding(
+            "connect_timeout",
+            Severity::Error,
+            &burst,
+            first,
+            last,
+            burst.len() as u64,
+            ev,
+            summary,
+            ADVICE,
+        ));
     }
     out
 }

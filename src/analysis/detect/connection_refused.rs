@@ -3,7 +3,7 @@
 //! grouped per server endpoint into bursts (attempts less than 60 s apart).
 //! Evidence: the first refused SYNs and their RSTs. Advice: find out why nothing listened.
 
-use super::{bursts, evidence, finding, packets, when, Context};
+use super::{evidence, finding, packets, server_bursts, when, Context};
 use crate::model::tcp_flags::{RST, SYN};
 use crate::model::{Connection, Finding, Severity, Side};
 
@@ -22,31 +22,25 @@ pub fn refused(c: &Connection) -> bool {
 
 pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     let a = ctx.analysis;
-    let mut per_server: std::collections::BTreeMap<_, Vec<&Connection>> = Default::default();
-    for c in a.connections.iter().filter(|c| refused(c)) {
-        per_server.entry((c.input, c.server)).or_default().push(c);
-    }
     let mut out = Vec::new();
-    for ((_, server), mut conns) in per_server {
-        conns.sort_by_key(|c| c.first_ts);
-        for burst in bursts(conns, |c| c.first_ts, BURST_GAP_NS) {
-            let mut ev = Vec::new();
-            for c in &burst {
-                for p in packets(c) {
-                    let is_syn = p.side == Side::Client && p.flags & SYN != 0;
-                    let is_rst = p.side == Side::Server && p.flags & RST != 0;
-                    if is_rst {
-                        ctx.claim(c, p.frame, "connection_refused");
-                    }
-                    if (is_syn || is_rst) && ev.len() < 4 {
-                        ev.extend(evidence(c, [p.frame]));
-                    }
+    for (server, burst) in server_bursts(&a.connections, refused, BURST_GAP_NS) {
+        let mut ev = Vec::new();
+        for c in &burst {
+            for p in packets(c) {
+                let is_syn = p.side == Side::Client && p.flags & SYN != 0;
+                let is_rst = p.side == Side::Server && p.flags & RST != 0;
+                if is_rst {
+                    ctx.claim(c, p.frame, "connection_refused");
+                }
+                if (is_syn || is_rst) && ev.len() < 4 {
+                    ev.extend(evidence(c, [p.frame]));
                 }
             }
-            let first = burst.first().map(|c| c.first_ts).unwrap_or(0);
-            let last = burst.last().map(|c| c.last_ts).unwrap_or(first);
-            let clients: std::collections::BTreeSet<_> = burst.iter().map(|c| c.client.ip).collect();
-            let summary = format!(
+        }
+        let first = burst.first().map(|c| c.first_ts).unwrap_or(0);
+        let last = burst.last().map(|c| c.last_ts).unwrap_or(first);
+        let clients: std::collections::BTreeSet<_> = burst.iter().map(|c| c.client.ip).collect();
+        let summary = format!(
                 "{} connection attempt{} from {} client host{} to {server} {} refused (SYN answered by RST) between {} and {}: nothing was listening.",
                 burst.len(),
                 if burst.len() == 1 { "" } else { "s" },
@@ -56,18 +50,17 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 when(first),
                 when(last)
             );
-            out.push(finding(
-                "connection_refused",
-                Severity::Error,
-                &burst,
-                first,
-                last,
-                burst.len() as u64,
-                ev,
-                summary,
-                ADVICE,
-            ));
-        }
+        out.push(finding(
+            "connection_refused",
+            Severity::Error,
+            &burst,
+            first,
+            last,
+            burst.len() as u64,
+            ev,
+            summary,
+            ADVICE,
+        ));
     }
     out
 }

@@ -265,6 +265,25 @@ pub fn bursts<T>(items: Vec<T>, ts: impl Fn(&T) -> UtcNs, gap: i64) -> Vec<Vec<T
     out
 }
 
+/// The connections `pick` selects, per input and server endpoint, split into bursts of attempts
+/// less than `gap` nanoseconds apart (by first packet).
+pub fn server_bursts<'a>(
+    conns: &'a [Connection],
+    pick: impl Fn(&Connection) -> bool,
+    gap: i64,
+) -> Vec<(Endpoint, Vec<&'a Connection>)> {
+    let mut per_server: std::collections::BTreeMap<(u32, Endpoint), Vec<&Connection>> = Default::default();
+    for c in conns.iter().filter(|c| pick(c)) {
+        per_server.entry((c.input, c.server)).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for ((_, server), mut group) in per_server {
+        group.sort_by_key(|c| c.first_ts);
+        out.extend(bursts(group, |c| c.first_ts, gap).into_iter().map(|b| (server, b)));
+    }
+    out
+}
+
 /// Packets of a connection in order, as a vector (head then tail).
 pub fn packets(c: &Connection) -> Vec<&PacketNote> {
     c.packets().collect()
