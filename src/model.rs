@@ -227,6 +227,35 @@ impl Connection {
     }
 }
 
+/// What a Windows event source saw a process do on a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SocketOp {
+    Connect,
+    Accept,
+    Disconnect,
+    Send,
+    Receive,
+    Reconnect,
+    Retransmit,
+    Other,
+}
+
+/// A process named as the owner of a TCP socket by a Windows event source (Microsoft-Windows-TCPIP
+/// and classic TcpIp ETW, Process Monitor TCP events, Sysmon event 3). Joined to connections by
+/// 4-tuple and time; `local` is the owning process's end.
+#[derive(Clone, Debug)]
+pub struct SocketOwner {
+    pub input: u32,
+    /// Record number in its input (evidence).
+    pub record: u64,
+    pub ts: UtcNs,
+    pub local: Endpoint,
+    pub remote: Endpoint,
+    pub pid: u32,
+    pub process: Option<String>,
+    pub op: SocketOp,
+}
+
 /// How serious a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {

@@ -455,6 +455,7 @@ fn big_pipe_and_log_lanes_stay_fast() {
             server_instance: false,
             end_record: Some(i * 2 + 1),
             close_record: None,
+            remote: None,
         });
         open = if i % 3 == 0 { open.saturating_sub(1) } else { (open + 1) % 50 };
         pipe.handles.push((ts, open));

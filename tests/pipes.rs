@@ -252,12 +252,12 @@ fn busy_storm_pipes_csv() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("pipe,server_pid,client_pids,opens,ok,busy,not_found,other_failures,max_concurrent,median_lifetime_ms,opens_per_s_peak,first_utc,last_utc")
+        Some("pipe,server_pid,client_pids,opens,ok,busy,not_found,other_failures,max_concurrent,median_lifetime_ms,opens_per_s_peak,first_utc,last_utc,source")
     );
     assert_eq!(
         lines.next(),
         Some(
-            r"\Device\NamedPipe\RemotingServer,4242,5120,1565,997,543,25,0,4,5.520,645.0,2026-11-22T10:15:00.000000Z,2026-11-22T10:15:02.505884Z"
+            r"\Device\NamedPipe\RemotingServer,4242,5120,1565,997,543,25,0,4,5.520,645.0,2026-11-22T10:15:00.000000Z,2026-11-22T10:15:02.505884Z,etw"
         )
     );
     assert_eq!(lines.next(), None);

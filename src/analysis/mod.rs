@@ -91,6 +91,8 @@ pub struct Analysis {
     pub log_events: Vec<logs::LogEvent>,
     /// Windows event-log records that matter (service crashes, restarts, pipe events).
     pub system_events: Vec<logs::SystemEvent>,
+    /// Processes named as socket owners by Windows event sources (bounded), for attributing connections.
+    pub socket_owners: Vec<crate::model::SocketOwner>,
     pub findings: Vec<Finding>,
     pub resets: Vec<ResetClass>,
     pub verdicts: Vec<Verdict>,

@@ -11,7 +11,59 @@
 use std::collections::HashMap;
 
 use crate::ingest::etl::{FileCreate, FileEvent, FileHandleOp, FileOpEnd};
-use crate::model::UtcNs;
+use crate::model::{Endpoint, UtcNs};
+
+/// Where a pipe's operations were seen (`pipes.csv` `source`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PipeSource {
+    /// ETW file-I/O events (Kernel-File, classic FileIo).
+    #[default]
+    Etw,
+    /// Sysmon events 17/18 in an event log.
+    Sysmon,
+    /// Process Monitor (PML or CSV export).
+    Procmon,
+    /// SMB CREATE/CLOSE on an IPC$ tree in a packet capture.
+    Smb,
+}
+
+impl PipeSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            PipeSource::Etw => "etw",
+            PipeSource::Sysmon => "sysmon",
+            PipeSource::Procmon => "procmon",
+            PipeSource::Smb => "smb",
+        }
+    }
+}
+
+/// One open whose result is known when it is reported (Process Monitor's CreateFile with its
+/// Result, an SMB CREATE request paired with its response): the pipe model's source-neutral input.
+/// ETW's create/OperationEnd pairs go through `PipeAnalyzer::process` instead.
+#[derive(Clone, Debug)]
+pub struct PipeCall<'a> {
+    pub ts: UtcNs,
+    /// Record or frame number in its input (evidence `input#record`).
+    pub record: u64,
+    /// Record or frame of the result, when it is a separate one (SMB response).
+    pub end_record: Option<u64>,
+    /// 0 when unknown (remote SMB clients).
+    pub pid: u32,
+    pub tid: u32,
+    /// Process image name, when the source names it.
+    pub process: Option<&'a str>,
+    /// The remote client, for opens that came over the network.
+    pub remote: Option<Endpoint>,
+    /// Identifies the handle until its close within this input (ProcMon: pid and path; SMB:
+    /// session, tree and FileId); a later `close_handle` with the same value ends it.
+    pub handle: u64,
+    /// Full path (`\Device\NamedPipe\X`, `\\.\pipe\X`, …; see `pipe_name`).
+    pub path: &'a str,
+    pub server_instance: bool,
+    /// NTSTATUS of the result.
+    pub status: u32,
+}
 
 /// How an open of a pipe ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +152,8 @@ pub struct PipeOpen {
     pub end_record: Option<u64>,
     /// Record index of the Cleanup/Close that ended the handle, if seen.
     pub close_record: Option<u64>,
+    /// The remote client of an open that came over the network (SMB).
+    pub remote: Option<Endpoint>,
 }
 
 /// A failed client open, with the pipe's state at that moment (for the detectors).
@@ -174,6 +228,10 @@ pub struct Pipe {
     pub clients: Vec<PipeClient>,
     /// Time of the peak open rate.
     pub peak_ts: UtcNs,
+    /// Where these operations were seen.
+    pub source: PipeSource,
+    /// Process names by pid, where the source names them (bounded by `MAX_CLIENTS_PER_PIPE` + 1).
+    pub process_names: Vec<(u32, String)>,
 }
 
 /// Opens kept per pipe for the timeline and the detectors; counts above stay exact.
@@ -346,6 +404,19 @@ impl PipeState {
     }
 }
 
+/// A create as every source reports it, before its result is known.
+struct Begin<'a> {
+    path: &'a str,
+    ts: UtcNs,
+    record: u64,
+    pid: u32,
+    tid: u32,
+    handle: u64,
+    server: bool,
+    process: Option<&'a str>,
+    remote: Option<Endpoint>,
+}
+
 #[derive(Clone, Copy)]
 struct Pending {
     pipe: usize,
@@ -371,6 +442,7 @@ struct OpenHandle {
 /// Streams file events (in time order) into per-pipe accounts.
 pub struct PipeAnalyzer {
     input: u32,
+    source: PipeSource,
     index: HashMap<String, usize>,
     pipes: Vec<PipeState>,
     pending: HashMap<u64, Pending>,
@@ -406,8 +478,13 @@ fn ns(ft: i64) -> UtcNs {
 
 impl PipeAnalyzer {
     pub fn new(input: u32) -> Self {
+        Self::with_source(input, PipeSource::Etw)
+    }
+
+    pub fn with_source(input: u32, source: PipeSource) -> Self {
         PipeAnalyzer {
             input,
+            source,
             index: HashMap::new(),
             pipes: Vec::new(),
             pending: HashMap::new(),
@@ -441,6 +518,7 @@ impl PipeAnalyzer {
         self.pipes.push(PipeState {
             p: Pipe {
                 input: self.input,
+                source: self.source,
                 name: format!(r"\Device\NamedPipe\{rest}"),
                 first_ts: ts,
                 last_ts: ts,
@@ -453,16 +531,71 @@ impl PipeAnalyzer {
     }
 
     fn create(&mut self, c: &FileCreate) {
-        let Some(rest) = pipe_name(&c.file_name) else { return };
         let ts = ns(c.origin.filetime);
-        let Some(pi) = self.pipe_index(rest, ts) else { return };
+        let op = Begin {
+            path: &c.file_name,
+            ts,
+            record: c.origin.record_index,
+            pid: c.origin.pid.unwrap_or(0),
+            tid: c.origin.tid.unwrap_or(c.issuing_thread_id as u32),
+            handle: c.file_object,
+            server: is_server_disposition(c.create_disposition()),
+            process: None,
+            remote: None,
+        };
+        let Some(pending) = self.begin(&op) else { return };
+        if self.pending.len() >= MAX_PENDING_IRPS && !self.pending.contains_key(&c.irp) {
+            self.stats.evicted_irps += evict_oldest_half(&mut self.pending, |p| p.ts);
+        }
+        if self.pending_fo.len() >= MAX_PENDING_IRPS {
+            // Drop entries whose create was settled or evicted.
+            let pending = &self.pending;
+            self.pending_fo.retain(|fo, irp| pending.get(irp).is_some_and(|p| p.file_object == *fo));
+        }
+        self.pending_fo.insert(c.file_object, c.irp);
+        // A reused Irp whose OperationEnd was lost simply stays Unknown.
+        self.pending.insert(c.irp, pending);
+    }
+
+    /// One open whose result is already known (Process Monitor, SMB): create and completion at once.
+    pub fn open_completed(&mut self, call: &PipeCall) {
+        self.stats.file_events += 1;
+        let op = Begin {
+            path: call.path,
+            ts: call.ts,
+            record: call.record,
+            pid: call.pid,
+            tid: call.tid,
+            handle: call.handle,
+            server: call.server_instance,
+            process: call.process,
+            remote: call.remote,
+        };
+        if let Some(pending) = self.begin(&op) {
+            self.complete(pending, call.status, call.ts, call.end_record);
+        }
+    }
+
+    /// The close of a handle opened by `open_completed` (same `handle` value).
+    pub fn close_handle(&mut self, ts: UtcNs, record: u64, handle: u64) {
+        self.stats.file_events += 1;
+        self.close_fo(ts, record, handle);
+    }
+
+    /// Counts a create on its pipe and returns what its completion needs.
+    fn begin(&mut self, op: &Begin) -> Option<Pending> {
+        let rest = pipe_name(op.path)?;
+        let ts = op.ts;
+        let pi = self.pipe_index(rest, ts)?;
         self.stats.pipe_creates += 1;
-        let server = is_server_disposition(c.create_disposition());
-        let pid = c.origin.pid.unwrap_or(0);
-        let tid = c.origin.tid.unwrap_or(c.issuing_thread_id as u32);
-        let record = c.origin.record_index;
-        let Some(st) = self.pipes.get_mut(pi) else { return };
+        let (pid, server) = (op.pid, op.server);
+        let st = self.pipes.get_mut(pi)?;
         st.p.last_ts = st.p.last_ts.max(ts);
+        if let Some(name) = op.process {
+            if !st.p.process_names.iter().any(|(p, _)| *p == pid) && st.p.process_names.len() <= MAX_CLIENTS_PER_PIPE {
+                st.p.process_names.push((pid, name.to_string()));
+            }
+        }
         if server {
             if st.p.server_pid.is_none() {
                 st.p.server_pid = Some(pid);
@@ -484,33 +617,23 @@ impl PipeAnalyzer {
         let event = if st.p.events.len() < MAX_OPENS_KEPT {
             st.p.events.push(PipeOpen {
                 ts,
-                record,
+                record: op.record,
                 pid,
-                tid,
-                file_object: c.file_object,
+                tid: op.tid,
+                file_object: op.handle,
                 status: 0,
                 outcome: PipeOutcome::Unknown,
                 closed_ts: None,
                 server_instance: server,
                 end_record: None,
                 close_record: None,
+                remote: op.remote,
             });
             Some(st.p.events.len() - 1)
         } else {
             None
         };
-        if self.pending.len() >= MAX_PENDING_IRPS && !self.pending.contains_key(&c.irp) {
-            self.stats.evicted_irps += evict_oldest_half(&mut self.pending, |p| p.ts);
-        }
-        if self.pending_fo.len() >= MAX_PENDING_IRPS {
-            // Drop entries whose create was settled or evicted.
-            let pending = &self.pending;
-            self.pending_fo.retain(|fo, irp| pending.get(irp).is_some_and(|p| p.file_object == *fo));
-        }
-        self.pending_fo.insert(c.file_object, c.irp);
-        // A reused Irp whose OperationEnd was lost simply stays Unknown.
-        self.pending
-            .insert(c.irp, Pending { pipe: pi, event, server, ts, pid, tid, file_object: c.file_object, record });
+        Some(Pending { pipe: pi, event, server, ts, pid, tid: op.tid, file_object: op.handle, record: op.record })
     }
 
     fn op_end(&mut self, e: &FileOpEnd) {
@@ -585,22 +708,25 @@ impl PipeAnalyzer {
     }
 
     fn close(&mut self, h: &FileHandleOp) {
-        let ts = ns(h.origin.filetime);
+        self.close_fo(ns(h.origin.filetime), h.origin.record_index, h.file_object);
+    }
+
+    fn close_fo(&mut self, ts: UtcNs, record: u64, file_object: u64) {
         // A close of a FileObject whose create is still pending means the OperationEnd was not
         // traced: the create succeeded.
-        if let Some(irp) = self.pending_fo.remove(&h.file_object) {
-            if self.pending.get(&irp).is_some_and(|p| p.file_object == h.file_object) {
+        if let Some(irp) = self.pending_fo.remove(&file_object) {
+            if self.pending.get(&irp).is_some_and(|p| p.file_object == file_object) {
                 if let Some(p) = self.pending.remove(&irp) {
                     self.complete(p, STATUS_SUCCESS, ts, None);
                 }
             }
         }
-        let Some(o) = self.open.remove(&h.file_object) else { return };
+        let Some(o) = self.open.remove(&file_object) else { return };
         let Some(st) = self.pipes.get_mut(o.pipe) else { return };
         st.p.last_ts = st.p.last_ts.max(ts);
         if let Some(ev) = o.event.and_then(|i| st.p.events.get_mut(i)) {
             ev.closed_ts = Some(ts);
-            ev.close_record = Some(h.origin.record_index);
+            ev.close_record = Some(record);
         }
         if o.server {
             st.live_instances = st.live_instances.saturating_sub(1);
@@ -618,7 +744,7 @@ impl PipeAnalyzer {
                 cl.c.closed_within_1s += 1;
                 if cl.c.sample_records.len() + 2 <= SAMPLE_RECORDS {
                     cl.c.sample_records.push(o.record);
-                    cl.c.sample_records.push(h.origin.record_index);
+                    cl.c.sample_records.push(record);
                 }
             }
         }
@@ -742,5 +868,35 @@ mod tests {
         assert_eq!(p.median_lifetime_ms, Some(5.0));
         assert_eq!(p.failures.len(), 1);
         assert_eq!((p.failures[0].create_record, p.failures[0].end_record, p.failures[0].client_handles), (5, 6, 1));
+    }
+
+    #[test]
+    fn completed_opens_from_a_source_with_results() {
+        let mut a = PipeAnalyzer::with_source(0, PipeSource::Procmon);
+        let call = |ts, rec, pid, handle, server, status| PipeCall {
+            ts,
+            record: rec,
+            end_record: None,
+            pid,
+            tid: 1,
+            process: Some(if server { "server.exe" } else { "w3wp.exe" }),
+            remote: None,
+            handle,
+            path: r"\\.\pipe\Remoting",
+            server_instance: server,
+            status,
+        };
+        a.open_completed(&call(1_000, 1, 10, 1, true, 0));
+        a.open_completed(&call(2_000, 2, 20, 2, false, 0));
+        a.open_completed(&call(3_000, 3, 20, 3, false, STATUS_PIPE_BUSY));
+        a.close_handle(2_000 + 4_000_000, 4, 2);
+        let (pipes, _) = a.finish();
+        let p = &pipes[0];
+        assert_eq!(p.name, r"\Device\NamedPipe\Remoting");
+        assert_eq!(p.source, PipeSource::Procmon);
+        assert_eq!((p.opens, p.ok, p.busy, p.instances_created, p.server_pid), (2, 1, 1, 1, Some(10)));
+        assert_eq!(p.median_lifetime_ms, Some(4.0));
+        assert_eq!(p.process_names, vec![(10, "server.exe".to_string()), (20, "w3wp.exe".to_string())]);
+        assert_eq!(p.failures.len(), 1);
     }
 }

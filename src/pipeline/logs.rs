@@ -187,7 +187,14 @@ fn add_sysmon_pipe(input: u32, e: &EvtxEvent, pipes: &mut Vec<Pipe>) {
             if pipes.len() >= MAX_SYSMON_PIPES {
                 return;
             }
-            pipes.push(Pipe { input, name, first_ts: ts, last_ts: ts, ..Default::default() });
+            pipes.push(Pipe {
+                input,
+                name,
+                first_ts: ts,
+                last_ts: ts,
+                source: crate::analysis::pipes::PipeSource::Sysmon,
+                ..Default::default()
+            });
             pipes.len() - 1
         }
     };
@@ -220,6 +227,7 @@ fn add_sysmon_pipe(input: u32, e: &EvtxEvent, pipes: &mut Vec<Pipe>) {
             server_instance: created,
             end_record: None,
             close_record: None,
+            remote: None,
         });
     }
 }

@@ -23,6 +23,7 @@ pub const PIPE_COLUMNS: &[&str] = &[
     "opens_per_s_peak",
     "first_utc",
     "last_utc",
+    "source",
 ];
 
 pub fn write_pipes(a: &Analysis, w: &mut dyn Write) -> Result<()> {
@@ -49,6 +50,7 @@ pub fn write_pipes(a: &Analysis, w: &mut dyn Write) -> Result<()> {
         Column::new("opens_per_s_peak".into(), text(&|p| format!("{:.1}", p.opens_per_s_peak))),
         Column::new("first_utc".into(), text(&|p| format_utc(p.first_ts))),
         Column::new("last_utc".into(), text(&|p| format_utc(p.last_ts))),
+        Column::new("source".into(), text(&|p| p.source.name().to_string())),
     ];
     let mut df = DataFrame::new(ps.len(), columns)?;
     CsvWriter::new(w).include_header(true).finish(&mut df)?;
