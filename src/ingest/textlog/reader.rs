@@ -3,8 +3,9 @@
 use super::encoding::Transcode;
 use super::errors::{code_to_id, extract_errors, push_unique, ErrorId, ErrorKind};
 use super::severity::{detect_severity, Severity};
-use super::timestamp::{current_utc_year, parse_at_start, TsFormat, TsHit};
+use super::timestamp::{parse_at_start, TsFormat, TsHit};
 use super::{DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_RECORD_BYTES, NS_PER_S};
+use crate::model::current_utc_year;
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
 

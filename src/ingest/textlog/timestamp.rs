@@ -1,7 +1,7 @@
 //! Timestamp formats at a line start: detection candidates, parsers and user clock offsets.
 
 use super::NS_PER_S;
-use crate::model::{civil_from_days, days_from_civil};
+use crate::model::utc_ns_from_civil;
 
 /// Timestamp format detected once per file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,32 +69,6 @@ pub(super) struct TsHit {
     pub(super) pri: Option<u32>,
     /// Month, for syslog year roll-over.
     pub(super) month: u32,
-}
-
-pub(super) fn current_utc_year() -> i32 {
-    let secs =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    civil_from_days(secs.div_euclid(86_400)).0 as i32
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn civil_to_ns(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, frac_ns: i64) -> Option<i64> {
-    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s);
-    secs.checked_mul(NS_PER_S)?.checked_add(frac_ns)
 }
 
 /// Byte cursor over one line.
@@ -216,7 +190,7 @@ pub(super) fn parse_at_start(f: TsFormat, b: &[u8], syslog_year: i32) -> Option<
             if !c.at_boundary() {
                 return None;
             }
-            let ns = civil_to_ns(i64::from(syslog_year), m, d, hh, mm, ss, frac)?;
+            let ns = utc_ns_from_civil(i64::from(syslog_year), m, d, hh, mm, ss, frac)?;
             Some(TsHit { local_ns: Some(ns), zone: None, len: c.i, pri: p, month: m })
         }
         TsFormat::UsDateTime => {
@@ -272,7 +246,7 @@ pub(super) fn parse_at_start(f: TsFormat, b: &[u8], syslog_year: i32) -> Option<
             if br {
                 c.eat(b']');
             }
-            let ns = civil_to_ns(y, mo, d, hh, mm, ss, frac)?;
+            let ns = utc_ns_from_civil(y, mo, d, hh, mm, ss, frac)?;
             Some(TsHit { local_ns: Some(ns), zone: None, len: c.i, pri: None, month: mo })
         }
         TsFormat::EpochS | TsFormat::EpochMs => {
@@ -367,7 +341,7 @@ fn iso(c: &mut Cur, space_sep: bool) -> Option<TsHit> {
     if c.next_is_digit() {
         return None;
     }
-    let ns = civil_to_ns(y, mo, d, h, mi, s, frac)?;
+    let ns = utc_ns_from_civil(y, mo, d, h, mi, s, frac)?;
     Some(TsHit { local_ns: Some(ns), zone, len: c.i, pri: None, month: mo })
 }
 
