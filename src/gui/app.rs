@@ -1,4 +1,5 @@
-//! App state and layout: the session (files on one clock), loading, selection, and the panels.
+//! App state and layout: the loaded session, loading, and the panels. The session lives in `session`,
+//! the selection and what it highlights in `selection`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,41 +10,17 @@ use super::details::{self, DetailsAction};
 use super::export::{self, Table};
 use super::findings;
 use super::loader::{LoadJob, LoadOutcome};
+pub use super::selection::DetailsFocus;
+use super::selection::Selection;
+pub use super::session::Session;
 use super::style;
 use super::timefmt::{self, TimeZoneMode};
-use super::timeline::{self, Highlights, TimelineItem, TimelineModel, TimelineView};
+use super::timeline::{self, TimelineItem, TimelineView};
 use crate::analysis::{Analysis, Options};
 
 const RECENT_KEY: &str = "ipcscope.recent_files";
 const TZ_KEY: &str = "ipcscope.time_zone";
 const MAX_RECENT: usize = 12;
-
-/// One analysed session and what the views precompute from it.
-pub struct Session {
-    pub analysis: Analysis,
-    pub model: TimelineModel,
-    /// Finding indices in display order.
-    pub order: Vec<usize>,
-    pub kinds: Vec<&'static str>,
-}
-
-impl Session {
-    pub fn new(analysis: Analysis) -> Session {
-        let model = TimelineModel::build(&analysis);
-        let order = findings::display_order(&analysis);
-        let kinds = findings::kinds(&analysis);
-        Session { analysis, model, order, kinds }
-    }
-}
-
-/// What the details pane shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DetailsFocus {
-    Finding,
-    Connection,
-    Pipe,
-    LogLine,
-}
 
 /// A lane of the timeline as tests and tools see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,17 +49,7 @@ pub struct GuiApp {
     job: Option<LoadJob>,
     /// Files asked for before the first frame (or while a load was starting).
     pending: Vec<PathBuf>,
-    selected_finding: Option<usize>,
-    selected_connection: Option<usize>,
-    focus: DetailsFocus,
-    finding_connections: Vec<usize>,
-    evidence_marks: Vec<(u32, i64)>,
-    evidence_frames: Vec<(u32, u64)>,
-    selected_pipe: Option<usize>,
-    selected_open: Option<usize>,
-    selected_log: Option<usize>,
-    pipe_marks: Vec<(usize, usize)>,
-    log_marks: Vec<usize>,
+    sel: Selection,
     kind_filter: Option<String>,
     pub timeline: TimelineView,
     pub tz: TimeZoneMode,
@@ -107,17 +74,7 @@ impl GuiApp {
             session: None,
             job: None,
             pending: files,
-            selected_finding: None,
-            selected_connection: None,
-            focus: DetailsFocus::Finding,
-            finding_connections: Vec::new(),
-            evidence_marks: Vec::new(),
-            evidence_frames: Vec::new(),
-            selected_pipe: None,
-            selected_open: None,
-            selected_log: None,
-            pipe_marks: Vec::new(),
-            log_marks: Vec::new(),
+            sel: Selection::default(),
             kind_filter: None,
             timeline: TimelineView::default(),
             tz: TimeZoneMode::Utc,
@@ -151,7 +108,7 @@ impl GuiApp {
         self.files.clear();
         self.pending.clear();
         self.session = None;
-        self.clear_selection();
+        self.sel.clear();
     }
 
     pub fn is_loading(&self) -> bool {
@@ -203,15 +160,15 @@ impl GuiApp {
     }
 
     pub fn selected_finding(&self) -> Option<usize> {
-        self.selected_finding
+        self.sel.finding
     }
 
     pub fn selected_connection(&self) -> Option<usize> {
-        self.selected_connection
+        self.sel.connection
     }
 
     pub fn focus(&self) -> DetailsFocus {
-        self.focus
+        self.sel.focus
     }
 
     /// The timeline's lanes, top to bottom.
@@ -239,40 +196,37 @@ impl GuiApp {
 
     /// Selected pipe (index in `Analysis::pipes`) and open (index in its `events`).
     pub fn selected_pipe(&self) -> Option<usize> {
-        self.selected_pipe
+        self.sel.pipe
     }
 
     pub fn selected_open(&self) -> Option<usize> {
-        self.selected_open
+        self.sel.open
     }
 
     /// Selected log line (index in `Analysis::log_events`).
     pub fn selected_log_event(&self) -> Option<usize> {
-        self.selected_log
+        self.sel.log
     }
 
     /// Opens highlighted for the selected finding: (pipe, event) indices.
     pub fn highlighted_opens(&self) -> &[(usize, usize)] {
-        &self.pipe_marks
+        &self.sel.pipe_marks
     }
 
     /// Log lines highlighted for the selected finding (indices in `Analysis::log_events`).
     pub fn highlighted_log_events(&self) -> &[usize] {
-        &self.log_marks
+        &self.sel.log_marks
     }
 
     /// Selects a pipe (index in `Analysis::pipes`) and optionally one of its opens.
     pub fn select_pipe(&mut self, pipe: usize, open: Option<usize>) {
-        self.selected_pipe = Some(pipe);
-        self.selected_open = open;
-        self.focus = DetailsFocus::Pipe;
+        self.sel.select_pipe(pipe, open);
     }
 
     /// Selects a log line (index in `Analysis::log_events`): the details show its text and neighbours.
     pub fn select_log_event(&mut self, index: usize) {
-        if self.analysis().is_some_and(|a| index < a.log_events.len()) {
-            self.selected_log = Some(index);
-            self.focus = DetailsFocus::LogLine;
+        if let Some(s) = &self.session {
+            self.sel.select_log_event(&s.analysis, index);
         }
     }
 
@@ -283,107 +237,13 @@ impl GuiApp {
 
     /// Selects a finding (index in `Analysis::findings`): zooms to it and highlights its evidence.
     pub fn select_finding(&mut self, index: usize) {
-        let Some(s) = &self.session else { return };
-        let Some(f) = s.analysis.findings.get(index) else { return };
-        self.selected_finding = Some(index);
-        self.focus = DetailsFocus::Finding;
-        let mut conns: Vec<usize> = f.connections.iter().filter_map(|id| s.model.conn_index.get(id).copied()).collect();
-        conns.sort_unstable();
-        conns.dedup();
-        let evidence: Vec<(u32, u64)> = f.evidence.iter().map(|e| (e.input, e.frame)).collect();
-        let mut marks = Vec::new();
-        for &ci in &conns {
-            let c = &s.analysis.connections[ci];
-            for p in c.packets() {
-                if evidence.contains(&(c.input, p.frame)) {
-                    marks.push((s.model.conn_row.get(ci).copied().unwrap_or(0), p.ts));
-                }
-            }
+        if let Some(s) = &self.session {
+            self.sel.select_finding(s, &mut self.timeline, index);
         }
-        self.timeline.zoom_to(&s.model, f.first_ts, f.last_ts);
-        if let Some(row) = conns.iter().filter_map(|&ci| s.model.conn_row.get(ci).copied()).min() {
-            self.timeline.scroll_to_row(row);
-        }
-        self.selected_connection = conns.first().copied();
-        self.finding_connections = conns;
-        self.evidence_marks = marks;
-
-        // A pipe finding: its pipe's lane and the opens among the evidence records.
-        self.pipe_marks.clear();
-        self.selected_pipe = None;
-        self.selected_open = None;
-        if !f.pipe.is_empty() {
-            let in_evidence: Vec<usize> =
-                s.analysis.pipes.iter().enumerate().filter(|(_, p)| p.name == f.pipe).map(|(i, _)| i).collect();
-            for &pi in &in_evidence {
-                let p = &s.analysis.pipes[pi];
-                for (ei, e) in p.events.iter().enumerate() {
-                    let hit = |r: u64| evidence.contains(&(p.input, r));
-                    if hit(e.record) || e.end_record.is_some_and(hit) {
-                        self.pipe_marks.push((pi, ei));
-                    }
-                }
-            }
-            // The pipe with evidence, else the first of that name.
-            let pi = self.pipe_marks.first().map(|m| m.0).or(in_evidence.first().copied());
-            if let Some(pi) = pi {
-                self.selected_pipe = Some(pi);
-                if self.finding_connections.is_empty() {
-                    if let Some(lane) = s.model.pipe_lane_of.get(pi).copied().flatten() {
-                        let row = s.model.pipe_opens_row[lane as usize].saturating_sub(3);
-                        self.timeline.scroll_to_row(row);
-                    }
-                }
-            }
-        }
-        // Its log lines: those linked to it, and the `file:line` references.
-        let mut logs: Vec<usize> =
-            s.analysis.log_events.iter().enumerate().filter(|(_, e)| e.finding == Some(f.id)).map(|(i, _)| i).collect();
-        for l in &f.log_lines {
-            if let Some((file, line)) = l.rsplit_once(':') {
-                let (Some(lane), Ok(line)) = (s.model.log_lanes.iter().find(|x| x.name == file), line.parse::<u64>())
-                else {
-                    continue;
-                };
-                if let Some(i) = lane.event_at_line(&s.analysis, line) {
-                    logs.push(i);
-                }
-            }
-        }
-        logs.sort_unstable();
-        logs.dedup();
-        // The view also covers the log lines the finding explains (their clocks are corrected,
-        // but they may lie a little outside the finding's network/pipe evidence).
-        let (mut lo, mut hi) = (f.first_ts, f.last_ts);
-        for &i in &logs {
-            if let Some(t) = s.analysis.log_events[i].ts {
-                lo = lo.min(t);
-                hi = hi.max(t);
-            }
-        }
-        if (lo, hi) != (f.first_ts, f.last_ts) {
-            self.timeline.zoom_to(&s.model, lo, hi);
-        }
-        self.log_marks = logs;
-        self.evidence_frames = evidence;
     }
 
     pub fn select_connection(&mut self, index: usize) {
-        self.selected_connection = Some(index);
-        self.focus = DetailsFocus::Connection;
-    }
-
-    fn clear_selection(&mut self) {
-        self.selected_finding = None;
-        self.selected_connection = None;
-        self.finding_connections.clear();
-        self.evidence_marks.clear();
-        self.evidence_frames.clear();
-        self.selected_pipe = None;
-        self.selected_open = None;
-        self.selected_log = None;
-        self.pipe_marks.clear();
-        self.log_marks.clear();
+        self.sel.select_connection(index);
     }
 
     fn install(&mut self, session: Session, files: Vec<PathBuf>) {
@@ -392,7 +252,7 @@ impl GuiApp {
         if !files.is_empty() {
             self.files = files;
         }
-        self.clear_selection();
+        self.sel.clear();
         self.kind_filter = None;
     }
 
@@ -658,7 +518,7 @@ impl GuiApp {
             return;
         };
         let clicked =
-            findings::show(ui, &s.analysis, &s.order, &s.kinds, &mut self.kind_filter, self.selected_finding, self.tz);
+            findings::show(ui, &s.analysis, &s.order, &s.kinds, &mut self.kind_filter, self.sel.finding, self.tz);
         if let Some(i) = clicked {
             self.select_finding(i);
         }
@@ -666,10 +526,10 @@ impl GuiApp {
 
     fn details_panel(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.focus, DetailsFocus::Finding, "Finding details");
-            ui.selectable_value(&mut self.focus, DetailsFocus::Connection, "Connection details");
-            ui.selectable_value(&mut self.focus, DetailsFocus::Pipe, "Pipe");
-            ui.selectable_value(&mut self.focus, DetailsFocus::LogLine, "Log line");
+            ui.selectable_value(&mut self.sel.focus, DetailsFocus::Finding, "Finding details");
+            ui.selectable_value(&mut self.sel.focus, DetailsFocus::Connection, "Connection details");
+            ui.selectable_value(&mut self.sel.focus, DetailsFocus::Pipe, "Pipe");
+            ui.selectable_value(&mut self.sel.focus, DetailsFocus::LogLine, "Log line");
         });
         ui.separator();
         let Some(s) = &self.session else {
@@ -678,29 +538,30 @@ impl GuiApp {
         };
         let mut action = DetailsAction::default();
         egui::ScrollArea::vertical().id_salt("details_scroll").auto_shrink([false, false]).show(ui, |ui| {
-            match self.focus {
-                DetailsFocus::Finding => match self.selected_finding.and_then(|i| s.analysis.findings.get(i)) {
+            match self.sel.focus {
+                DetailsFocus::Finding => match self.sel.finding.and_then(|i| s.analysis.findings.get(i)) {
                     Some(f) => {
                         let index = |id: u64| s.model.conn_index.get(&id).copied();
-                        let opens: Vec<usize> = match self.selected_pipe {
-                            Some(pi) => self.pipe_marks.iter().filter(|m| m.0 == pi).map(|m| m.1).collect(),
+                        let opens: Vec<usize> = match self.sel.pipe {
+                            Some(pi) => self.sel.pipe_marks.iter().filter(|m| m.0 == pi).map(|m| m.1).collect(),
                             None => Vec::new(),
                         };
                         let pipe = self
-                            .selected_pipe
+                            .sel
+                            .pipe
                             .filter(|&pi| s.analysis.pipes[pi].name == f.pipe)
                             .map(|pi| (pi, opens.as_slice()));
                         action = details::show_finding(ui, &s.analysis, f, &index, pipe, self.tz);
                     }
                     None => details::show_session(ui, &s.analysis, self.tz),
                 },
-                DetailsFocus::Connection => match self.selected_connection {
-                    Some(ci) => details::show_connection(ui, &s.analysis, ci, self.tz, &self.evidence_frames),
+                DetailsFocus::Connection => match self.sel.connection {
+                    Some(ci) => details::show_connection(ui, &s.analysis, ci, self.tz, &self.sel.evidence_frames),
                     None => {
                         ui.label(RichText::new("Click a connection on the timeline.").weak());
                     }
                 },
-                DetailsFocus::Pipe => match self.selected_pipe {
+                DetailsFocus::Pipe => match self.sel.pipe {
                     Some(pi) => {
                         let (t0, t1) = self.timeline.visible_utc(&s.model);
                         let pl =
@@ -710,8 +571,8 @@ impl GuiApp {
                             &s.analysis,
                             pi,
                             pl,
-                            self.selected_open,
-                            &self.pipe_marks,
+                            self.sel.open,
+                            &self.sel.pipe_marks,
                             (t0, t1),
                             self.tz,
                         );
@@ -720,7 +581,7 @@ impl GuiApp {
                         ui.label(RichText::new("Click a pipe lane on the timeline, or select a pipe finding.").weak());
                     }
                 },
-                DetailsFocus::LogLine => match self.selected_log {
+                DetailsFocus::LogLine => match self.sel.log {
                     Some(li) => {
                         let lane = s
                             .analysis
@@ -771,7 +632,7 @@ impl GuiApp {
                 self.timeline.t0 = mid - half * 1.5;
                 self.timeline.t1 = mid + half * 1.5;
             }
-            if let Some(f) = self.selected_finding.and_then(|i| s.analysis.findings.get(i)) {
+            if let Some(f) = self.sel.finding.and_then(|i| s.analysis.findings.get(i)) {
                 if ui.button("Zoom to finding").clicked() {
                     self.timeline.zoom_to(&s.model, f.first_ts, f.last_ts);
                 }
@@ -785,16 +646,7 @@ impl GuiApp {
         });
         timeline::legend(ui);
         ui.separator();
-        let hl = Highlights {
-            selected_connection: self.selected_connection,
-            finding_connections: &self.finding_connections,
-            evidence_marks: &self.evidence_marks,
-            selected_finding: self.selected_finding,
-            selected_pipe: self.selected_pipe,
-            pipe_marks: &self.pipe_marks,
-            log_marks: &self.log_marks,
-            selected_log: self.selected_log,
-        };
+        let hl = self.sel.highlights();
         let r = timeline::show(ui, &s.analysis, &s.model, &mut self.timeline, &hl, self.tz);
         self.hover_text = r.hovered_text;
         match r.clicked {
