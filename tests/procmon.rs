@@ -72,3 +72,43 @@ fn events_per_operation_and_first_events_equal_the_oracle() {
     }
     assert_eq!(checked_events, events.len(), "every oracle event row was checked");
 }
+
+#[test]
+fn sniffing_names_pml_and_csv_exports() {
+    use ipcscope::ingest::{sniff, InputKind};
+    assert_eq!(sniff(b"PML_\x09\0\0\0\x01\0\0\0"), InputKind::ProcmonPml);
+    let csv = "\u{feff}\"Time of Day\",\"Process Name\",\"PID\",\"Operation\",\"Path\",\"Result\",\"Detail\"\r\n";
+    assert_eq!(sniff(csv.as_bytes()), InputKind::ProcmonCsv);
+    assert_eq!(sniff(b"\"Operation\",\"Date & Time\",\"PID\"\n"), InputKind::ProcmonCsv);
+    // A CSV of something else is still a text log.
+    assert_eq!(sniff(b"time,host,message\n"), InputKind::TextLog);
+}
+
+/// The corpus logs through the whole pipeline: summary.json's entry names the format, counts
+/// events per operation as the oracle does, and finds no pipe (the corpus has none).
+#[test]
+fn corpus_logs_through_the_pipeline() {
+    let Some(dir) = common::corpus("procmon") else { return };
+    let summary = common::read_tsv(&dir.join("oracle-summary.tsv"));
+    for row in &summary {
+        let path = dir.join(&row["file"]);
+        let a =
+            ipcscope::pipeline::analyze_paths(&[path.clone()], &Default::default(), &ipcscope::pipeline::NoProgress);
+        let input = &a.inputs[0];
+        assert_eq!(input.error, None, "{}", row["file"]);
+        assert_eq!(input.format, format!("procmon_{}", row["format"]), "{}", row["file"]);
+        assert_eq!(input.extra["events"].to_string(), row["events"], "{}", row["file"]);
+        let ops = input.extra["operations"].as_object().expect("operations");
+        let ops: Vec<String> = ops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(ops.join("|"), row["operation_counts"], "{}", row["file"]);
+        assert_eq!(input.first_ts.map(format_utc).as_deref(), Some(row["min_event_utc"].as_str()), "{}", row["file"]);
+        assert_eq!(input.last_ts.map(format_utc).as_deref(), Some(row["max_event_utc"].as_str()), "{}", row["file"]);
+        assert!(a.pipes.is_empty(), "{}: no pipe in the corpus", row["file"]);
+        assert!(a.findings.iter().all(|f| !f.kind.starts_with("pipe_")), "{}", row["file"]);
+        if row["format"] == "csv" {
+            // Alone, a CSV cannot be aligned: its clock is assumed UTC, and summary.json says so.
+            assert_eq!(input.extra["clock"]["source"], "none", "{}", row["file"]);
+            assert_eq!(input.extra["clock"]["offset_s"], 0.0, "{}", row["file"]);
+        }
+    }
+}
