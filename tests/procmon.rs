@@ -112,3 +112,117 @@ fn corpus_logs_through_the_pipeline() {
         }
     }
 }
+
+/// (kind, severity, count, summary) of the pipe findings whose evidence is in `input`.
+fn pipe_findings(a: &ipcscope::analysis::Analysis, input: u32) -> Vec<(String, String, u64, String)> {
+    let mut v: Vec<_> = a
+        .findings
+        .iter()
+        .filter(|f| f.kind.starts_with("pipe_") && f.evidence.iter().all(|e| e.input == input))
+        .map(|f| (f.kind.to_string(), f.severity.name().to_string(), f.count, f.summary.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn analyze(paths: &[std::path::PathBuf], offsets: Vec<(String, f64)>) -> ipcscope::analysis::Analysis {
+    let options = ipcscope::analysis::Options { log_offsets: offsets, ..Default::default() };
+    ipcscope::pipeline::analyze_paths(paths, &options, &ipcscope::pipeline::NoProgress)
+}
+
+/// The seed-1 storm as Process Monitor logs it (samples made by `make_procmon_samples` from the
+/// operations of `pipes_busy_storm.etl`): the PML gives the same pipe findings, word for word, as
+/// the ETW trace, with the process names ProcMon adds.
+#[test]
+fn storm_pml_gives_the_etw_findings() {
+    let etl = analyze(&[common::samples().join("pipes_busy_storm.etl")], vec![]);
+    let pml = analyze(&[common::samples().join("procmon_pipes_busy_storm.pml")], vec![]);
+    let expected = pipe_findings(&etl, 0);
+    let kinds: Vec<&str> = expected.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(kinds, ["pipe_busy", "pipe_churn", "pipe_exhaustion", "pipe_not_found"]);
+    assert_eq!(pipe_findings(&pml, 0), expected);
+    assert_eq!(pml.inputs[0].format, "procmon_pml");
+    assert_eq!(pml.inputs[0].error, None);
+    let p = &pml.pipes[0];
+    assert_eq!(p.source.name(), "procmon");
+    assert_eq!((p.opens, p.ok, p.busy, p.not_found, p.max_instances), (1565, 997, 543, 25, 4));
+    assert_eq!(
+        (p.opens, p.ok, p.busy, p.not_found),
+        (etl.pipes[0].opens, etl.pipes[0].ok, etl.pipes[0].busy, etl.pipes[0].not_found)
+    );
+    assert_eq!(p.instances_created, etl.pipes[0].instances_created);
+    assert_eq!(p.max_concurrent, etl.pipes[0].max_concurrent);
+    assert!(p.process_names.contains(&(5120, "w3wp.exe".to_string())), "{:?}", p.process_names);
+    assert!(p.process_names.contains(&(4242, "RemotingHost.exe".to_string())), "{:?}", p.process_names);
+    // The web site's HTTP connection: Accept, first Receive of the flow, Disconnect.
+    let ops: Vec<_> =
+        pml.socket_owners.iter().map(|o| (o.op, o.pid, o.local.to_string(), o.remote.to_string())).collect();
+    use ipcscope::model::SocketOp::*;
+    let flow = |op| (op, 5120, "10.1.2.15:80".to_string(), "10.1.2.50:52001".to_string());
+    assert_eq!(ops, [flow(Accept), flow(Receive), flow(Disconnect)]);
+    assert_eq!(pml.inputs[0].extra["operations"]["TCP Send"], 1);
+}
+
+/// The CSV export (local time UTC+1, Time of Day only) beside the ETW trace: its clock is
+/// estimated from the pipe opens both saw (+3600 s, said in summary.json), and on that clock it
+/// gives the ETW findings word for word, dates included.
+#[test]
+fn storm_csv_is_aligned_against_the_trace_and_gives_the_etw_findings() {
+    let etl = common::samples().join("pipes_busy_storm.etl");
+    let csv = common::samples().join("procmon_pipes_busy_storm.csv");
+    let a = analyze(&[csv.clone(), etl.clone()], vec![]);
+    assert_eq!(a.inputs[0].format, "procmon_csv");
+    let clock = &a.inputs[0].extra["clock"];
+    assert_eq!(clock["source"], "estimated", "{clock}");
+    assert_eq!(clock["offset_s"], 3600.0, "{clock}");
+    assert!(clock["anchors_matched"].as_u64().unwrap_or(0) >= 1000, "{clock}");
+    let expected = pipe_findings(&a, 1);
+    assert_eq!(expected.len(), 4);
+    assert_eq!(pipe_findings(&a, 0), expected);
+    assert_eq!(a.inputs[0].first_ts.map(format_utc).as_deref(), Some("2026-11-22T10:14:59.600000Z"));
+
+    // Given by the user instead: used as given, and the date taken from the trace.
+    let a = analyze(&[csv.clone(), etl], vec![("procmon_pipes_busy_storm.csv".into(), 3600.0)]);
+    assert_eq!(a.inputs[0].extra["clock"]["source"], "user");
+    assert_eq!(pipe_findings(&a, 0), pipe_findings(&a, 1));
+
+    // Alone, nothing to align with: assumed UTC, the date unknown, and summary.json says both;
+    // the findings are the same but an hour (and a date) off.
+    let a = analyze(&[csv], vec![]);
+    let clock = &a.inputs[0].extra["clock"];
+    assert_eq!(clock["source"], "none", "{clock}");
+    assert!(clock["date"].as_str().unwrap_or("").starts_with("unknown"), "{clock}");
+    let alone: Vec<_> = pipe_findings(&a, 0).into_iter().map(|f| (f.0, f.2)).collect();
+    let want: Vec<_> = expected.into_iter().map(|f| (f.0, f.2)).collect();
+    assert_eq!(alone, want);
+}
+
+/// A damaged PML: the events before the damage are analysed and the error names the byte offset.
+#[test]
+fn truncated_pml_keeps_what_was_read() {
+    let bytes = std::fs::read(common::samples().join("procmon_pipes_busy_storm.pml")).expect("read");
+    // Cut the file in the middle of the events: the offset array and tables are gone.
+    let cut = bytes[..bytes.len() / 2].to_vec();
+    let a = ipcscope::pipeline::analyze_sources(
+        vec![ipcscope::pipeline::Source::Memory { name: "cut.pml".into(), bytes: cut }],
+        &Default::default(),
+        &ipcscope::pipeline::NoProgress,
+    );
+    let err = a.inputs[0].error.clone().expect("an error");
+    assert!(err.contains("cut.pml") && err.contains("byte offset"), "{err}");
+    // Damage inside the events instead: a detail size pointing past the end of the file.
+    let mut bad = bytes.clone();
+    let arr = u64::from_le_bytes(bad[0x248..0x250].try_into().expect("8")) as usize;
+    let ev = |i: usize| u32::from_le_bytes(bad[arr + 5 * i..arr + 5 * i + 4].try_into().expect("4")) as usize;
+    let at = ev(3000);
+    bad[at + 0x2C..at + 0x30].copy_from_slice(&u32::MAX.to_le_bytes());
+    let a = ipcscope::pipeline::analyze_sources(
+        vec![ipcscope::pipeline::Source::Memory { name: "bad.pml".into(), bytes: bad }],
+        &Default::default(),
+        &ipcscope::pipeline::NoProgress,
+    );
+    let err = a.inputs[0].error.clone().expect("an error");
+    assert!(err.contains(&format!("at byte offset {at}")) && err.contains("event 3000"), "{err}");
+    assert_eq!(a.inputs[0].extra["events"], 3000);
+    assert!(a.pipes[0].opens > 0, "the events before the damage are analysed");
+}

@@ -4,6 +4,8 @@
 
 pub mod csv;
 pub mod pml;
+#[doc(hidden)]
+pub mod writer;
 
 use std::net::SocketAddr;
 
