@@ -226,3 +226,112 @@ fn truncated_pml_keeps_what_was_read() {
     assert_eq!(a.inputs[0].extra["events"], 3000);
     assert!(a.pipes[0].opens > 0, "the events before the damage are analysed");
 }
+
+/// TCP Connects in a CSV are aligned against the SYNs of a capture: the capture is the project's
+/// stale-connection sample, the CSV is written here with its connections' 4-tuples at local time
+/// UTC+2h plus a 1 s clock skew, without a date.
+#[test]
+fn csv_connects_are_aligned_against_capture_syns() {
+    use ipcscope::ingest::procmon::writer::{write_csv, WriterEvent, WriterOp};
+    let pcap = common::samples().join("stale_connection.pcap");
+    let cap = analyze(&[pcap.clone()], vec![]);
+    let conns: Vec<_> = cap.connections.iter().filter(|c| c.client_syn > 0).collect();
+    assert!(!conns.is_empty());
+    let events: Vec<WriterEvent> = conns
+        .iter()
+        .map(|c| WriterEvent {
+            ts: c.first_ts,
+            pid: 3100,
+            tid: 1,
+            process: "client.exe".into(),
+            op: WriterOp::Tcp {
+                op: 5,
+                local: std::net::SocketAddr::new(c.client.ip, c.client.port),
+                remote: std::net::SocketAddr::new(c.server.ip, c.server.port),
+                length: 0,
+            },
+            path: String::new(),
+            status: 0,
+        })
+        .collect();
+    let mut csv = Vec::new();
+    write_csv(&mut csv, &events, 7201).expect("write");
+    let bytes = std::fs::read(&pcap).expect("read");
+    let a = ipcscope::pipeline::analyze_sources(
+        vec![
+            ipcscope::pipeline::Source::Memory { name: "client_procmon.csv".into(), bytes: csv },
+            ipcscope::pipeline::Source::Memory { name: "stale_connection.pcap".into(), bytes },
+        ],
+        &Default::default(),
+        &ipcscope::pipeline::NoProgress,
+    );
+    let clock = &a.inputs[0].extra["clock"];
+    assert_eq!(clock["source"], "estimated", "{clock}");
+    assert_eq!(clock["offset_s"], 7201.0, "{clock}");
+    assert_eq!(clock["anchors_matched"], conns.len(), "{clock}");
+    let owners: Vec<_> = a.socket_owners.iter().filter(|o| o.input == 0).collect();
+    assert_eq!(owners.len(), conns.len());
+    for (o, c) in owners.iter().zip(&conns) {
+        assert_eq!((o.local, o.remote, o.pid), (c.client, c.server, 3100));
+        // On the UTC clock again, to the 100 ns of the CSV.
+        assert_eq!(o.ts, c.first_ts / 100 * 100);
+    }
+}
+
+/// Mutated PML and CSV bytes never panic the pipeline; damage is reported with the file name.
+#[test]
+fn mutated_logs_never_panic() {
+    use ipcscope::ingest::procmon::writer::{write_csv, write_pml, WriterEvent, WriterOp};
+    let events: Vec<WriterEvent> = (0..40)
+        .map(|i| WriterEvent {
+            ts: 1_795_342_500_000_000_000 + i * 1_000_000,
+            pid: 5120 + (i % 3) as u32,
+            tid: 7,
+            process: format!("p{}.exe", i % 3),
+            op: match i % 4 {
+                0 => WriterOp::CreatePipe,
+                1 => WriterOp::CreateFile { disposition: 1 },
+                2 => WriterOp::CloseFile,
+                _ => WriterOp::Tcp {
+                    op: 5,
+                    local: "10.0.0.1:50000".parse().expect("addr"),
+                    remote: "10.0.0.2:80".parse().expect("addr"),
+                    length: 0,
+                },
+            },
+            path: r"\\.\pipe\x".into(),
+            status: if i % 5 == 0 { 0xC000_00AE } else { 0 },
+        })
+        .collect();
+    let mut pml = Vec::new();
+    write_pml(&mut pml, &events, "H").expect("pml");
+    let mut csv = Vec::new();
+    write_csv(&mut csv, &events, 0).expect("csv");
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..300 {
+        for (name, base) in [("m.pml", &pml), ("m.csv", &csv)] {
+            let mut b = base.clone();
+            for _ in 0..1 + rnd() % 8 {
+                let i = (rnd() % b.len() as u64) as usize;
+                b[i] = rnd() as u8;
+            }
+            if round % 10 == 0 {
+                b.truncate((rnd() % b.len() as u64) as usize);
+            }
+            let a = ipcscope::pipeline::analyze_sources(
+                vec![ipcscope::pipeline::Source::Memory { name: name.into(), bytes: b }],
+                &Default::default(),
+                &ipcscope::pipeline::NoProgress,
+            );
+            if let Some(e) = &a.inputs[0].error {
+                assert!(e.contains(name) || e.contains("cancelled"), "{e}");
+            }
+        }
+    }
+}

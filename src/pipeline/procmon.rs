@@ -235,8 +235,8 @@ impl Counts {
         let ops: serde_json::Map<String, serde_json::Value> =
             self.operations.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
         summary.extra.insert("operations".into(), ops.into());
-        summary.first_ts = self.first.map(|t| t - offset_ns);
-        summary.last_ts = self.last.map(|t| t - offset_ns);
+        summary.first_ts = self.first.map(|t| t.saturating_sub(offset_ns));
+        summary.last_ts = self.last.map(|t| t.saturating_sub(offset_ns));
     }
 }
 
@@ -522,7 +522,8 @@ pub(super) fn finish_csvs(analysis: &mut Analysis, options: &Options, pending: V
         let day_ns =
             if date_known { 0 } else { other_first.map(|t| t.div_euclid(NS_PER_DAY) * NS_PER_DAY).unwrap_or(0) };
         let (offset_ns, source, est) = match user_offset(options, &p.path) {
-            Some(s) => ((s * 1e9).round() as i64 - day_ns, "user", None),
+            // Clamped so that shifted times cannot overflow (no zone is more than a day off).
+            Some(s) => (((s * 1e9).round() as i64).clamp(-(1 << 60), 1 << 60) - day_ns, "user", None),
             None => match estimate(&anchors(&p), &refs, date_known) {
                 Some(e) => (e.offset_ns, "estimated", Some(e)),
                 None => (-day_ns, "none", None),
@@ -566,7 +567,7 @@ pub(super) fn finish_csvs(analysis: &mut Analysis, options: &Options, pending: V
         }
         let mut feeder = Feeder::new(p.input);
         for e in &p.kept {
-            feeder.feed(e, e.ts - offset_ns);
+            feeder.feed(e, e.ts.saturating_sub(offset_ns));
         }
         let mut summary = std::mem::take(summary);
         feeder.finish(analysis, &mut summary);

@@ -286,7 +286,8 @@ pub fn parse_date_time(s: &str) -> Option<(i64, i64)> {
     } else {
         (c, b, a)
     };
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    // Years a UtcNs can hold with room to spare (1970 ± 230 years).
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1900..=2200).contains(&y) {
         return None;
     }
     Some((crate::model::days_from_civil(y, m as u32, d as u32), secs))

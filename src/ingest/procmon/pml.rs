@@ -25,8 +25,11 @@ const MAX_STRING: u32 = 0x10000;
 const FT_UNIX_EPOCH: u64 = 116_444_736_000_000_000;
 
 /// A FILETIME to ns since the Unix epoch.
+/// Clamped to ±2^61 ns (±73 years around 1970 … well past any real log) so that differences of
+/// two times never overflow downstream.
 pub fn filetime_ns(ft: u64) -> i64 {
-    (ft as i64 - FT_UNIX_EPOCH as i64).saturating_mul(100)
+    const LIMIT: i64 = 1 << 61;
+    ((ft as i64).saturating_sub(FT_UNIX_EPOCH as i64)).saturating_mul(100).clamp(-LIMIT, LIMIT)
 }
 
 /// Facts from the PML header, for the summary.
