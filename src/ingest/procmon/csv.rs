@@ -19,8 +19,9 @@ const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 pub fn looks_like_procmon_csv(head: &[u8]) -> bool {
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let Ok(line) = std::str::from_utf8(line) else { return false };
-    let cols: Vec<String> = split_row(line).into_iter().map(|c| c.trim().to_string()).collect();
+    // Lossy: the head may end inside a multi-byte character of a long header row.
+    let line = String::from_utf8_lossy(line);
+    let cols: Vec<String> = split_row(&line).into_iter().map(|c| c.trim().to_string()).collect();
     let has = |n: &str| cols.iter().any(|c| c == n);
     has("Operation") && (has("Time of Day") || has("Date & Time")) && (has("Process Name") || has("PID"))
 }
