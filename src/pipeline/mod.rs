@@ -8,7 +8,7 @@ mod etl;
 mod logs;
 
 use crate::analysis::tcp::TcpAnalyzer;
-use crate::analysis::{correlate, detect, Analysis, InputSummary, Options};
+use crate::analysis::{attribution, correlate, detect, Analysis, InputSummary, Options};
 use crate::ingest::{self, InputKind};
 
 /// Progress of a run, reported now and then.
@@ -83,7 +83,9 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
         let summary = read_one(input, index, count, source, &mut analysis, &mut next_conn_id, progress);
         analysis.inputs.push(summary);
     }
+    attribution::attribute(&mut analysis);
     detect::run_all(&mut analysis, options);
+    attribution::annotate_findings(&mut analysis);
     correlate::run(&mut analysis, options);
     correlate::attach_system_events(&mut analysis);
     analysis
@@ -172,6 +174,16 @@ fn read_one(
         }
         InputKind::Evtx => {
             logs::read_evtx(input, opened.reader, opened.gzip || !opened.on_disk, path, analysis, &mut summary)
+        }
+        // Recognised, but read by no reader in this build: said so, never read as text.
+        InputKind::Procmon => {
+            summary.error = Some(format!("{}: Process Monitor log (reader not available)", path.display()));
+        }
+        InputKind::Empty => {
+            summary.error = Some(format!("{}: empty file", path.display()));
+        }
+        InputKind::Unknown => {
+            summary.error = Some(format!("{}: binary file of an unknown format; not read", path.display()));
         }
     }
     report(total);
