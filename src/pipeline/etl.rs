@@ -55,6 +55,11 @@ fn provider_name(g: &Guid) -> Option<&'static str> {
 /// EventTrace (session header, partition info): read by the reader itself, not an event source.
 const EVENT_TRACE_GUID: &str = "68fdd900-4a3e-11d1-84f4-0000f80464e3";
 
+/// PID 4 is always the System process.
+fn system_name(pid: u32) -> Option<String> {
+    (pid == 4).then(|| "System".to_string())
+}
+
 fn op_of(op: TcpIpOp) -> SocketOp {
     match op {
         TcpIpOp::Connect => SocketOp::Connect,
@@ -215,8 +220,8 @@ pub(super) fn read_etl(
                             TcpipTcbEventKind::RetransmitTimeout => SocketOp::Retransmit,
                             _ => SocketOp::Other,
                         };
-                        // ProcessId 0 / 4 is the System process acting for a socket, not its owner.
-                        if t.process_id > 4 && owners.len() < MAX_SOCKET_OWNERS {
+                        // ProcessId 0 (Idle) names no owner; 4 is System (http.sys, SMB own sockets).
+                        if t.process_id != 0 && owners.len() < MAX_SOCKET_OWNERS {
                             owners.push(SocketOwner {
                                 input,
                                 record: t.origin.record_index,
@@ -224,7 +229,7 @@ pub(super) fn read_etl(
                                 local: Endpoint { ip: l.ip(), port: l.port() },
                                 remote: Endpoint { ip: rm.ip(), port: rm.port() },
                                 pid: t.process_id,
-                                process: None,
+                                process: system_name(t.process_id),
                                 op,
                             });
                         }
@@ -240,7 +245,7 @@ pub(super) fn read_etl(
                     let first_of_tuple =
                         owner_keys.len() < MAX_SOCKET_OWNERS && owner_keys.insert((local, remote, t.process_id));
                     let per_packet = matches!(op, SocketOp::Send | SocketOp::Receive | SocketOp::Other);
-                    if t.process_id > 4 && owners.len() < MAX_SOCKET_OWNERS && (!per_packet || first_of_tuple) {
+                    if t.process_id != 0 && owners.len() < MAX_SOCKET_OWNERS && (!per_packet || first_of_tuple) {
                         owners.push(SocketOwner {
                             input,
                             record: t.origin.record_index,
@@ -248,7 +253,7 @@ pub(super) fn read_etl(
                             local,
                             remote,
                             pid: t.process_id,
-                            process: None,
+                            process: system_name(t.process_id),
                             op,
                         });
                     }
