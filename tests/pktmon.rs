@@ -254,3 +254,29 @@ fn pktmon_truncated_trace_keeps_what_was_read() {
         assert!(a.inputs[0].error.as_deref().unwrap_or("").contains("damaged"), "{:?}", a.inputs[0].error);
     }
 }
+
+/// Damaged bytes anywhere in a PktMon trace: the run completes, the input is still an ETL, and
+/// every packet fed to TCP came from a decoded event (packets never exceed events).
+#[test]
+fn pktmon_corrupted_bytes_never_panic() {
+    let bytes = std::fs::read(common::samples().join("pktmon_stale_connection.etl")).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..60 {
+        let mut b = bytes.clone();
+        for _ in 0..40 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            // Past the logfile header, so the file is still recognised as an ETL.
+            let i = 1024 + (state >> 33) as usize % (b.len() - 1024);
+            b[i] = (state >> 17) as u8;
+        }
+        let a = analyze_sources(
+            vec![Source::Memory { name: "bad.etl".into(), bytes: b }],
+            &Options::default(),
+            &NoProgress,
+        );
+        assert_eq!(a.inputs[0].format, "etl");
+        if let Some(pk) = a.inputs[0].extra.get("pktmon") {
+            assert!(pk["packets"].as_u64().unwrap() <= pk["events"].as_u64().unwrap());
+        }
+    }
+}

@@ -51,7 +51,7 @@ pub fn attribute(a: &mut Analysis) {
         let best = cands
             .iter()
             .map(|&i| &a.socket_owners[i])
-            .filter(|o| o.ts >= c.first_ts - SLACK_NS && o.ts <= c.last_ts + SLACK_NS)
+            .filter(|o| o.ts >= c.first_ts.saturating_sub(SLACK_NS) && o.ts <= c.last_ts.saturating_add(SLACK_NS))
             .min_by_key(|o| rank(o, c.client, c.first_ts));
         if let Some(o) = best {
             c.pid = Some(o.pid);
@@ -66,7 +66,7 @@ fn rank(o: &SocketOwner, client: Endpoint, first_ts: i64) -> (u8, u8, i64) {
         SocketOp::Connect | SocketOp::Accept => 0,
         _ => 1,
     };
-    (side, op, (o.ts - first_ts).abs())
+    (side, op, o.ts.saturating_sub(first_ts).saturating_abs())
 }
 
 /// Names the process in findings about attributed connections: sets `pid` when empty and

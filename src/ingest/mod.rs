@@ -96,8 +96,10 @@ fn looks_binary(head: &[u8]) -> bool {
             return false;
         }
     }
+    // A stray NUL or control byte in a log is tolerated; formats carry many.
+    let nul = head.iter().filter(|&&b| b == 0).count();
     let bad = head.iter().filter(|&&b| !text_byte(b)).count();
-    head.contains(&0) || bad * 20 > head.len()
+    nul * 50 > head.len() || bad * 20 > head.len()
 }
 
 /// An ETL file starts with a WMI_BUFFER_HEADER whose first record is the logfile header:

@@ -73,8 +73,10 @@ fn op_of(op: TcpIpOp) -> SocketOp {
     }
 }
 
+/// A damaged record's clock can be anything: clamp to 1970..2096 so that differences of two
+/// times never overflow in the detectors (an `as i64` of the raw product would wrap).
 fn ns(ft: i64) -> i64 {
-    filetime_to_unix_ns(ft) as i64
+    filetime_to_unix_ns(ft).clamp(0, 4_000_000_000_000_000_000) as i64
 }
 
 /// Reads one trace in time order. `tick` is called now and then and returns false to cancel.

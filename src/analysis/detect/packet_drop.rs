@@ -25,7 +25,7 @@ Check the component named here (`pktmon list` shows the stack) and its configura
 fn matches(c: &Connection, d: &PacketDrop) -> bool {
     let Some((src, dst, _)) = d.tcp else { return false };
     let tuple = (src == c.client && dst == c.server) || (src == c.server && dst == c.client);
-    tuple && d.ts >= c.first_ts - SLACK_NS && d.ts <= c.last_ts + SLACK_NS
+    tuple && d.ts >= c.first_ts.saturating_sub(SLACK_NS) && d.ts <= c.last_ts.saturating_add(SLACK_NS)
 }
 
 /// Findings that dropped packets can explain.
@@ -76,7 +76,7 @@ pub fn detect(ctx: &Context, earlier: &[Finding]) -> Vec<Finding> {
             d0.reason_label,
             dirs.join("/"),
             when(first),
-            secs(last - first),
+            secs(last.saturating_sub(first)),
         );
         if !explained.is_empty() {
             let mut kinds: Vec<&str> = explained.iter().map(|f| f.kind).collect();

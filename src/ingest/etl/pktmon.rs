@@ -354,7 +354,7 @@ impl Dedupe {
         let net = p.network_bytes().unwrap_or(p.payload);
         if let Some(&slot) = self.by_bytes.get(net) {
             if let Some(h) = slot.checked_sub(self.base).and_then(|i| self.held.get_mut(i)) {
-                if ft - h.first_ft < DEDUPE_WINDOW_FT {
+                if ft.saturating_sub(h.first_ft) < DEDUPE_WINDOW_FT {
                     self.repeats += 1;
                     if h.path.len() < MAX_PATH && h.path.last() != Some(&p.component_id) {
                         h.path.push(p.component_id);
@@ -401,11 +401,11 @@ impl Dedupe {
     }
 
     fn expire(&mut self, now: i64) {
-        while self.held.front().is_some_and(|h| now - h.first_ft >= DEDUPE_WINDOW_FT) {
+        while self.held.front().is_some_and(|h| now.saturating_sub(h.first_ft) >= DEDUPE_WINDOW_FT) {
             self.pop_front();
         }
         // Appearance numbering spans a packet's trip through the stack: a second is ample.
-        while self.group_order.front().is_some_and(|(t, _)| now - *t >= 10_000_000) {
+        while self.group_order.front().is_some_and(|(t, _)| now.saturating_sub(*t) >= 10_000_000) {
             if let Some((_, k)) = self.group_order.pop_front() {
                 self.by_group.remove(&k);
             }
