@@ -132,7 +132,7 @@ fn walk_file(dir: &Path, name: &str) -> (Option<LogfileHeader>, Walk) {
 fn summary_matches_oracle() {
     let Some(dir) = corpus_dir() else { return };
     let rows = tsv(&dir, "oracle-summary.tsv");
-    assert_eq!(rows.len(), 12);
+    assert!(!rows.is_empty(), "oracle-summary.tsv has rows");
     let mut checks = 0;
     for row in &rows {
         let name = &row["file"];
@@ -184,7 +184,7 @@ fn event_counts_match_oracle() {
         );
         want.entry(r["file"].clone()).or_default().insert(key, r["count"].parse::<u64>().unwrap());
     }
-    assert_eq!(want.len(), 12);
+    assert!(!want.is_empty(), "oracle-events.tsv has rows");
     let mut checks = 0;
     for (file, exp) in &want {
         let (_, w) = walk_file(&dir, file);
