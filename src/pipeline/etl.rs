@@ -329,6 +329,9 @@ pub(super) fn read_etl(
         summary.extra.insert("tcpip_events".into(), tcpip_events.into());
     }
     analysis.system_events.extend(system_events);
+    if !owners.is_empty() {
+        summary.extra.insert("socket_owners".into(), owners.len().into());
+    }
     analysis.socket_owners.extend(owners);
 
     if pk_events > 0 {
