@@ -258,6 +258,10 @@ pub struct Connection {
     pub tail: Vec<PacketNote>,
     /// Packets dropped between head and tail.
     pub elided: u64,
+    /// The process that owns this connection's local end, when an event source named it
+    /// (set by `analysis::attribution`).
+    pub pid: Option<u32>,
+    pub process: Option<String>,
 }
 
 impl Connection {
@@ -297,6 +301,27 @@ pub struct SocketOwner {
     pub pid: u32,
     pub process: Option<String>,
     pub op: SocketOp,
+}
+
+/// A packet a Windows networking component dropped (PktMon event 170).
+#[derive(Clone, Debug)]
+pub struct PacketDrop {
+    pub input: u32,
+    /// Frame number as etl2pcapng numbers the trace's packet events (1-based, time order).
+    pub frame: u64,
+    pub ts: UtcNs,
+    pub component_id: u16,
+    /// Component label from the trace's metadata (`description (driver)`), else `component N`.
+    pub component: String,
+    /// PKTMON_DROP_REASON and its name (`INET_EndpointNotFound (1204)`).
+    pub reason: u32,
+    pub reason_label: String,
+    /// PKTMON_DROP_LOCATION (a code location inside the component).
+    pub location: u32,
+    /// rx/tx/in/out/ingress/egress.
+    pub direction: &'static str,
+    /// TCP endpoints and flags when the dropped packet is TCP.
+    pub tcp: Option<(Endpoint, Endpoint, u8)>,
 }
 
 /// How serious a finding is.

@@ -10,8 +10,9 @@ use std::io::Cursor;
 
 use crate::ingest;
 use crate::ingest::etl::{
-    decode_classic_tcpip, decode_file_event, decode_ndis_fragment, decode_tcpip, decompress_plain_lz77,
-    filetime_to_unix_ns, EtlReader, FrameAssembler, RecordRef, DEFAULT_MERGE_WINDOW,
+    decode_classic_tcpip, decode_file_event, decode_ndis_fragment, decode_pktmon_component, decode_pktmon_packet,
+    decode_tcpip, decompress_plain_lz77, filetime_to_unix_ns, EtlReader, FrameAssembler, RecordRef,
+    DEFAULT_MERGE_WINDOW,
 };
 use crate::ingest::textlog::{extract_errors, parse_offset, TextLogOptions, TextLogReader, TsFormat};
 
@@ -48,6 +49,10 @@ fn decode_all(r: &RecordRef<'_>, assembler: &mut FrameAssembler) {
     black_box(decode_file_event(r));
     black_box(decode_tcpip(r));
     black_box(decode_classic_tcpip(r));
+    if let Some(p) = decode_pktmon_packet(r) {
+        black_box((p.network_bytes(), p.link_type(), p.truncated()));
+    }
+    black_box(decode_pktmon_component(r));
     if let Some(frag) = decode_ndis_fragment(r) {
         if let Some(frame) = assembler.push(frag) {
             black_box(ingest::decode::decode_frame(ingest::decode::linktype::ETHERNET, &frame.data));

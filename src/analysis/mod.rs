@@ -1,5 +1,6 @@
 //! Analysis: TCP sessions, detectors, and the one `Analysis` value every output reads.
 
+pub mod attribution;
 pub mod correlate;
 pub mod detect;
 pub mod logs;
@@ -93,6 +94,8 @@ pub struct Analysis {
     pub system_events: Vec<logs::SystemEvent>,
     /// Processes named as socket owners by Windows event sources (bounded), for attributing connections.
     pub socket_owners: Vec<crate::model::SocketOwner>,
+    /// Packets dropped by Windows networking components (PktMon), bounded.
+    pub packet_drops: Vec<crate::model::PacketDrop>,
     pub findings: Vec<Finding>,
     pub resets: Vec<ResetClass>,
     pub verdicts: Vec<Verdict>,

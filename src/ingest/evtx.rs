@@ -77,6 +77,33 @@ pub struct PipeEvent {
     pub utc_time_ns: Option<i64>,
 }
 
+/// Sysmon 3 (NetworkConnect) payload: one TCP/UDP connection and the process behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConnect {
+    pub image: String,
+    pub process_id: Option<u32>,
+    /// `tcp` / `udp`.
+    pub protocol: String,
+    /// The process opened the connection (Source is then its end); else it accepted it.
+    pub initiated: bool,
+    pub source: Option<std::net::SocketAddr>,
+    pub destination: Option<std::net::SocketAddr>,
+    pub utc_time_ns: Option<i64>,
+}
+
+impl NetworkConnect {
+    /// (local, remote): Sysmon names the initiator Source, so an accepted connection's local
+    /// end is the Destination.
+    pub fn local_remote(&self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        let (s, d) = (self.source?, self.destination?);
+        Some(if self.initiated { (s, d) } else { (d, s) })
+    }
+    /// `svchost.exe` from `C:\Windows\System32\svchost.exe`.
+    pub fn process_name(&self) -> Option<&str> {
+        self.image.rsplit(['\\', '/']).next().filter(|n| !n.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EvtxKind {
     /// Service Control Manager 7031 (terminated unexpectedly, recovery follows) / 7034 (terminated unexpectedly).
@@ -123,6 +150,8 @@ pub enum EvtxKind {
     PipeCreated(PipeEvent),
     /// Sysmon 18.
     PipeConnected(PipeEvent),
+    /// Sysmon 3.
+    NetworkConnect(NetworkConnect),
     Other,
 }
 
@@ -141,6 +170,7 @@ impl EvtxKind {
             EvtxKind::DotNetUnhandled { .. } => "dotnet_unhandled",
             EvtxKind::PipeCreated(_) => "pipe_created",
             EvtxKind::PipeConnected(_) => "pipe_connected",
+            EvtxKind::NetworkConnect(_) => "network_connect",
             EvtxKind::Other => "other",
         }
     }
@@ -558,8 +588,38 @@ fn classify(provider: &str, id: u32, f: &[(String, String)], binary: &str) -> Ev
                 EvtxKind::PipeConnected(p)
             }
         }
+        ("Microsoft-Windows-Sysmon", 3) => {
+            let addr = |ip: &str, port: &str| {
+                let ip: std::net::IpAddr = get(f, &[ip])?.trim().parse().ok()?;
+                let port = get(f, &[port]).and_then(parse_num).and_then(|v| u16::try_from(v).ok())?;
+                Some(std::net::SocketAddr::new(ip, port))
+            };
+            EvtxKind::NetworkConnect(NetworkConnect {
+                image: get_s(f, &["Image"]),
+                process_id: get(f, &["ProcessId"]).and_then(parse_num).and_then(|v| u32::try_from(v).ok()),
+                protocol: get_s(f, &["Protocol"]).to_ascii_lowercase(),
+                initiated: get(f, &["Initiated"]).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+                source: addr("SourceIp", "SourcePort"),
+                destination: addr("DestinationIp", "DestinationPort"),
+                utc_time_ns: get(f, &["UtcTime"]).and_then(parse_utc_ns),
+            })
+        }
         _ => EvtxKind::Other,
     }
+}
+
+/// `tcp 10.0.0.5:50000 -> 10.0.0.9:443 opened by C:\x.exe (pid 7)`.
+pub fn network_connect_text(n: &NetworkConnect) -> String {
+    let a = |x: Option<std::net::SocketAddr>| x.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
+    format!(
+        "{} {} -> {} {} by {} (pid {})",
+        n.protocol,
+        a(n.source),
+        a(n.destination),
+        if n.initiated { "opened" } else { "accepted" },
+        n.image,
+        n.process_id.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+    )
 }
 
 fn summarize(provider: &str, id: u32, kind: &EvtxKind, f: &[(String, String)]) -> String {
@@ -589,6 +649,7 @@ fn summarize(provider: &str, id: u32, kind: &EvtxKind, f: &[(String, String)]) -
         EvtxKind::PipeConnected(p) => {
             format!("pipe {} connected by {} (pid {})", p.pipe_name, p.image, opt(p.process_id))
         }
+        EvtxKind::NetworkConnect(n) => network_connect_text(n),
         EvtxKind::Other => {
             let mut s = format!("{provider} {id}");
             for (i, (k, v)) in f.iter().take(6).enumerate() {

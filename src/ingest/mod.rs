@@ -47,6 +47,10 @@ pub enum InputKind {
     ProcmonPml,
     /// Process Monitor's CSV export (recognised by its header row).
     ProcmonCsv,
+    /// No bytes at all.
+    Empty,
+    /// Binary content of no format we know: never read as text.
+    Unknown,
 }
 
 impl InputKind {
@@ -59,6 +63,8 @@ impl InputKind {
             InputKind::TextLog => "text",
             InputKind::ProcmonPml => "procmon_pml",
             InputKind::ProcmonCsv => "procmon_csv",
+            InputKind::Empty => "empty",
+            InputKind::Unknown => "unknown",
         }
     }
 }
@@ -70,11 +76,35 @@ pub fn sniff(head: &[u8]) -> InputKind {
         Some(0xa1b2_c3d4) | Some(0xd4c3_b2a1) | Some(0xa1b2_3c4d) | Some(0x4d3c_b2a1) => InputKind::Pcap,
         Some(0x0a0d_0d0a) => InputKind::PcapNg,
         _ if head.starts_with(b"ElfFile\0") => InputKind::Evtx,
-        _ if looks_like_etl(head) => InputKind::Etl,
         _ if head.starts_with(b"PML_") => InputKind::ProcmonPml,
+        _ if looks_like_etl(head) => InputKind::Etl,
         _ if procmon::looks_like_procmon_csv(head) => InputKind::ProcmonCsv,
+        _ if head.is_empty() => InputKind::Empty,
+        _ if looks_binary(head) => InputKind::Unknown,
         _ => InputKind::TextLog,
     }
+}
+
+/// Text is UTF-8 or a single-byte code page (few control bytes, no NUL) or UTF-16 (BOM, or
+/// ASCII-looking with every other byte NUL); anything else is binary.
+fn looks_binary(head: &[u8]) -> bool {
+    if head.starts_with(&[0xef, 0xbb, 0xbf]) || head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
+        return false;
+    }
+    let text_byte = |b: u8| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b);
+    let pairs = head.len() / 2;
+    if pairs >= 2 {
+        let even_nul = head.chunks_exact(2).filter(|p| p[0] == 0 && text_byte(p[1]) && p[1] != 0).count();
+        let odd_nul = head.chunks_exact(2).filter(|p| p[1] == 0 && text_byte(p[0]) && p[0] != 0).count();
+        // UTF-16 without BOM (a file cut mid-character may end on one stray byte).
+        if odd_nul * 10 >= pairs * 9 || even_nul * 10 >= pairs * 9 {
+            return false;
+        }
+    }
+    // A stray NUL or control byte in a log is tolerated; formats carry many.
+    let nul = head.iter().filter(|&&b| b == 0).count();
+    let bad = head.iter().filter(|&&b| !text_byte(b)).count();
+    nul * 50 > head.len() || bad * 20 > head.len()
 }
 
 /// An ETL file starts with a WMI_BUFFER_HEADER whose first record is the logfile header:
@@ -163,6 +193,15 @@ mod tests {
         assert_eq!(sniff(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0]), InputKind::PcapNg);
         assert_eq!(sniff(b"ElfFile\0rest"), InputKind::Evtx);
         assert_eq!(sniff(b"2026-11-22 10:00:00,000 ERROR x"), InputKind::TextLog);
-        assert_eq!(sniff(&[]), InputKind::TextLog);
+        assert_eq!(sniff(&[]), InputKind::Empty);
+        assert_eq!(sniff(b"PML_\x09\x00\x00\x00\x01"), InputKind::ProcmonPml);
+        // A zip, an ELF binary: binary, not text.
+        assert_eq!(sniff(b"PK\x03\x04\x14\x00\x00\x00\x08\x00"), InputKind::Unknown);
+        assert_eq!(sniff(b"\x7fELF\x02\x01\x01\x00\x00\x00"), InputKind::Unknown);
+        // UTF-16LE text with and without a BOM, Latin-1 text: text.
+        let utf16: Vec<u8> = "2026-11-22 ERROR x\r\n".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        assert_eq!(sniff(&utf16), InputKind::TextLog);
+        assert_eq!(sniff(&[&[0xff, 0xfe][..], &utf16].concat()), InputKind::TextLog);
+        assert_eq!(sniff(b"2026-11-22 Fehler: Verbindung getrennt \xe4\xf6\xfc\n"), InputKind::TextLog);
     }
 }

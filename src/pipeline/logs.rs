@@ -111,6 +111,7 @@ fn system_event(input: u32, e: &EvtxEvent) -> Option<SystemEvent> {
         DotNetUnhandled { app, exception } => format!("{app}: unhandled .NET exception {exception}"),
         PipeCreated(p) => format!("pipe {} created by {} (pid {})", p.pipe_name, p.image, pid_text(p.process_id)),
         PipeConnected(p) => format!("pipe {} connected by {} (pid {})", p.pipe_name, p.image, pid_text(p.process_id)),
+        NetworkConnect(n) => crate::ingest::evtx::network_connect_text(n),
     };
     Some(SystemEvent {
         input,
@@ -140,6 +141,11 @@ pub(super) fn read_evtx(
         first = Some(first.map_or(e.time_utc_ns, |f| f.min(e.time_utc_ns)));
         last = Some(last.map_or(e.time_utc_ns, |l| l.max(e.time_utc_ns)));
         add_sysmon_pipe(input, &e, &mut sysmon_pipes);
+        if let Some(o) = sysmon_socket_owner(input, &e) {
+            if analysis.socket_owners.len() < super::etl::MAX_SOCKET_OWNERS {
+                analysis.socket_owners.push(o);
+            }
+        }
         if let Some(s) = system_event(input, &e) {
             analysis.system_events.push(s);
         }
@@ -164,6 +170,27 @@ pub(super) fn read_evtx(
     summary.first_ts = first;
     summary.last_ts = last;
     analysis.pipes.extend(sysmon_pipes);
+}
+
+/// Sysmon 3 (NetworkConnect, TCP): the process behind a connection, for `analysis::attribution`.
+fn sysmon_socket_owner(input: u32, e: &EvtxEvent) -> Option<crate::model::SocketOwner> {
+    let crate::ingest::evtx::EvtxKind::NetworkConnect(n) = &e.kind else { return None };
+    if n.protocol != "tcp" {
+        return None;
+    }
+    let (l, r) = n.local_remote()?;
+    let ep = |a: std::net::SocketAddr| crate::model::Endpoint { ip: a.ip(), port: a.port() };
+    Some(crate::model::SocketOwner {
+        input,
+        record: e.record_id,
+        // UtcTime is when Sysmon saw the connection; TimeCreated can trail it by seconds.
+        ts: n.utc_time_ns.unwrap_or(e.time_utc_ns),
+        local: ep(l),
+        remote: ep(r),
+        pid: n.process_id?,
+        process: n.process_name().map(str::to_string),
+        op: if n.initiated { crate::model::SocketOp::Connect } else { crate::model::SocketOp::Accept },
+    })
 }
 
 /// Sysmon 17 (PipeCreated: a server creates an instance) and 18 (PipeConnected: a client opens

@@ -9,7 +9,7 @@ mod logs;
 mod procmon;
 
 use crate::analysis::tcp::TcpAnalyzer;
-use crate::analysis::{correlate, detect, Analysis, InputSummary, Options};
+use crate::analysis::{attribution, correlate, detect, Analysis, InputSummary, Options};
 use crate::ingest::{self, InputKind};
 
 /// Progress of a run, reported now and then.
@@ -88,7 +88,9 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
         analysis.inputs.push(summary);
     }
     procmon::finish_csvs(&mut analysis, options, pending_csv);
+    attribution::attribute(&mut analysis);
     detect::run_all(&mut analysis, options);
+    attribution::annotate_findings(&mut analysis);
     correlate::run(&mut analysis, options);
     correlate::attach_system_events(&mut analysis);
     analysis
@@ -190,6 +192,12 @@ fn read_one(
                 report(counter.load(Ordering::Relaxed));
                 !progress.cancelled()
             });
+        }
+        InputKind::Empty => {
+            summary.error = Some(format!("{}: empty file", path.display()));
+        }
+        InputKind::Unknown => {
+            summary.error = Some(format!("{}: binary file of an unknown format; not read", path.display()));
         }
     }
     report(total);

@@ -32,6 +32,8 @@ pub const CONNECTION_COLUMNS: &[&str] = &[
     "retransmissions",
     "first_frame",
     "last_frame",
+    "pid",
+    "process",
 ];
 
 /// Columns of `findings.csv`, in order.
@@ -92,6 +94,9 @@ pub fn write_connections(a: &Analysis, w: &mut dyn Write) -> Result<()> {
         col("retransmissions", cs.iter().map(|c| c.retransmissions).collect::<Vec<u32>>()),
         col("first_frame", cs.iter().map(|c| c.first_frame).collect::<Vec<u64>>()),
         col("last_frame", cs.iter().map(|c| c.last_frame).collect::<Vec<u64>>()),
+        // Empty cells (nulls) where no event source named the process.
+        col("pid", cs.iter().map(|c| c.pid).collect::<Vec<Option<u32>>>()),
+        col("process", cs.iter().map(|c| c.process.clone()).collect::<Vec<Option<String>>>()),
     ];
     debug_assert_eq!(columns.len(), CONNECTION_COLUMNS.len());
     write_frame(columns, n, w)

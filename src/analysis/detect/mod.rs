@@ -7,6 +7,7 @@ pub mod connect_timeout;
 pub mod connection_refused;
 pub mod idle_reset;
 pub mod keepalive;
+pub mod packet_drop;
 pub mod pipe_busy;
 pub mod pipe_churn;
 pub mod pipe_exhaustion;
@@ -77,6 +78,9 @@ pub fn run_all(analysis: &mut Analysis, options: &Options) {
         findings.extend(pipe_not_found::detect(&mut ctx));
         findings.extend(pipe_churn::detect(&mut ctx));
         findings.extend(pipe_exhaustion::detect(&mut ctx));
+        // Last: it names the findings above that its drops explain.
+        let drops = packet_drop::detect(&ctx, &findings);
+        findings.extend(drops);
         let resets = classify_resets(&ctx);
         let verdicts = verdicts::answer(&ctx, &findings, &resets);
         analysis.resets = resets;

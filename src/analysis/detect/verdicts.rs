@@ -62,6 +62,9 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
     let ka: Vec<&Finding> = findings.iter().filter(|f| f.kind.starts_with("keepalive")).collect();
     out.push(if !ka.is_empty() {
         yes("keepalive", &ka)
+    } else if a.connections.is_empty() {
+        // Nothing to judge: saying "no probes were seen" would read as a finding.
+        Verdict { question: "keepalive", answer: "unknown", reason: "no TCP connections in the inputs".into() }
     } else if a.tcp.keep_alive == 0 {
         no(
             "keepalive",

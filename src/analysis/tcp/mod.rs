@@ -186,6 +186,8 @@ impl Active {
                 head: Vec::with_capacity(HEAD_PACKETS),
                 tail: Vec::new(),
                 elided: 0,
+                pid: None,
+                process: None,
             },
             tail: VecDeque::with_capacity(TAIL_PACKETS),
             client_flow: FlowState::default(),

@@ -49,7 +49,7 @@ pub struct EventOrigin {
 }
 
 impl EventOrigin {
-    fn of(r: &RecordRef<'_>) -> Self {
+    pub(crate) fn of(r: &RecordRef<'_>) -> Self {
         let h = &r.header;
         EventOrigin { filetime: h.filetime, pid: h.pid, tid: h.tid, record_index: h.record_index, offset: h.offset }
     }

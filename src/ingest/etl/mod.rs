@@ -15,6 +15,7 @@ mod bytes;
 pub mod decode;
 mod lz77;
 mod merge;
+pub mod pktmon;
 mod reader;
 mod record;
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub mod writer;
 pub use decode::*;
 pub use lz77::decompress_plain_lz77;
 pub use merge::{TimeOrdered, WindowMerge, DEFAULT_MERGE_WINDOW, MAX_HELD_BYTES, MAX_HELD_RECORDS};
+pub use pktmon::*;
 pub use reader::{
     Buffer, BufferHeader, Clock, EtlReader, LogfileHeader, Records, BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, MAX_LZ77_RATIO,
 };

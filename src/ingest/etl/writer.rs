@@ -15,6 +15,7 @@
 //! ```
 
 use super::decode::{KERNEL_FILE_PROVIDER, NDIS_PACKET_CAPTURE_PROVIDER};
+use super::pktmon::PKTMON_PROVIDER;
 use super::record::Guid;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -79,6 +80,25 @@ pub enum WriterEvent {
     KernelFileOperationEnd { irp: u64, extra_information: u64, status: u32 },
     /// NDIS-PacketCapture 1001 v0 (`keyword` carries the packet start/end/direction bits).
     NdisFragment { miniport_if_index: u32, lower_if_index: u32, keyword: u64, fragment: Vec<u8> },
+    /// PktMon 160 (packet) or 170 (`dropped`), v0: the descriptor of demikernel_PktMon.etl's
+    /// packet events (channel 0, level 4, keyword 0x10).
+    PktmonPacket {
+        dropped: bool,
+        group_id: u64,
+        pkt_number: u16,
+        appearance: u16,
+        dir_tag: u16,
+        packet_type: u16,
+        component_id: u16,
+        edge_id: u16,
+        filter_id: u16,
+        drop_reason: u32,
+        drop_location: u32,
+        original_size: u16,
+        payload: Vec<u8>,
+    },
+    /// PktMon 20 v0 component (keyword 0x2, as in the real trace).
+    PktmonComponent { id: u16, comp_type: u16, name: String, description: String },
     /// Any manifest event with a prebuilt payload.
     Raw {
         provider: Guid,
@@ -171,6 +191,40 @@ fn layout(ev: &WriterEvent) -> (Guid, u16, u8, u8, u8, u8, u16, u64, Vec<u8>) {
             p.extend_from_slice(&(fragment.len() as u32).to_le_bytes());
             p.extend_from_slice(fragment);
             (NDIS_PACKET_CAPTURE_PROVIDER, 1001, 0, 16, 4, 0, 0, *keyword, p)
+        }
+        WriterEvent::PktmonPacket {
+            dropped,
+            group_id,
+            pkt_number,
+            appearance,
+            dir_tag,
+            packet_type,
+            component_id,
+            edge_id,
+            filter_id,
+            drop_reason,
+            drop_location,
+            original_size,
+            payload,
+        } => {
+            p.extend_from_slice(&group_id.to_le_bytes());
+            for v in [*pkt_number, *appearance, *dir_tag, *packet_type, *component_id, *edge_id, *filter_id] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+            p.extend_from_slice(&drop_reason.to_le_bytes());
+            p.extend_from_slice(&drop_location.to_le_bytes());
+            p.extend_from_slice(&original_size.to_le_bytes());
+            p.extend_from_slice(&(payload.len().min(u16::MAX as usize) as u16).to_le_bytes());
+            p.extend_from_slice(&payload[..payload.len().min(u16::MAX as usize)]);
+            let id = if *dropped { 170 } else { 160 };
+            (PKTMON_PROVIDER, id, 0, 0, 4, 0, 0, 0x10, p)
+        }
+        WriterEvent::PktmonComponent { id, comp_type, name, description } => {
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&comp_type.to_le_bytes());
+            utf16z(name, &mut p);
+            utf16z(description, &mut p);
+            (PKTMON_PROVIDER, 20, 0, 0, 4, 0, 0, 0x2, p)
         }
         WriterEvent::Raw { provider, id, version, channel, level, opcode, task, keyword, payload } => {
             (*provider, *id, *version, *channel, *level, *opcode, *task, *keyword, payload.clone())
