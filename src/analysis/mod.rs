@@ -4,6 +4,7 @@ pub mod correlate;
 pub mod detect;
 pub mod logs;
 pub mod pipes;
+pub mod smb;
 pub mod tcp;
 
 use serde::Serialize;
@@ -96,6 +97,8 @@ pub struct Analysis {
     pub findings: Vec<Finding>,
     pub resets: Vec<ResetClass>,
     pub verdicts: Vec<Verdict>,
+    /// SMB named-pipe opens and counts from packet captures.
+    pub smb: smb::SmbSummary,
 }
 
 impl Analysis {

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod etl;
 pub mod evtx;
 pub mod pcap;
+pub mod smb;
 pub mod textlog;
 
 use std::fmt;

@@ -64,7 +64,34 @@ pub fn summary_json(a: &Analysis) -> Value {
         "findings": per_kind,
         "resets": a.resets,
         "verdicts": a.verdicts,
+        "smb": smb_json(a),
     })
+}
+
+/// SMB seen in captures: counts, and what could not be read.
+fn smb_json(a: &Analysis) -> Value {
+    let c = &a.smb.counts;
+    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        let notes: Vec<String> = [
+            (c.encrypted_sessions > 0).then(|| {
+                format!(
+                    "{} encrypted SMB3 session(s), {} message(s): unreadable, their pipe opens are not counted",
+                    c.encrypted_sessions, c.encrypted_messages
+                )
+            }),
+            (c.compressed_messages > 0)
+                .then(|| format!("{} compressed SMB3 message(s) not read", c.compressed_messages)),
+            (c.not_ipc > 0).then(|| {
+                format!("{} SMB1 open(s) on a tree connected before the capture were not pipes (FileType)", c.not_ipc)
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        obj.insert("notes".into(), json!(notes));
+    }
+    v
 }
 
 /// Resets listed one by one in the text summary (all are in `summary.json`).

@@ -1,0 +1,126 @@
+//! SMB named-pipe opens from captures against `oracle-smb-pipes.tsv` (TShark 4.0.17 PDML, see the
+//! pcap corpus README), and the Samba-staged sample against its golden findings.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ipcscope::analysis::smb::SmbPipeOp;
+use ipcscope::analysis::{Analysis, Options};
+use ipcscope::pipeline::{analyze_paths, NoProgress};
+
+fn analyze(path: &PathBuf) -> Analysis {
+    analyze_paths(std::slice::from_ref(path), &Options::default(), &NoProgress)
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// The oracle's columns for one op, as the oracle spells them.
+fn row_of(op: &SmbPipeOp) -> BTreeMap<&'static str, String> {
+    let mut r = BTreeMap::new();
+    r.insert("op", op.op.name().to_string());
+    r.insert("req_frame", op.req_frame.to_string());
+    r.insert("resp_frame", opt(op.resp_frame));
+    r.insert("client", op.client.to_string());
+    r.insert("server", op.server.to_string());
+    r.insert("tree", op.tree.clone().unwrap_or_default());
+    r.insert("ipc_evidence", op.evidence.name());
+    r.insert("pipe_name", op.pipe_name.clone());
+    r.insert("nt_status", op.status_text.clone().unwrap_or_default());
+    r.insert("file_id", op.file_id.clone().unwrap_or_default());
+    r.insert("close_req_frame", opt(op.close_req_frame));
+    r.insert("close_resp_frame", opt(op.close_resp_frame));
+    r.insert("close_status", opt(op.close_status.map(|s| format!("0x{s:08x}"))));
+    r
+}
+
+/// The files the oracle's comment line says were scanned (those without rows must give none).
+fn scanned_files(oracle: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(oracle).expect("oracle");
+    let line = text.lines().find(|l| l.starts_with("# files scanned")).expect("files-scanned comment line");
+    let list = line.split_once(':').map(|(_, r)| r).unwrap_or("");
+    list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+#[test]
+fn smb_pipe_opens_equal_the_tshark_oracle() {
+    let Some(dir) = common::corpus("pcap") else { return };
+    let oracle = dir.join("oracle-smb-pipes.tsv");
+    let rows = common::read_tsv(&oracle);
+    let mut by_file: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for f in scanned_files(&oracle) {
+        by_file.entry(f).or_default();
+    }
+    for r in rows {
+        by_file.entry(r["file"].clone()).or_default().push(r);
+    }
+    assert!(by_file.values().map(|v| v.len()).sum::<usize>() > 0, "oracle has rows");
+    // Columns compared; session_id/tree_id/time are checked through the pairing they drive.
+    const COLUMNS: &[&str] = &[
+        "op",
+        "req_frame",
+        "resp_frame",
+        "client",
+        "server",
+        "tree",
+        "ipc_evidence",
+        "pipe_name",
+        "nt_status",
+        "file_id",
+        "close_req_frame",
+        "close_resp_frame",
+        "close_status",
+    ];
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (file, expected) in &by_file {
+        let a = analyze(&dir.join(file));
+        assert!(a.inputs[0].error.is_none(), "{file}: {:?}", a.inputs[0].error);
+        let got: Vec<_> = a.smb.ops.iter().map(row_of).collect();
+        if got.len() != expected.len() {
+            failures.push(format!("{file}: {} ops, oracle {}", got.len(), expected.len()));
+        }
+        for (i, want) in expected.iter().enumerate() {
+            let Some(have) = got.iter().find(|g| g["req_frame"] == want["req_frame"] && g["op"] == want["op"]) else {
+                failures.push(format!("{file} row {i}: {} frame {} not found", want["op"], want["req_frame"]));
+                continue;
+            };
+            for c in COLUMNS {
+                compared += 1;
+                if have[c] != want[*c] {
+                    failures.push(format!(
+                        "{file} {} frame {}: {c} = {:?}, oracle {:?}",
+                        want["op"], want["req_frame"], have[c], want[*c]
+                    ));
+                }
+            }
+        }
+        // Each answered open reached the pipe model with its source, frame and status.
+        let model: usize = a.pipes.iter().filter(|p| p.source.name() == "smb").flat_map(|p| p.events.iter()).count();
+        let answered = a.smb.ops.iter().filter(|o| o.resp_frame.is_some() && o.op.name().contains("CREATE")).count();
+        if model != answered {
+            failures.push(format!("{file}: {model} opens in the pipe model, {answered} answered CREATEs"));
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    eprintln!("compared {compared} fields over {} files", by_file.len());
+}
+
+/// Denied opens reach the pipe model as failures, and the counts in `summary.json` say so
+/// (`sv_dcerpc-zerologon`: 5 `svcctl` opens STATUS_ACCESS_DENIED).
+#[test]
+fn denied_remote_opens_are_pipe_failures() {
+    let Some(dir) = common::corpus("pcap") else { return };
+    let a = analyze(&dir.join("sv_dcerpc-zerologon.pcap"));
+    let svcctl =
+        a.pipes.iter().find(|p| p.name.eq_ignore_ascii_case(r"\Device\NamedPipe\svcctl")).expect("svcctl pipe");
+    assert_eq!((svcctl.opens, svcctl.other_failures), (5, 5));
+    assert!(svcctl.events.iter().all(|e| e.remote.is_some() && e.pid == 0));
+    let v = ipcscope::report::summary::summary_json(&a);
+    assert_eq!(v["smb"]["pipe_opens"], 10);
+    assert_eq!(v["smb"]["pipe_opens_failed"], 5);
+    assert_eq!(v["smb"]["encrypted_sessions"], 0);
+}
