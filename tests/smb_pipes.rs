@@ -124,3 +124,102 @@ fn denied_remote_opens_are_pipe_failures() {
     assert_eq!(v["smb"]["pipe_opens_failed"], 5);
     assert_eq!(v["smb"]["encrypted_sessions"], 0);
 }
+
+/// The Samba-staged capture (`samples/make_smb_samples.sh`): every pipe open equals TShark's
+/// reading of the same file (`smb_samba_pipes.tshark.tsv`, written by the script), the findings
+/// equal the golden ones, and the encrypted SMB3 session is counted as unreadable.
+#[test]
+fn samba_sample_equals_tshark_and_golden_findings() {
+    let dir = common::samples();
+    let a = analyze(&dir.join("smb_samba_pipes.pcap"));
+    assert!(a.inputs[0].error.is_none(), "{:?}", a.inputs[0].error);
+    let key = common::read_tsv(&dir.join("smb_samba_pipes.tshark.tsv"));
+    assert!(key.len() > 50, "answer key has the staged opens");
+    let got: Vec<_> = a.smb.ops.iter().map(row_of).collect();
+    assert_eq!(got.len(), key.len(), "ops");
+    for (have, want) in got.iter().zip(&key) {
+        for c in ["op", "req_frame", "resp_frame", "pipe_name", "nt_status"] {
+            assert_eq!(have[c], want[c], "frame {}: {c}", want["req_frame"]);
+        }
+    }
+    assert!(got.iter().any(|r| r["op"] == "SMB1_NT_CREATE_ANDX"), "the SMB1 open is there");
+    assert!(got.iter().filter(|r| r["nt_status"] == "0xc0000034").count() >= 30, "not-found opens");
+
+    let golden = std::fs::read_to_string(dir.join("smb_samba_pipes.findings.csv")).expect("golden findings");
+    let want: Vec<&str> = golden.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    let have: Vec<String> = a
+        .findings
+        .iter()
+        .map(|f| format!("{},{},{},{},{}", f.kind, f.severity.name(), f.pipe, f.pid, f.count))
+        .collect();
+    assert_eq!(have, want, "findings");
+
+    let c = &a.smb.counts;
+    assert_eq!(c.encrypted_sessions, 1);
+    assert!(c.encrypted_messages > 0);
+    assert_eq!((c.gaps, c.unanswered, c.unknown_messages), (0, 0, 0));
+    // Every srvsvc handle ended (CLOSE, tree disconnect or connection end): at most one at a time.
+    let srvsvc = a.pipes.iter().find(|p| p.name.ends_with("srvsvc")).expect("srvsvc");
+    assert_eq!(srvsvc.max_concurrent, 1);
+}
+
+/// Retransmissions, a capture that starts mid-stream and segments cut at odd places give the
+/// same opens as the clean stream (the reassembler on a real capture, re-segmented).
+#[test]
+fn reassembler_survives_resegmented_and_retransmitted_stream() {
+    use ipcscope::analysis::smb::SmbAnalyzer;
+    use ipcscope::model::TcpSegment;
+    let path = common::samples().join("smb_samba_pipes.pcap");
+    let opened = ipcscope::ingest::open(&path).expect("open");
+    let mut segs: Vec<(TcpSegment, Vec<u8>)> = Vec::new();
+    ipcscope::ingest::pcap::read_capture_with_payload(
+        0,
+        opened.reader,
+        false,
+        &mut |s, p| segs.push((s, p.to_vec())),
+        &mut |_| true,
+    );
+    let run = |segs: &[(TcpSegment, Vec<u8>)]| {
+        let mut smb = SmbAnalyzer::new(0);
+        for (s, p) in segs {
+            smb.segment(s, p);
+        }
+        let (_, ops, counts) = smb.finish();
+        (ops.iter().map(|o| (o.pipe_name.clone(), o.status)).collect::<Vec<_>>(), counts)
+    };
+    let (clean, _) = run(&segs);
+    // Split every data segment in three, send each piece twice, and drop the first 40 segments
+    // of data (the capture "starts" mid-way through the first connections).
+    let mut mangled = Vec::new();
+    for (s, p) in &segs {
+        if p.is_empty() || p.len() as u32 != s.payload_len {
+            mangled.push((s.clone(), p.clone()));
+            continue;
+        }
+        let cuts = [0, p.len() / 3, 2 * p.len() / 3, p.len()];
+        for w in cuts.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if a == b {
+                continue;
+            }
+            let mut piece = s.clone();
+            piece.seq = s.seq.wrapping_add(a as u32);
+            piece.payload_len = (b - a) as u32;
+            piece.flags &= !0x01; // FIN only on the last piece
+            if b == p.len() {
+                piece.flags = s.flags;
+            }
+            for _ in 0..2 {
+                mangled.push((piece.clone(), p[a..b].to_vec()));
+            }
+        }
+    }
+    let (again, counts) = run(&mangled);
+    assert_eq!(again, clean, "re-segmented and retransmitted");
+    assert!(counts.retransmitted_bytes > 0);
+    let data_start = segs.iter().position(|(_, p)| !p.is_empty()).unwrap_or(0);
+    let late: Vec<_> = segs.iter().skip(data_start + 1).cloned().collect();
+    let (tail, counts) = run(&late);
+    assert!(counts.resyncs >= 1, "picked up mid-stream");
+    assert!(tail.len() >= clean.len() - 1 && tail.len() <= clean.len(), "{} of {}", tail.len(), clean.len());
+}

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::analysis::pipes::{Pipe, PipeAnalyzer, PipeCall, PipeSource};
 use crate::ingest::smb::{
-    self as wire, FileId, Smb1Body, Smb1Msg, Smb2Body, Smb2Msg, SmbMessage, FSCTL_PIPE_WAIT, STATUS_PENDING,
+    self as wire, smb1_cmd, smb2_cmd, FileId, Smb1Body, Smb1Msg, Smb2Body, Smb2Msg, SmbMessage, FSCTL_PIPE_WAIT,
+    STATUS_PENDING,
 };
 use crate::model::{Endpoint, TcpSegment, UtcNs};
 
@@ -241,6 +242,11 @@ fn endpoint_hash(e: &Endpoint) -> u64 {
     handle_hash(&[ip, e.port as u64])
 }
 
+/// SMB1 UIDs are per connection: the scope key of a UID's handles.
+fn smb1_session(conn: &Conn, uid: u16) -> u64 {
+    handle_hash(&[endpoint_hash(&conn.0), endpoint_hash(&conn.1), uid as u64])
+}
+
 /// Drops the older half of a full table; returns how many went.
 fn evict_oldest_half<K: Eq + Hash, V>(m: &mut HashMap<K, V>, ts: impl Fn(&V) -> UtcNs) -> u64 {
     let mut times: Vec<UtcNs> = m.values().map(&ts).collect();
@@ -278,6 +284,28 @@ struct Handle {
     op: Option<usize>,
     handle: u64,
     ts: UtcNs,
+    /// Where it was opened: a tree disconnect, logoff or the end of the connection ends it.
+    conn: Conn,
+    session: u64,
+    tree: u32,
+}
+
+/// What ends every handle it covers without a CLOSE.
+#[derive(Clone, Copy)]
+enum Scope {
+    Tree(u64, u32),
+    Session(u64),
+    Connection(Conn),
+}
+
+impl Scope {
+    fn covers(self, h: &Handle) -> bool {
+        match self {
+            Scope::Tree(s, t) => h.session == s && h.tree == t,
+            Scope::Session(s) => h.session == s,
+            Scope::Connection(c) => h.conn == c,
+        }
+    }
 }
 
 enum Pending {
@@ -350,6 +378,17 @@ impl SmbAnalyzer {
         }
         let key = (seg.src, seg.dst);
         const SYN: u8 = 0x02;
+        const FIN_RST: u8 = 0x01 | 0x04;
+        if seg.flags & FIN_RST != 0 {
+            // The connection ends: so do the handles opened on it (after this segment's data).
+            let conn = if is_smb_port(seg.dst.port) { (seg.src, seg.dst) } else { (seg.dst, seg.src) };
+            if seg.payload_len > 0 {
+                self.data_segment(seg, payload, key);
+            }
+            self.end_handles(Scope::Connection(conn), seg.frame, seg.ts);
+            self.flows.remove(&key);
+            return;
+        }
         if seg.flags & SYN != 0 {
             // A new connection on this 4-tuple starts at a message boundary.
             let f =
@@ -360,6 +399,10 @@ impl SmbAnalyzer {
         if seg.payload_len == 0 {
             return;
         }
+        self.data_segment(seg, payload, key);
+    }
+
+    fn data_segment(&mut self, seg: &TcpSegment, payload: &[u8], key: Conn) {
         if !self.flows.contains_key(&key) {
             // Picked up mid-stream: hunt for the next message start.
             self.insert_flow(key, Flow { last_ts: seg.ts, ..Default::default() });
@@ -599,6 +642,10 @@ impl SmbAnalyzer {
                     PendingReq { ts, command: 0, items: vec![Pending::Op { op: Box::new(op), known: true }] },
                 );
             }
+            _ if m.header.command == smb2_cmd::TREE_DISCONNECT => {
+                self.end_handles(Scope::Tree(session, tree_id), frame, ts)
+            }
+            _ if m.header.command == smb2_cmd::LOGOFF => self.end_handles(Scope::Session(session), frame, ts),
             Smb2Body::CloseReq { file_id } => {
                 if related && *file_id == FileId::ANY {
                     // Closes the file the previous CREATE of this compound opens: settled by its response.
@@ -616,6 +663,27 @@ impl SmbAnalyzer {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Handles ended by a tree disconnect, logoff or the end of their connection: closed in the
+    /// pipe model, but not listed as a CLOSE on their op.
+    fn end_handles(&mut self, scope: Scope, frame: u64, ts: UtcNs) {
+        let mut ended: Vec<u64> = Vec::new();
+        self.handles2.retain(|_, h| {
+            !(scope.covers(h) && {
+                ended.push(h.handle);
+                true
+            })
+        });
+        self.handles1.retain(|_, h| {
+            !(scope.covers(h) && {
+                ended.push(h.handle);
+                true
+            })
+        });
+        for h in ended {
+            self.pipes.close_handle(ts, frame, h);
         }
     }
 
@@ -678,7 +746,8 @@ impl SmbAnalyzer {
                         if self.handles2.len() >= MAX_PENDING {
                             self.counts.evicted += evict_oldest_half(&mut self.handles2, |h| h.ts);
                         }
-                        self.handles2.insert((session, f), Handle { op: idx, handle, ts });
+                        let (tree, conn) = (m.header.tree_id.unwrap_or(0), conn);
+                        self.handles2.insert((session, f), Handle { op: idx, handle, ts, conn, session, tree });
                         self.last_create.insert(conn, (m.header.message_id, session, f, ts));
                         if self.last_create.len() > MAX_FLOWS {
                             self.counts.evicted += evict_oldest_half(&mut self.last_create, |c| c.3);
@@ -747,8 +816,13 @@ impl SmbAnalyzer {
             wait_timeout: None,
         };
         let mut items = Vec::new();
-        for (_, body) in &m.commands {
+        let uid_scope = smb1_session(&conn, m.uid);
+        for (cmd, body) in &m.commands {
             match body {
+                _ if *cmd == smb1_cmd::TREE_DISCONNECT => {
+                    self.end_handles(Scope::Tree(uid_scope, m.tid as u32), frame, ts)
+                }
+                _ if *cmd == smb1_cmd::LOGOFF_ANDX => self.end_handles(Scope::Session(uid_scope), frame, ts),
                 Smb1Body::TreeConnectReq { path } => items.push(Pending::Tree { path: path.clone() }),
                 Smb1Body::NtCreateReq { name } | Smb1Body::WaitNmPipeReq { name } => {
                     let kind = if matches!(body, Smb1Body::NtCreateReq { .. }) {
@@ -857,7 +931,8 @@ impl SmbAnalyzer {
                         if self.handles1.len() >= MAX_PENDING {
                             self.counts.evicted += evict_oldest_half(&mut self.handles1, |h| h.ts);
                         }
-                        self.handles1.insert((conn, f), Handle { op: idx, handle: h, ts });
+                        let (session, tree) = (smb1_session(&conn, m.uid), m.tid as u32);
+                        self.handles1.insert((conn, f), Handle { op: idx, handle: h, ts, conn, session, tree });
                     }
                 }
                 Pending::Close { op, .. } => {

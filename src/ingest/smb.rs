@@ -25,7 +25,9 @@ pub const TRANS_WAIT_NMPIPE: u16 = 0x0053;
 pub mod smb2_cmd {
     pub const NEGOTIATE: u16 = 0;
     pub const SESSION_SETUP: u16 = 1;
+    pub const LOGOFF: u16 = 2;
     pub const TREE_CONNECT: u16 = 3;
+    pub const TREE_DISCONNECT: u16 = 4;
     pub const CREATE: u16 = 5;
     pub const CLOSE: u16 = 6;
     pub const IOCTL: u16 = 0x0b;
@@ -34,6 +36,8 @@ pub mod smb2_cmd {
 pub mod smb1_cmd {
     pub const CLOSE: u8 = 0x04;
     pub const TRANSACTION: u8 = 0x25;
+    pub const TREE_DISCONNECT: u8 = 0x71;
+    pub const LOGOFF_ANDX: u8 = 0x74;
     pub const SESSION_SETUP_ANDX: u8 = 0x73;
     pub const TREE_CONNECT_ANDX: u8 = 0x75;
     pub const NT_CREATE_ANDX: u8 = 0xa2;
