@@ -559,14 +559,21 @@ impl SmbAnalyzer {
                     tree = t;
                 }
             }
+            // Sessions in use: a successful SESSION_SETUP, or any other command on it (failed
+            // setup attempts each get a SessionId of their own).
+            let in_use = h.command != smb2_cmd::SESSION_SETUP || (h.is_response() && h.status == 0);
             if h.is_response() {
                 let (client, server) = (dst, src);
-                self.session(server, session);
+                if in_use {
+                    self.session(server, session);
+                }
                 self.smb2_response(client, server, m, session, frame, ts);
             } else {
                 let (client, server) = (src, dst);
                 self.count_flow(src, dst, true);
-                self.session(server, session);
+                if in_use {
+                    self.session(server, session);
+                }
                 self.smb2_request(client, server, m, session, tree, related, prev_create, frame, ts);
                 prev_create = matches!(m.body, Smb2Body::CreateReq { .. }).then_some(h.message_id);
             }
