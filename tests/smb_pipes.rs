@@ -223,3 +223,72 @@ fn reassembler_survives_resegmented_and_retransmitted_stream() {
     assert!(counts.resyncs >= 1, "picked up mid-stream");
     assert!(tail.len() >= clean.len() - 1 && tail.len() <= clean.len(), "{} of {}", tail.len(), clean.len());
 }
+
+/// Hostile SMB bytes: payload bytes of real SMB captures flipped at random (headers, lengths,
+/// offsets, NextCommand/AndX chains) never panic the parser or the pairing.
+#[test]
+fn mutated_smb_payloads_never_panic() {
+    use ipcscope::analysis::smb::SmbAnalyzer;
+    use ipcscope::model::TcpSegment;
+    let mut files = vec![common::samples().join("smb_samba_pipes.pcap")];
+    if let Some(dir) = common::corpus("pcap") {
+        for r in common::read_tsv(&dir.join("oracle-smb-pipes.tsv")) {
+            let p = dir.join(&r["file"]);
+            if !files.contains(&p) {
+                files.push(p);
+            }
+        }
+    }
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    // `IPCSCOPE_MUTATIONS=N` for a longer run (default 60 per file).
+    let per_file: usize = std::env::var("IPCSCOPE_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let mut mutants = 0;
+    for path in &files {
+        let opened = ipcscope::ingest::open(path).expect("open");
+        let ng = opened.kind == ipcscope::ingest::InputKind::PcapNg;
+        let mut segs: Vec<(TcpSegment, Vec<u8>)> = Vec::new();
+        ipcscope::ingest::pcap::read_capture_with_payload(
+            0,
+            opened.reader,
+            ng,
+            &mut |s, p| {
+                if !p.is_empty() && (s.src.port == 445 || s.dst.port == 445 || s.src.port == 139 || s.dst.port == 139) {
+                    segs.push((s, p.to_vec()));
+                }
+            },
+            &mut |_| true,
+        );
+        segs.truncate(600);
+        if segs.is_empty() {
+            continue;
+        }
+        for _ in 0..per_file {
+            let mut m = segs.clone();
+            for _ in 0..(1 + next() % 40) {
+                let i = (next() % m.len() as u64) as usize;
+                let p = &mut m[i].1;
+                // Mostly the first 128 bytes: NetBIOS header, SMB header and the fixed body.
+                let at = if next() % 4 == 0 { next() as usize % p.len() } else { next() as usize % p.len().min(128) };
+                p[at] = match next() % 3 {
+                    0 => p[at] ^ (1 << (next() % 8)),
+                    1 => 0xff,
+                    _ => next() as u8,
+                };
+            }
+            let mut smb = SmbAnalyzer::new(0);
+            for (s, p) in &m {
+                smb.segment(s, p);
+            }
+            let (_, ops, _) = smb.finish();
+            std::hint::black_box(ops.len());
+            mutants += 1;
+        }
+    }
+    assert!(mutants >= per_file, "{mutants} mutants");
+}

@@ -130,6 +130,8 @@ pub struct SmbCounts {
     pub unanswered: u64,
     /// SMB1 opens on a tree not seen connected whose response was not a pipe: not counted as pipes.
     pub not_ipc: u64,
+    /// Opens and waits on trees connected before the capture, taken as IPC$ from FileType or name.
+    pub ipc_inferred: u64,
     /// Times a flow lost message sync (gap, out-of-order segment, bytes not captured) …
     pub gaps: u64,
     /// … and found the next message start again (also the start of a flow picked up mid-stream).
@@ -160,6 +162,7 @@ impl SmbCounts {
             pipe_closes,
             unanswered,
             not_ipc,
+            ipc_inferred,
             gaps,
             resyncs,
             retransmitted_bytes,
@@ -210,8 +213,10 @@ pub fn is_well_known_pipe(name: &str) -> bool {
 /// The name under `\Device\NamedPipe\`: leading backslashes and SMB1's `\PIPE\` dropped.
 fn model_path(name: &str) -> String {
     let mut n = name.trim_start_matches('\\');
-    if n.len() >= 5 && n[..5].eq_ignore_ascii_case("pipe\\") {
-        n = &n[5..];
+    if let (Some(head), Some(rest)) = (n.get(..5), n.get(5..)) {
+        if head.eq_ignore_ascii_case("pipe\\") {
+            n = rest;
+        }
     }
     format!("\\Device\\NamedPipe\\{n}")
 }
@@ -504,6 +509,9 @@ impl SmbAnalyzer {
         }
         if op.resp_frame.is_none() {
             self.counts.unanswered += 1;
+        }
+        if op.evidence != IpcEvidence::TreeConnect {
+            self.counts.ipc_inferred += 1;
         }
         if self.ops.len() >= MAX_OPS_KEPT {
             self.counts.ops_not_kept += 1;

@@ -82,6 +82,13 @@ fn smb_json(a: &Analysis) -> Value {
             }),
             (c.compressed_messages > 0)
                 .then(|| format!("{} compressed SMB3 message(s) not read", c.compressed_messages)),
+            (c.ipc_inferred > 0).then(|| {
+                format!(
+                    "{} pipe open(s) on trees connected before the capture started: IPC$ inferred from the response's \
+                     FileType (SMB1) or a well-known pipe name (SMB2)",
+                    c.ipc_inferred
+                )
+            }),
             (c.not_ipc > 0).then(|| {
                 format!("{} SMB1 open(s) on a tree connected before the capture were not pipes (FileType)", c.not_ipc)
             }),
