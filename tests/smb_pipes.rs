@@ -292,3 +292,144 @@ fn mutated_smb_payloads_never_panic() {
     }
     assert!(mutants >= per_file, "{mutants} mutants");
 }
+
+/// A tiny pcap writer for hand-built SMB2 exchanges (Samba cannot be made to answer
+/// STATUS_PIPE_NOT_AVAILABLE): Ethernet/IPv4/TCP with a handshake, then NetBIOS-framed messages.
+struct Wire {
+    out: Vec<u8>,
+    seq: [u32; 2],
+    t_us: u64,
+    frames: u64,
+}
+
+impl Wire {
+    const CLIENT: ([u8; 4], u16) = ([10, 1, 0, 7], 50123);
+    const SERVER: ([u8; 4], u16) = ([10, 1, 0, 1], 445);
+
+    fn new() -> Wire {
+        let mut out = Vec::new();
+        for v in
+            [0xa1b2_c3d4u32.to_le_bytes(), [2, 0, 4, 0], [0; 4], [0; 4], 65535u32.to_le_bytes(), 1u32.to_le_bytes()]
+        {
+            out.extend(v);
+        }
+        let mut w = Wire { out, seq: [1000, 9000], t_us: 1_764_547_200_000_000, frames: 0 };
+        w.segment(0, 0x02, &[]);
+        w.seq[0] += 1;
+        w.segment(1, 0x12, &[]);
+        w.seq[1] += 1;
+        w
+    }
+
+    /// One segment from the client (`dir` 0) or the server (1); returns its frame number.
+    fn segment(&mut self, dir: usize, flags: u8, payload: &[u8]) -> u64 {
+        let (src, dst) = if dir == 0 { (Self::CLIENT, Self::SERVER) } else { (Self::SERVER, Self::CLIENT) };
+        let mut f = vec![0u8; 12];
+        f.extend([0x08, 0x00]);
+        let total = (40 + payload.len()) as u16;
+        f.extend([0x45, 0]);
+        f.extend(total.to_be_bytes());
+        f.extend([0, 0, 0x40, 0, 64, 6, 0, 0]);
+        f.extend(src.0);
+        f.extend(dst.0);
+        f.extend(src.1.to_be_bytes());
+        f.extend(dst.1.to_be_bytes());
+        f.extend(self.seq[dir].to_be_bytes());
+        f.extend(self.seq[1 - dir].to_be_bytes());
+        f.extend([0x50, flags | 0x10 * (flags != 0x02) as u8, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend(payload);
+        self.seq[dir] = self.seq[dir].wrapping_add(payload.len() as u32);
+        self.t_us += 1500;
+        self.out.extend(((self.t_us / 1_000_000) as u32).to_le_bytes());
+        self.out.extend(((self.t_us % 1_000_000) as u32).to_le_bytes());
+        self.out.extend((f.len() as u32).to_le_bytes());
+        self.out.extend((f.len() as u32).to_le_bytes());
+        self.out.extend(f);
+        self.frames += 1;
+        self.frames
+    }
+
+    /// One SMB2 message: header + body, NetBIOS-framed, in one segment.
+    fn smb2(&mut self, dir: usize, cmd: u16, msg_id: u64, status: u32, tree: u32, body: &[u8]) -> u64 {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(&[0xfe, b'S', b'M', b'B']);
+        h[4] = 64;
+        h[8..12].copy_from_slice(&status.to_le_bytes());
+        h[12..14].copy_from_slice(&cmd.to_le_bytes());
+        h[16..20].copy_from_slice(&(dir as u32).to_le_bytes()); // SERVER_TO_REDIR on responses
+        h[24..32].copy_from_slice(&msg_id.to_le_bytes());
+        h[36..40].copy_from_slice(&tree.to_le_bytes());
+        h[40..48].copy_from_slice(&0x4242u64.to_le_bytes());
+        h.extend(body);
+        let mut m = vec![0u8];
+        m.extend(&(h.len() as u32).to_be_bytes()[1..]);
+        m.extend(h);
+        self.segment(dir, 0x18, &m)
+    }
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+/// A remote pipe_busy is diagnosed like a local one: SMB2 CREATEs answered
+/// STATUS_PIPE_NOT_AVAILABLE become a `pipe_busy` finding whose evidence is their frames.
+#[test]
+fn remote_busy_opens_give_pipe_busy() {
+    let mut w = Wire::new();
+    let path = utf16(r"\\10.1.0.1\IPC$");
+    let mut tc = vec![9, 0, 0, 0, 72, 0];
+    tc.extend((path.len() as u16).to_le_bytes());
+    tc.extend(&path);
+    w.smb2(0, 3, 1, 0, 0, &tc);
+    let mut tr = vec![16, 0, 2, 0];
+    tr.extend([0u8; 12]);
+    w.smb2(1, 3, 1, 0, 1, &tr);
+    let create = |name: &str| {
+        let n = utf16(name);
+        let mut b = vec![0u8; 56];
+        b[0] = 57;
+        b[44..46].copy_from_slice(&120u16.to_le_bytes());
+        b[46..48].copy_from_slice(&(n.len() as u16).to_le_bytes());
+        b.extend(n);
+        b
+    };
+    let error_body = [9u8, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut busy_frames = Vec::new();
+    for i in 0..12u64 {
+        let req = w.smb2(0, 5, 10 + i, 0, 1, &create("RemotingStorm"));
+        if i < 10 {
+            let resp = w.smb2(1, 5, 10 + i, 0xC000_00AC, 1, &error_body);
+            busy_frames.push((req, resp));
+        } else {
+            let mut ok = vec![0u8; 88];
+            ok[0] = 89;
+            ok[64..72].copy_from_slice(&(77 + i).to_le_bytes());
+            w.smb2(1, 5, 10 + i, 0, 1, &ok);
+            let mut close = vec![0u8; 24];
+            close[0] = 24;
+            close[8..16].copy_from_slice(&(77 + i).to_le_bytes());
+            w.smb2(0, 6, 100 + i, 0, 1, &close);
+        }
+    }
+    let a = ipcscope::pipeline::analyze_sources(
+        vec![ipcscope::pipeline::Source::Memory { name: "remote_busy.pcap".into(), bytes: w.out }],
+        &Options::default(),
+        &NoProgress,
+    );
+    assert!(a.inputs[0].error.is_none(), "{:?}", a.inputs[0].error);
+    assert_eq!(a.smb.counts.pipe_opens, 12);
+    assert_eq!(a.smb.counts.pipe_closes, 2);
+    let busy: Vec<_> = a.findings.iter().filter(|f| f.kind == "pipe_busy").collect();
+    assert_eq!(busy.len(), 1, "{:?}", a.findings.iter().map(|f| f.kind).collect::<Vec<_>>());
+    let f = busy[0];
+    assert_eq!(f.count, 10);
+    assert_eq!(f.pipe, r"\Device\NamedPipe\RemotingStorm");
+    assert!(f.summary.contains("STATUS_PIPE_NOT_AVAILABLE"), "{}", f.summary);
+    let frames: Vec<u64> = f.evidence.iter().map(|e| e.frame).collect();
+    assert_eq!(&frames[..2], &[busy_frames[0].0, busy_frames[0].1]);
+    assert_eq!(&frames[frames.len() - 2..], &[busy_frames[9].0, busy_frames[9].1]);
+    let pipe = a.pipes.iter().find(|p| p.name.ends_with("RemotingStorm")).expect("pipe");
+    assert_eq!((pipe.opens, pipe.ok, pipe.busy), (12, 2, 10));
+    assert!(pipe.events.iter().all(|e| e.remote.map(|r| r.to_string()) == Some("10.1.0.7:50123".into())));
+}
