@@ -5,8 +5,9 @@ pub mod decode;
 pub mod etl;
 pub mod evtx;
 pub mod pcap;
-pub mod smb;
 pub mod textlog;
+// SMB message bytes (named pipes over the network), fed from the pcap branch.
+pub mod smb;
 
 use std::fmt;
 use std::fs::File;
