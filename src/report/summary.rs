@@ -55,7 +55,7 @@ pub fn summary_json(a: &Analysis) -> Value {
         .take(1000)
         .map(|e| json!({"utc": format_utc(e.ts), "provider": e.provider, "event_id": e.event_id, "kind": e.kind, "summary": e.summary}))
         .collect();
-    json!({
+    let mut out = json!({
         "inputs": inputs,
         "logs": logs,
         "system_events": system_events,
@@ -64,8 +64,15 @@ pub fn summary_json(a: &Analysis) -> Value {
         "findings": per_kind,
         "resets": a.resets,
         "verdicts": a.verdicts,
-        "smb": smb_json(a),
-    })
+    });
+    // Only runs that saw SMB traffic get the block (outputs without SMB stay as they were).
+    let c = &a.smb.counts;
+    if c.smb1_messages + c.smb2_messages + c.encrypted_messages + c.compressed_messages > 0 {
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("smb".into(), smb_json(a));
+        }
+    }
+    out
 }
 
 /// SMB seen in captures: counts, and what could not be read.
