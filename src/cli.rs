@@ -27,7 +27,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Analyse captures (pcap, pcapng, .gz) and write findings.
+    /// Analyse captures (pcap, pcapng, gzip), ETW traces (.etl), event logs (.evtx) and text logs
+    /// together on one clock, and write findings.
     Analyze(AnalyzeArgs),
     /// Print the TCP analysis of every frame of one capture (frame, stream, flags), as
     /// `tshark -T fields -e frame.number -e tcp.stream -e tcp.analysis.flags` would.
@@ -39,7 +40,8 @@ pub struct AnalyzeArgs {
     /// Input files, recognised by content.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Write summary.json, connections.csv and findings.csv into this folder.
+    /// Write summary.json, connections.csv, findings.csv, pipes.csv and log_events.csv into this
+    /// folder (without it, a summary is printed).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// No progress bar.

@@ -1,49 +1,25 @@
-//! App state and layout: the session (files on one clock), loading, selection, and the panels.
+//! App state and layout: the loaded session, loading, and the panels. The session lives in `session`,
+//! the selection and what it highlights in `selection`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use eframe::egui::{self, RichText};
+use eframe::egui;
 
-use super::details::{self, DetailsAction};
 use super::export::{self, Table};
-use super::findings;
 use super::loader::{LoadJob, LoadOutcome};
-use super::style;
-use super::timefmt::{self, TimeZoneMode};
-use super::timeline::{self, Highlights, TimelineItem, TimelineModel, TimelineView};
+pub use super::selection::DetailsFocus;
+use super::selection::Selection;
+pub use super::session::Session;
+use super::timefmt::TimeZoneMode;
+use super::timeline::TimelineView;
 use crate::analysis::{Analysis, Options};
+
+mod panels;
 
 const RECENT_KEY: &str = "ipcscope.recent_files";
 const TZ_KEY: &str = "ipcscope.time_zone";
 const MAX_RECENT: usize = 12;
-
-/// One analysed session and what the views precompute from it.
-pub struct Session {
-    pub analysis: Analysis,
-    pub model: TimelineModel,
-    /// Finding indices in display order.
-    pub order: Vec<usize>,
-    pub kinds: Vec<&'static str>,
-}
-
-impl Session {
-    pub fn new(analysis: Analysis) -> Session {
-        let model = TimelineModel::build(&analysis);
-        let order = findings::display_order(&analysis);
-        let kinds = findings::kinds(&analysis);
-        Session { analysis, model, order, kinds }
-    }
-}
-
-/// What the details pane shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DetailsFocus {
-    Finding,
-    Connection,
-    Pipe,
-    LogLine,
-}
 
 /// A lane of the timeline as tests and tools see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,17 +48,7 @@ pub struct GuiApp {
     job: Option<LoadJob>,
     /// Files asked for before the first frame (or while a load was starting).
     pending: Vec<PathBuf>,
-    selected_finding: Option<usize>,
-    selected_connection: Option<usize>,
-    focus: DetailsFocus,
-    finding_connections: Vec<usize>,
-    evidence_marks: Vec<(u32, i64)>,
-    evidence_frames: Vec<(u32, u64)>,
-    selected_pipe: Option<usize>,
-    selected_open: Option<usize>,
-    selected_log: Option<usize>,
-    pipe_marks: Vec<(usize, usize)>,
-    log_marks: Vec<usize>,
+    sel: Selection,
     kind_filter: Option<String>,
     pub timeline: TimelineView,
     pub tz: TimeZoneMode,
@@ -107,17 +73,7 @@ impl GuiApp {
             session: None,
             job: None,
             pending: files,
-            selected_finding: None,
-            selected_connection: None,
-            focus: DetailsFocus::Finding,
-            finding_connections: Vec::new(),
-            evidence_marks: Vec::new(),
-            evidence_frames: Vec::new(),
-            selected_pipe: None,
-            selected_open: None,
-            selected_log: None,
-            pipe_marks: Vec::new(),
-            log_marks: Vec::new(),
+            sel: Selection::default(),
             kind_filter: None,
             timeline: TimelineView::default(),
             tz: TimeZoneMode::Utc,
@@ -151,7 +107,7 @@ impl GuiApp {
         self.files.clear();
         self.pending.clear();
         self.session = None;
-        self.clear_selection();
+        self.sel.clear();
     }
 
     pub fn is_loading(&self) -> bool {
@@ -203,15 +159,15 @@ impl GuiApp {
     }
 
     pub fn selected_finding(&self) -> Option<usize> {
-        self.selected_finding
+        self.sel.finding
     }
 
     pub fn selected_connection(&self) -> Option<usize> {
-        self.selected_connection
+        self.sel.connection
     }
 
     pub fn focus(&self) -> DetailsFocus {
-        self.focus
+        self.sel.focus
     }
 
     /// The timeline's lanes, top to bottom.
@@ -239,40 +195,37 @@ impl GuiApp {
 
     /// Selected pipe (index in `Analysis::pipes`) and open (index in its `events`).
     pub fn selected_pipe(&self) -> Option<usize> {
-        self.selected_pipe
+        self.sel.pipe
     }
 
     pub fn selected_open(&self) -> Option<usize> {
-        self.selected_open
+        self.sel.open
     }
 
     /// Selected log line (index in `Analysis::log_events`).
     pub fn selected_log_event(&self) -> Option<usize> {
-        self.selected_log
+        self.sel.log
     }
 
     /// Opens highlighted for the selected finding: (pipe, event) indices.
     pub fn highlighted_opens(&self) -> &[(usize, usize)] {
-        &self.pipe_marks
+        &self.sel.pipe_marks
     }
 
     /// Log lines highlighted for the selected finding (indices in `Analysis::log_events`).
     pub fn highlighted_log_events(&self) -> &[usize] {
-        &self.log_marks
+        &self.sel.log_marks
     }
 
     /// Selects a pipe (index in `Analysis::pipes`) and optionally one of its opens.
     pub fn select_pipe(&mut self, pipe: usize, open: Option<usize>) {
-        self.selected_pipe = Some(pipe);
-        self.selected_open = open;
-        self.focus = DetailsFocus::Pipe;
+        self.sel.select_pipe(pipe, open);
     }
 
     /// Selects a log line (index in `Analysis::log_events`): the details show its text and neighbours.
     pub fn select_log_event(&mut self, index: usize) {
-        if self.analysis().is_some_and(|a| index < a.log_events.len()) {
-            self.selected_log = Some(index);
-            self.focus = DetailsFocus::LogLine;
+        if let Some(s) = &self.session {
+            self.sel.select_log_event(&s.analysis, index);
         }
     }
 
@@ -283,107 +236,13 @@ impl GuiApp {
 
     /// Selects a finding (index in `Analysis::findings`): zooms to it and highlights its evidence.
     pub fn select_finding(&mut self, index: usize) {
-        let Some(s) = &self.session else { return };
-        let Some(f) = s.analysis.findings.get(index) else { return };
-        self.selected_finding = Some(index);
-        self.focus = DetailsFocus::Finding;
-        let mut conns: Vec<usize> = f.connections.iter().filter_map(|id| s.model.conn_index.get(id).copied()).collect();
-        conns.sort_unstable();
-        conns.dedup();
-        let evidence: Vec<(u32, u64)> = f.evidence.iter().map(|e| (e.input, e.frame)).collect();
-        let mut marks = Vec::new();
-        for &ci in &conns {
-            let c = &s.analysis.connections[ci];
-            for p in c.packets() {
-                if evidence.contains(&(c.input, p.frame)) {
-                    marks.push((s.model.conn_row.get(ci).copied().unwrap_or(0), p.ts));
-                }
-            }
+        if let Some(s) = &self.session {
+            self.sel.select_finding(s, &mut self.timeline, index);
         }
-        self.timeline.zoom_to(&s.model, f.first_ts, f.last_ts);
-        if let Some(row) = conns.iter().filter_map(|&ci| s.model.conn_row.get(ci).copied()).min() {
-            self.timeline.scroll_to_row(row);
-        }
-        self.selected_connection = conns.first().copied();
-        self.finding_connections = conns;
-        self.evidence_marks = marks;
-
-        // A pipe finding: its pipe's lane and the opens among the evidence records.
-        self.pipe_marks.clear();
-        self.selected_pipe = None;
-        self.selected_open = None;
-        if !f.pipe.is_empty() {
-            let in_evidence: Vec<usize> =
-                s.analysis.pipes.iter().enumerate().filter(|(_, p)| p.name == f.pipe).map(|(i, _)| i).collect();
-            for &pi in &in_evidence {
-                let p = &s.analysis.pipes[pi];
-                for (ei, e) in p.events.iter().enumerate() {
-                    let hit = |r: u64| evidence.contains(&(p.input, r));
-                    if hit(e.record) || e.end_record.is_some_and(hit) {
-                        self.pipe_marks.push((pi, ei));
-                    }
-                }
-            }
-            // The pipe with evidence, else the first of that name.
-            let pi = self.pipe_marks.first().map(|m| m.0).or(in_evidence.first().copied());
-            if let Some(pi) = pi {
-                self.selected_pipe = Some(pi);
-                if self.finding_connections.is_empty() {
-                    if let Some(lane) = s.model.pipe_lane_of.get(pi).copied().flatten() {
-                        let row = s.model.pipe_opens_row[lane as usize].saturating_sub(3);
-                        self.timeline.scroll_to_row(row);
-                    }
-                }
-            }
-        }
-        // Its log lines: those linked to it, and the `file:line` references.
-        let mut logs: Vec<usize> =
-            s.analysis.log_events.iter().enumerate().filter(|(_, e)| e.finding == Some(f.id)).map(|(i, _)| i).collect();
-        for l in &f.log_lines {
-            if let Some((file, line)) = l.rsplit_once(':') {
-                let (Some(lane), Ok(line)) = (s.model.log_lanes.iter().find(|x| x.name == file), line.parse::<u64>())
-                else {
-                    continue;
-                };
-                if let Some(i) = lane.event_at_line(&s.analysis, line) {
-                    logs.push(i);
-                }
-            }
-        }
-        logs.sort_unstable();
-        logs.dedup();
-        // The view also covers the log lines the finding explains (their clocks are corrected,
-        // but they may lie a little outside the finding's network/pipe evidence).
-        let (mut lo, mut hi) = (f.first_ts, f.last_ts);
-        for &i in &logs {
-            if let Some(t) = s.analysis.log_events[i].ts {
-                lo = lo.min(t);
-                hi = hi.max(t);
-            }
-        }
-        if (lo, hi) != (f.first_ts, f.last_ts) {
-            self.timeline.zoom_to(&s.model, lo, hi);
-        }
-        self.log_marks = logs;
-        self.evidence_frames = evidence;
     }
 
     pub fn select_connection(&mut self, index: usize) {
-        self.selected_connection = Some(index);
-        self.focus = DetailsFocus::Connection;
-    }
-
-    fn clear_selection(&mut self) {
-        self.selected_finding = None;
-        self.selected_connection = None;
-        self.finding_connections.clear();
-        self.evidence_marks.clear();
-        self.evidence_frames.clear();
-        self.selected_pipe = None;
-        self.selected_open = None;
-        self.selected_log = None;
-        self.pipe_marks.clear();
-        self.log_marks.clear();
+        self.sel.select_connection(index);
     }
 
     fn install(&mut self, session: Session, files: Vec<PathBuf>) {
@@ -392,7 +251,7 @@ impl GuiApp {
         if !files.is_empty() {
             self.files = files;
         }
-        self.clear_selection();
+        self.sel.clear();
         self.kind_filter = None;
     }
 
@@ -513,295 +372,6 @@ impl GuiApp {
                 egui::FontId::proportional(24.0),
                 egui::Color32::WHITE,
             );
-        }
-    }
-
-    fn toolbar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            if ui.button("Open…").on_hover_text("Add captures, traces, event logs or text logs (Ctrl+O)").clicked() {
-                if let Some(p) = export::ask_open_paths() {
-                    self.open_files(p);
-                }
-            }
-            let recent = self.recent.clone();
-            ui.add_enabled_ui(!recent.is_empty(), |ui| {
-                ui.menu_button("Recent", |ui| {
-                    for r in &recent {
-                        if ui.button(r).clicked() {
-                            self.open_files(vec![PathBuf::from(r)]);
-                            ui.close();
-                        }
-                    }
-                    ui.separator();
-                    if ui.button("Forget recent files").clicked() {
-                        self.recent.clear();
-                        ui.close();
-                    }
-                });
-            });
-            let has = self.session.is_some();
-            if ui.add_enabled(has, egui::Button::new("Close all")).on_hover_text("Start an empty session").clicked() {
-                self.close_all();
-            }
-            ui.separator();
-            ui.add_enabled_ui(has, |ui| {
-                ui.menu_button("Export", |ui| {
-                    for t in [Table::Findings, Table::Connections] {
-                        let label = match t {
-                            Table::Findings => "Findings as CSV…",
-                            Table::Connections => "Connections as CSV…",
-                        };
-                        if ui.button(label).clicked() {
-                            ui.close();
-                            if let Some(path) = export::ask_save_path(t) {
-                                self.export_to(t, &path);
-                            }
-                        }
-                    }
-                });
-            });
-            ui.separator();
-            ui.label("Time:");
-            ui.selectable_value(&mut self.tz, TimeZoneMode::Utc, "UTC");
-            ui.selectable_value(&mut self.tz, TimeZoneMode::Local, "Local");
-            ui.separator();
-            ui.label("Theme:");
-            // egui's own theme buttons use emoji the bundled fonts lack; plain words instead.
-            let mut pref = ui.ctx().options(|o| o.theme_preference);
-            let before = pref;
-            ui.selectable_value(&mut pref, egui::ThemePreference::System, "System");
-            ui.selectable_value(&mut pref, egui::ThemePreference::Dark, "Dark");
-            ui.selectable_value(&mut pref, egui::ThemePreference::Light, "Light");
-            if pref != before {
-                ui.ctx().set_theme(pref);
-            }
-
-            if let Some(job) = &self.job {
-                ui.separator();
-                let p = &job.progress;
-                let file = std::path::Path::new(&p.current_path())
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                ui.add(
-                    egui::ProgressBar::new(p.fraction())
-                        .desired_width(220.0)
-                        .show_percentage()
-                        .text(format!("Loading {file} {:.0}%", p.fraction() * 100.0)),
-                );
-                if ui.add_enabled(!job.is_cancelled(), egui::Button::new("Cancel")).clicked() {
-                    job.cancel();
-                }
-                ui.spinner();
-            }
-        });
-    }
-
-    fn banner(&mut self, ui: &mut egui::Ui) {
-        let input_errors: Vec<String> =
-            self.analysis().map(|a| a.inputs.iter().filter_map(|i| i.error.clone()).collect()).unwrap_or_default();
-        let red = style::severity_color(crate::model::Severity::Error);
-        for e in &input_errors {
-            ui.label(RichText::new(format!("Input error: {e}")).color(red));
-        }
-        let mut dismiss = false;
-        for m in &self.messages {
-            ui.horizontal(|ui| {
-                let text = if m.error {
-                    RichText::new(format!("Error: {}", m.text)).color(red)
-                } else {
-                    RichText::new(&m.text)
-                };
-                ui.label(text);
-            });
-        }
-        if !self.messages.is_empty() && ui.small_button("Dismiss messages").clicked() {
-            dismiss = true;
-        }
-        if dismiss {
-            self.messages.clear();
-        }
-    }
-
-    fn status_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            match &self.session {
-                Some(s) => {
-                    let a = &s.analysis;
-                    let packets: u64 = a.inputs.iter().map(|i| i.packets).sum();
-                    ui.label(format!(
-                        "{} input(s), {} packets, {} connections, {} findings",
-                        a.inputs.len(),
-                        packets,
-                        a.connections.len(),
-                        a.findings.len()
-                    ));
-                }
-                None if self.job.is_none() => {
-                    ui.label("Open or drop captures (pcap, pcapng, gz), ETW traces, event logs or text logs.");
-                }
-                None => {
-                    ui.label("Loading…");
-                }
-            }
-            if let Some(h) = &self.hover_text {
-                ui.separator();
-                ui.label(RichText::new(h).monospace());
-            }
-        });
-    }
-
-    fn findings_panel(&mut self, ui: &mut egui::Ui) {
-        let Some(s) = &self.session else {
-            ui.heading("Findings");
-            ui.label(RichText::new("No session yet.").weak());
-            return;
-        };
-        let clicked =
-            findings::show(ui, &s.analysis, &s.order, &s.kinds, &mut self.kind_filter, self.selected_finding, self.tz);
-        if let Some(i) = clicked {
-            self.select_finding(i);
-        }
-    }
-
-    fn details_panel(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.focus, DetailsFocus::Finding, "Finding details");
-            ui.selectable_value(&mut self.focus, DetailsFocus::Connection, "Connection details");
-            ui.selectable_value(&mut self.focus, DetailsFocus::Pipe, "Pipe");
-            ui.selectable_value(&mut self.focus, DetailsFocus::LogLine, "Log line");
-        });
-        ui.separator();
-        let Some(s) = &self.session else {
-            ui.label(RichText::new("Select a finding or click a connection on the timeline.").weak());
-            return;
-        };
-        let mut action = DetailsAction::default();
-        egui::ScrollArea::vertical().id_salt("details_scroll").auto_shrink([false, false]).show(ui, |ui| {
-            match self.focus {
-                DetailsFocus::Finding => match self.selected_finding.and_then(|i| s.analysis.findings.get(i)) {
-                    Some(f) => {
-                        let index = |id: u64| s.model.conn_index.get(&id).copied();
-                        let opens: Vec<usize> = match self.selected_pipe {
-                            Some(pi) => self.pipe_marks.iter().filter(|m| m.0 == pi).map(|m| m.1).collect(),
-                            None => Vec::new(),
-                        };
-                        let pipe = self
-                            .selected_pipe
-                            .filter(|&pi| s.analysis.pipes[pi].name == f.pipe)
-                            .map(|pi| (pi, opens.as_slice()));
-                        action = details::show_finding(ui, &s.analysis, f, &index, pipe, self.tz);
-                    }
-                    None => details::show_session(ui, &s.analysis, self.tz),
-                },
-                DetailsFocus::Connection => match self.selected_connection {
-                    Some(ci) => details::show_connection(ui, &s.analysis, ci, self.tz, &self.evidence_frames),
-                    None => {
-                        ui.label(RichText::new("Click a connection on the timeline.").weak());
-                    }
-                },
-                DetailsFocus::Pipe => match self.selected_pipe {
-                    Some(pi) => {
-                        let (t0, t1) = self.timeline.visible_utc(&s.model);
-                        let pl =
-                            s.model.pipe_lane_of.get(pi).copied().flatten().map(|l| &s.model.pipe_lanes[l as usize]);
-                        action = details::show_pipe(
-                            ui,
-                            &s.analysis,
-                            pi,
-                            pl,
-                            self.selected_open,
-                            &self.pipe_marks,
-                            (t0, t1),
-                            self.tz,
-                        );
-                    }
-                    None => {
-                        ui.label(RichText::new("Click a pipe lane on the timeline, or select a pipe finding.").weak());
-                    }
-                },
-                DetailsFocus::LogLine => match self.selected_log {
-                    Some(li) => {
-                        let lane = s
-                            .analysis
-                            .log_events
-                            .get(li)
-                            .and_then(|e| s.model.log_lanes.iter().find(|l| l.input == e.input));
-                        action = details::show_log_event(ui, &s.analysis, li, lane, self.tz);
-                    }
-                    None => {
-                        ui.label(RichText::new("Click a log mark on the timeline.").weak());
-                    }
-                },
-            }
-        });
-        if let Some(text) = action.copy {
-            let ctx = ui.ctx().clone();
-            self.copy(&ctx, text);
-        }
-        if let Some(ci) = action.open_connection {
-            self.select_connection(ci);
-        }
-        if let Some((pi, ei)) = action.open_pipe {
-            self.select_pipe(pi, ei);
-        }
-        if let Some(li) = action.open_log {
-            self.select_log_event(li);
-        }
-    }
-
-    fn timeline_panel(&mut self, ui: &mut egui::Ui) {
-        let Some(s) = &self.session else {
-            ui.centered_and_justified(|ui| {
-                ui.label(RichText::new("Open or drop inputs to see their connections on one timeline.").weak());
-            });
-            return;
-        };
-        ui.horizontal(|ui| {
-            if ui.button("Reset zoom").on_hover_text("Whole session (Home, or double-click)").clicked() {
-                self.timeline.reset(&s.model);
-            }
-            let mid = (self.timeline.t0 + self.timeline.t1) / 2.0;
-            let half = (self.timeline.t1 - self.timeline.t0) / 2.0;
-            if ui.button("Zoom in").on_hover_text("+ key, Ctrl+wheel").clicked() {
-                self.timeline.t0 = mid - half / 1.5;
-                self.timeline.t1 = mid + half / 1.5;
-            }
-            if ui.button("Zoom out").on_hover_text("- key, Ctrl+wheel").clicked() {
-                self.timeline.t0 = mid - half * 1.5;
-                self.timeline.t1 = mid + half * 1.5;
-            }
-            if let Some(f) = self.selected_finding.and_then(|i| s.analysis.findings.get(i)) {
-                if ui.button("Zoom to finding").clicked() {
-                    self.timeline.zoom_to(&s.model, f.first_ts, f.last_ts);
-                }
-            }
-            let (t0, t1) = self.timeline.visible_utc(&s.model);
-            ui.label(
-                RichText::new(format!("{} … {}", timefmt::format_full(t0, self.tz), timefmt::format_full(t1, self.tz)))
-                    .small()
-                    .weak(),
-            );
-        });
-        timeline::legend(ui);
-        ui.separator();
-        let hl = Highlights {
-            selected_connection: self.selected_connection,
-            finding_connections: &self.finding_connections,
-            evidence_marks: &self.evidence_marks,
-            selected_finding: self.selected_finding,
-            selected_pipe: self.selected_pipe,
-            pipe_marks: &self.pipe_marks,
-            log_marks: &self.log_marks,
-            selected_log: self.selected_log,
-        };
-        let r = timeline::show(ui, &s.analysis, &s.model, &mut self.timeline, &hl, self.tz);
-        self.hover_text = r.hovered_text;
-        match r.clicked {
-            Some(TimelineItem::Connection(ci)) => self.select_connection(ci),
-            Some(TimelineItem::Pipe { pipe, event }) => self.select_pipe(pipe, event),
-            Some(TimelineItem::LogEvent(i)) => self.select_log_event(i),
-            Some(TimelineItem::SystemEvent(_)) | None => {}
         }
     }
 }

@@ -5,7 +5,7 @@ use eframe::egui::{self, RichText};
 use super::style::{self, EndKind};
 use super::timefmt::{self, TimeZoneMode};
 use crate::analysis::Analysis;
-use crate::model::{analysis_flags, tcp_flags, Finding, PacketNote, Side};
+use crate::model::{analysis_flags, tcp_flags, Finding, PacketNote, Side, TsArith};
 
 /// What the finding view asks the app to do.
 #[derive(Default)]
@@ -51,7 +51,7 @@ pub fn show_finding(
         row("id", f.id.to_string());
         row("first", timefmt::format_full(f.first_ts, tz));
         row("last", timefmt::format_full(f.last_ts, tz));
-        row("duration", timefmt::format_duration(f.last_ts - f.first_ts));
+        row("duration", timefmt::format_duration(f.last_ts.since(f.first_ts)));
         row("client", f.client.clone());
         row("server", f.server.clone());
         row("pipe", f.pipe.clone());
@@ -165,7 +165,7 @@ fn packet_row(
     ui.label(if is_evidence { frame.color(style::highlight(ui.visuals())).strong() } else { frame })
         .on_hover_text(format!("{}#{}", a.input_name(input), p.frame));
     ui.label(RichText::new(timefmt::format_tick(p.ts, 1_000, tz)).monospace())
-        .on_hover_text(format!("+{}", timefmt::format_duration(p.ts - first_ts)));
+        .on_hover_text(format!("+{}", timefmt::format_duration(p.ts.since(first_ts))));
     ui.label(match p.side {
         Side::Client => "→",
         Side::Server => "←",
@@ -209,7 +209,7 @@ pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZone
         row("state / history", format!("{}  {}", c.state, c.history));
         row("first", timefmt::format_full(c.first_ts, tz));
         row("last", timefmt::format_full(c.last_ts, tz));
-        row("duration", timefmt::format_duration(c.last_ts - c.first_ts));
+        row("duration", timefmt::format_duration(c.last_ts.since(c.first_ts)));
         row("packets c/s", format!("{} / {}", c.client_packets, c.server_packets));
         row("bytes c/s", format!("{} / {}", c.client_bytes, c.server_bytes));
         row("FIN c/s", format!("{} / {}", c.client_fin, c.server_fin));
@@ -270,7 +270,9 @@ pub fn show_session(ui: &mut egui::Ui, a: &Analysis, tz: TimeZoneMode) {
         let name =
             std::path::Path::new(&i.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let span = match (i.first_ts, i.last_ts) {
-            (Some(f), Some(l)) => format!(", {} .. {}", timefmt::format_full(f, tz), timefmt::format_duration(l - f)),
+            (Some(f), Some(l)) => {
+                format!(", {} .. {}", timefmt::format_full(f, tz), timefmt::format_duration(l.since(f)))
+            }
             _ => String::new(),
         };
         ui.label(format!("{name} ({}): {} packets{span}", i.format, i.packets)).on_hover_text(&i.path);
@@ -329,7 +331,7 @@ fn open_rows(
                 ui.label(RichText::new(e.outcome.name()).color(super::lanes::outcome_color(e.outcome)).strong());
                 ui.label(RichText::new(crate::analysis::pipes::status_name(e.status)).monospace());
                 ui.label(match e.closed_ts {
-                    Some(c) => timefmt::format_duration(c - e.ts),
+                    Some(c) => timefmt::format_duration(c.since(e.ts)),
                     None => "-".into(),
                 });
                 ui.end_row();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use eframe::egui;
 
-use super::app::Session;
+use super::session::Session;
 use crate::analysis::Options;
 use crate::pipeline::{Progress, ProgressSink};
 

@@ -9,6 +9,8 @@ pub mod export;
 pub mod findings;
 pub mod lanes;
 pub mod loader;
+pub mod selection;
+pub mod session;
 pub mod style;
 pub mod timefmt;
 pub mod timeline;

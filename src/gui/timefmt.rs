@@ -1,9 +1,10 @@
 //! Time display for the GUI: UTC or the machine's local zone, at the precision the zoom needs.
 //!
-//! No date/time crate is a dependency, so the local offset is read from the OS directly:
-//! the TZif database on Unix (historical DST-correct), `GetTimeZoneInformation` on Windows.
+//! Local time is jiff's reading of the machine's zone at each instant, so a capture from another
+//! season or year shows the offset that was in force then (DST, rule changes, dates after 2038).
 
-use crate::model::{civil_from_days, UtcNs};
+use crate::model::{timestamp, UtcNs};
+use jiff::tz::TimeZone;
 use std::sync::OnceLock;
 
 /// Which clock the user reads times on.
@@ -21,24 +22,24 @@ impl TimeZoneMode {
         }
     }
 
+    fn zone(self) -> &'static TimeZone {
+        static UTC: TimeZone = TimeZone::UTC;
+        match self {
+            TimeZoneMode::Utc => &UTC,
+            TimeZoneMode::Local => local_zone(),
+        }
+    }
+
     /// Offset from UTC in seconds at instant `ns`.
     pub fn offset_s(self, ns: UtcNs) -> i64 {
-        match self {
-            TimeZoneMode::Utc => 0,
-            TimeZoneMode::Local => local_zone().offset_at(ns.div_euclid(1_000_000_000)),
-        }
+        offset_in(ns, self.zone())
     }
 
     /// Suffix naming the zone, e.g. `Z` or `+01:00`.
     pub fn suffix(self, ns: UtcNs) -> String {
         match self {
             TimeZoneMode::Utc => "Z".into(),
-            TimeZoneMode::Local => {
-                let o = self.offset_s(ns);
-                let sign = if o < 0 { '-' } else { '+' };
-                let o = o.abs();
-                format!("{sign}{:02}:{:02}", o / 3600, (o / 60) % 60)
-            }
+            TimeZoneMode::Local => suffix_for(offset_in(ns, local_zone())),
         }
     }
 }
@@ -56,12 +57,33 @@ pub struct Civil {
 }
 
 pub fn civil(ns: UtcNs, tz: TimeZoneMode) -> Civil {
-    let local = ns.saturating_add(tz.offset_s(ns).saturating_mul(1_000_000_000));
-    let secs = local.div_euclid(1_000_000_000);
-    let nanos = local.rem_euclid(1_000_000_000);
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    Civil { year, month, day, hour: sod / 3600, minute: (sod / 60) % 60, second: sod % 60, nanos }
+    civil_in(ns, tz.zone())
+}
+
+/// Wall-clock time of `ns` in zone `z`.
+pub fn civil_in(ns: UtcNs, z: &TimeZone) -> Civil {
+    let dt = z.to_datetime(timestamp(ns));
+    Civil {
+        year: i64::from(dt.year()),
+        month: dt.month() as u32,
+        day: dt.day() as u32,
+        hour: i64::from(dt.hour()),
+        minute: i64::from(dt.minute()),
+        second: i64::from(dt.second()),
+        nanos: i64::from(dt.subsec_nanosecond()),
+    }
+}
+
+/// Offset of zone `z` from UTC in seconds at instant `ns`.
+pub fn offset_in(ns: UtcNs, z: &TimeZone) -> i64 {
+    i64::from(z.to_offset(timestamp(ns)).seconds())
+}
+
+/// `+01:00`, `-05:00`, `+05:45`.
+fn suffix_for(o: i64) -> String {
+    let sign = if o < 0 { '-' } else { '+' };
+    let o = o.abs();
+    format!("{sign}{:02}:{:02}", o / 3600, (o / 60) % 60)
 }
 
 /// Full timestamp with microseconds and zone, e.g. `2026-11-22 19:05:38.975919Z`.
@@ -119,126 +141,11 @@ pub fn format_duration(ns: i64) -> String {
     }
 }
 
-/// The machine's time zone: a list of (transition second, offset) plus a fallback offset.
-struct LocalZone {
-    transitions: Vec<(i64, i64)>,
-    default_offset: i64,
-}
-
-impl LocalZone {
-    fn offset_at(&self, secs: i64) -> i64 {
-        let i = self.transitions.partition_point(|(t, _)| *t <= secs);
-        if i == 0 {
-            self.default_offset
-        } else {
-            self.transitions[i - 1].1
-        }
-    }
-}
-
-fn local_zone() -> &'static LocalZone {
-    static ZONE: OnceLock<LocalZone> = OnceLock::new();
-    ZONE.get_or_init(load_local_zone)
-}
-
-#[cfg(unix)]
-fn load_local_zone() -> LocalZone {
-    let path = match std::env::var("TZ") {
-        Ok(tz) if !tz.is_empty() => {
-            let name = tz.trim_start_matches(':');
-            if name.starts_with('/') {
-                name.to_string()
-            } else {
-                format!("/usr/share/zoneinfo/{name}")
-            }
-        }
-        _ => "/etc/localtime".to_string(),
-    };
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| parse_tzif(&b))
-        .unwrap_or(LocalZone { transitions: Vec::new(), default_offset: 0 })
-}
-
-/// Reads the version-1 (32-bit) body of a TZif file: enough for captures before 2038.
-#[cfg(unix)]
-fn parse_tzif(b: &[u8]) -> Option<LocalZone> {
-    if b.get(0..4)? != b"TZif" {
-        return None;
-    }
-    let count = |i: usize| -> Option<usize> {
-        let s = b.get(20 + 4 * i..24 + 4 * i)?;
-        Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize)
-    };
-    let (timecnt, typecnt) = (count(3)?, count(4)?);
-    let times = 44;
-    let idx = times + 4 * timecnt;
-    let types = idx + timecnt;
-    let ttinfo = |k: usize| -> Option<(i64, bool)> {
-        let s = b.get(types + 6 * k..types + 6 * k + 6)?;
-        Some((i32::from_be_bytes([s[0], s[1], s[2], s[3]]) as i64, s[4] != 0))
-    };
-    let mut transitions = Vec::with_capacity(timecnt);
-    for i in 0..timecnt {
-        let s = b.get(times + 4 * i..times + 4 * i + 4)?;
-        let t = i32::from_be_bytes([s[0], s[1], s[2], s[3]]) as i64;
-        let k = *b.get(idx + i)? as usize;
-        transitions.push((t, ttinfo(k)?.0));
-    }
-    let default_offset = (0..typecnt)
-        .filter_map(ttinfo)
-        .find(|(_, dst)| !dst)
-        .map(|(o, _)| o)
-        .or_else(|| ttinfo(0).map(|t| t.0))
-        .unwrap_or(0);
-    // Past the last v1 transition the zone keeps its last offset (DST rules after 2037 ignored).
-    Some(LocalZone { transitions, default_offset })
-}
-
-#[cfg(windows)]
-fn load_local_zone() -> LocalZone {
-    #[repr(C)]
-    #[allow(dead_code)]
-    struct SystemTime([u16; 8]);
-    #[repr(C)]
-    #[allow(dead_code)]
-    struct TimeZoneInformation {
-        bias: i32,
-        standard_name: [u16; 32],
-        standard_date: SystemTime,
-        standard_bias: i32,
-        daylight_name: [u16; 32],
-        daylight_date: SystemTime,
-        daylight_bias: i32,
-    }
-    #[link(name = "kernel32")]
-    extern "system" {
-        fn GetTimeZoneInformation(info: *mut TimeZoneInformation) -> u32;
-    }
-    let mut info = TimeZoneInformation {
-        bias: 0,
-        standard_name: [0; 32],
-        standard_date: SystemTime([0; 8]),
-        standard_bias: 0,
-        daylight_name: [0; 32],
-        daylight_date: SystemTime([0; 8]),
-        daylight_bias: 0,
-    };
-    // SAFETY: `info` is a properly laid out TIME_ZONE_INFORMATION the call fills in.
-    let r = unsafe { GetTimeZoneInformation(&mut info) };
-    // The current offset only: good enough to read a capture taken recently on this machine.
-    let bias_min = match r {
-        2 => info.bias + info.daylight_bias,
-        1 => info.bias + info.standard_bias,
-        0 => info.bias,
-        _ => 0,
-    };
-    LocalZone { transitions: Vec::new(), default_offset: -(bias_min as i64) * 60 }
-}
-
-#[cfg(not(any(unix, windows)))]
-fn load_local_zone() -> LocalZone {
-    LocalZone { transitions: Vec::new(), default_offset: 0 }
+/// The machine's zone, read once: `TZ` or `/etc/localtime` with the system zoneinfo on Unix, the Windows
+/// zone name mapped onto jiff's bundled tzdb on Windows. UTC when it cannot be found.
+fn local_zone() -> &'static TimeZone {
+    static ZONE: OnceLock<TimeZone> = OnceLock::new();
+    ZONE.get_or_init(TimeZone::system)
 }
 
 #[cfg(test)]
@@ -251,5 +158,39 @@ mod tests {
         assert_eq!(format_full(ns, TimeZoneMode::Utc), "2023-11-14 22:13:20.123456Z");
         assert_eq!(format_tick(ns, 1_000_000_000, TimeZoneMode::Utc), "22:13:20");
         assert_eq!(format_tick(ns, 1_000_000, TimeZoneMode::Utc), "22:13:20.123");
+    }
+
+    fn ns_of(y: i64, mo: u32, d: u32, h: u32) -> UtcNs {
+        crate::model::utc_ns_from_civil(y, mo, d, h, 0, 0, 0).unwrap()
+    }
+
+    /// The offset follows the capture's date, not today's: the DST rule applies per instant, also after
+    /// 2038 (the end of the TZif v1 table the old reader used).
+    #[test]
+    fn local_offset_follows_the_capture_date() {
+        let cet = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(offset_in(ns_of(2026, 1, 15, 12), &cet), 3600);
+        assert_eq!(offset_in(ns_of(2026, 7, 15, 12), &cet), 7200);
+        assert_eq!(offset_in(ns_of(2045, 7, 15, 12), &cet), 7200);
+        // 2026-03-29 01:00 UTC is 03:00 CEST: the switch itself.
+        assert_eq!(offset_in(ns_of(2026, 3, 29, 0), &cet), 3600);
+        assert_eq!(offset_in(ns_of(2026, 3, 29, 1), &cet), 7200);
+        let c = civil_in(ns_of(2026, 7, 15, 12), &cet);
+        assert_eq!((c.year, c.month, c.day, c.hour), (2026, 7, 15, 14));
+        assert_eq!(suffix_for(7200), "+02:00");
+        assert_eq!(suffix_for(-(5 * 3600 + 30 * 60)), "-05:30");
+    }
+
+    /// Historical rules from the system zoneinfo: US DST started on 2 April in 2006 and on 11 March
+    /// from 2007, so 15 March was EST (-5 h) in 2006 and EDT (-4 h) in 2007.
+    #[test]
+    fn historical_rules_from_zoneinfo() {
+        let Ok(ny) = TimeZone::get("America/New_York") else {
+            eprintln!("SKIPPED: no America/New_York in the system tz database");
+            return;
+        };
+        assert_eq!(offset_in(ns_of(2006, 3, 15, 12), &ny), -5 * 3600);
+        assert_eq!(offset_in(ns_of(2007, 3, 15, 12), &ny), -4 * 3600);
+        assert_eq!(offset_in(ns_of(2040, 7, 1, 12), &ny), -4 * 3600);
     }
 }

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod etl;
 pub mod evtx;
 pub mod pcap;
+pub mod procmon;
 pub mod textlog;
 // SMB message bytes (named pipes over the network), fed from the pcap branch.
 pub mod smb;
@@ -44,6 +45,10 @@ pub enum InputKind {
     Etl,
     Evtx,
     TextLog,
+    /// Process Monitor's native log (PML).
+    ProcmonPml,
+    /// Process Monitor's CSV export (recognised by its header row).
+    ProcmonCsv,
 }
 
 impl InputKind {
@@ -54,6 +59,8 @@ impl InputKind {
             InputKind::Etl => "etl",
             InputKind::Evtx => "evtx",
             InputKind::TextLog => "text",
+            InputKind::ProcmonPml => "procmon_pml",
+            InputKind::ProcmonCsv => "procmon_csv",
         }
     }
 }
@@ -66,6 +73,8 @@ pub fn sniff(head: &[u8]) -> InputKind {
         Some(0x0a0d_0d0a) => InputKind::PcapNg,
         _ if head.starts_with(b"ElfFile\0") => InputKind::Evtx,
         _ if looks_like_etl(head) => InputKind::Etl,
+        _ if head.starts_with(b"PML_") => InputKind::ProcmonPml,
+        _ if procmon::looks_like_procmon_csv(head) => InputKind::ProcmonCsv,
         _ => InputKind::TextLog,
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod etl;
 mod logs;
+mod procmon;
 
 use crate::analysis::smb::SmbAnalyzer;
 use crate::analysis::tcp::TcpAnalyzer;
@@ -71,6 +72,8 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
     let mut analysis = Analysis::default();
     let mut next_conn_id = 0u64;
     let count = sources.len();
+    // Process Monitor CSVs wait for every other input: their clock is aligned against them.
+    let mut pending_csv = Vec::new();
     for (index, source) in sources.into_iter().enumerate() {
         if progress.cancelled() {
             analysis.inputs.push(InputSummary {
@@ -81,9 +84,11 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
             continue;
         }
         let input = index as u32;
-        let summary = read_one(input, index, count, source, &mut analysis, &mut next_conn_id, progress);
+        let summary =
+            read_one(input, index, count, source, &mut analysis, &mut next_conn_id, &mut pending_csv, progress);
         analysis.inputs.push(summary);
     }
+    procmon::finish_csvs(&mut analysis, options, pending_csv);
     detect::run_all(&mut analysis, options);
     correlate::run(&mut analysis, options);
     correlate::attach_system_events(&mut analysis);
@@ -97,6 +102,7 @@ fn read_one(
     source: Source,
     analysis: &mut Analysis,
     next_conn_id: &mut u64,
+    pending_csv: &mut Vec<procmon::PendingCsv>,
     progress: &dyn ProgressSink,
 ) -> InputSummary {
     let name = source.name();
@@ -176,6 +182,18 @@ fn read_one(
         }
         InputKind::Evtx => {
             logs::read_evtx(input, opened.reader, opened.gzip || !opened.on_disk, path, analysis, &mut summary)
+        }
+        InputKind::ProcmonPml => {
+            procmon::read_pml(input, opened.reader, opened.on_disk, path, analysis, &mut summary, &|| {
+                report(counter.load(Ordering::Relaxed));
+                !progress.cancelled()
+            });
+        }
+        InputKind::ProcmonCsv => {
+            procmon::read_csv(input, opened.reader, path, &mut summary, pending_csv, &|| {
+                report(counter.load(Ordering::Relaxed));
+                !progress.cancelled()
+            });
         }
     }
     report(total);
