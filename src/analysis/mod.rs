@@ -5,6 +5,7 @@ pub mod correlate;
 pub mod detect;
 pub mod logs;
 pub mod pipes;
+pub mod smb;
 pub mod tcp;
 
 use serde::Serialize;
@@ -99,6 +100,8 @@ pub struct Analysis {
     pub findings: Vec<Finding>,
     pub resets: Vec<ResetClass>,
     pub verdicts: Vec<Verdict>,
+    /// SMB named-pipe opens and counts from packet captures.
+    pub smb: smb::SmbSummary,
 }
 
 impl Analysis {

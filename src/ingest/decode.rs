@@ -45,9 +45,18 @@ pub struct DecodedTcp {
     pub payload_len: u32,
     pub window_scale: Option<u8>,
     pub has_sack: bool,
+    /// Offset of the TCP payload from the start of the decoded frame (see `payload`).
+    pub payload_at: usize,
 }
 
 impl DecodedTcp {
+    /// The captured part of the TCP payload, from the frame this was decoded from (at most
+    /// `payload_len` bytes: Ethernet padding is not payload).
+    pub fn payload<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        let end = self.payload_at.saturating_add(self.payload_len as usize).min(frame.len());
+        frame.get(self.payload_at..end).unwrap_or(&[])
+    }
+
     /// The segment as the analysis sees it: where it came from and when.
     pub fn into_segment(self, input: u32, frame: u64, ts: crate::model::UtcNs) -> crate::model::TcpSegment {
         crate::model::TcpSegment {
@@ -85,6 +94,13 @@ fn be32(d: &[u8], at: usize) -> Option<u32> {
 
 /// Decodes a frame of the given link type; `None` when it is not (decodable) TCP.
 pub fn decode_frame(linktype: u32, frame: &[u8]) -> Option<DecodedTcp> {
+    let mut t = decode_link(linktype, frame)?;
+    // decode_tcp saw a sub-slice of `frame`: turn the payload's address into an offset.
+    t.payload_at = t.payload_at.saturating_sub(frame.as_ptr() as usize);
+    Some(t)
+}
+
+fn decode_link(linktype: u32, frame: &[u8]) -> Option<DecodedTcp> {
     match linktype {
         linktype::ETHERNET => decode_ethertype(be16(frame, 12)?, frame.get(14..)?),
         linktype::NULL | linktype::LOOP => {
@@ -253,6 +269,8 @@ fn decode_tcp(src: IpAddr, dst: IpAddr, d: &[u8], ip_payload_len: usize) -> Opti
         payload_len,
         window_scale,
         has_sack,
+        // An address until decode_frame makes it an offset.
+        payload_at: d.as_ptr() as usize + hdr_len,
     })
 }
 
@@ -295,6 +313,19 @@ mod tests {
         let t = decode_frame(linktype::RAW, &ip[..40]).expect("decodes");
         assert_eq!(t.payload_len, 500);
         assert!(decode_frame(linktype::RAW, &ip[..30]).is_none());
+        assert!(t.payload(&ip[..40]).is_empty());
+    }
+
+    #[test]
+    fn payload_slice_excludes_ethernet_padding() {
+        let ip = ipv4_tcp(0x18, 3);
+        let mut eth = vec![0u8; 12];
+        eth.extend([0x08, 0x00]);
+        eth.extend(&ip);
+        eth.extend([0u8; 3]); // padding to the Ethernet minimum
+        let t = decode_frame(linktype::ETHERNET, &eth).expect("decodes");
+        assert_eq!(t.payload_at, 14 + 40);
+        assert_eq!(t.payload(&eth), &[0xaa, 0xaa, 0xaa]);
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod evtx;
 pub mod pcap;
 pub mod procmon;
 pub mod textlog;
+// SMB message bytes (named pipes over the network), fed from the pcap branch.
+pub mod smb;
 
 use std::fmt;
 use std::fs::File;

@@ -92,6 +92,18 @@ pub fn read_capture<R: Read + Send>(
     sink: &mut dyn FnMut(TcpSegment),
     progress: &mut dyn FnMut(u64) -> bool,
 ) -> (CaptureStats, Option<InputError>) {
+    read_capture_with_payload(input, reader, is_pcapng, &mut |seg, _| sink(seg), progress)
+}
+
+/// Like `read_capture`, and the sink also gets the captured TCP payload of each segment
+/// (for the SMB reader).
+pub fn read_capture_with_payload<R: Read + Send>(
+    input: u32,
+    reader: R,
+    is_pcapng: bool,
+    sink: &mut dyn FnMut(TcpSegment, &[u8]),
+    progress: &mut dyn FnMut(u64) -> bool,
+) -> (CaptureStats, Option<InputError>) {
     let mut stats = CaptureStats { format: if is_pcapng { "pcapng" } else { "pcap" }, ..Default::default() };
     let reader = FillingReader(reader);
     let made: Result<Box<dyn PcapReaderIterator + Send>, _> = if is_pcapng {
@@ -119,7 +131,8 @@ pub fn read_capture<R: Read + Send>(
                     frame_no += 1;
                     stats.saw(ts, orig_len);
                     if let Some(t) = decode_frame(lt, data) {
-                        sink(t.into_segment(input, frame_no, ts));
+                        let payload = t.payload(data);
+                        sink(t.into_segment(input, frame_no, ts), payload);
                     }
                 };
                 let mut damage = None;

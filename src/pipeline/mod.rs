@@ -8,6 +8,7 @@ mod etl;
 mod logs;
 mod procmon;
 
+use crate::analysis::smb::SmbAnalyzer;
 use crate::analysis::tcp::TcpAnalyzer;
 use crate::analysis::{attribution, correlate, detect, Analysis, InputSummary, Options};
 use crate::ingest::{self, InputKind};
@@ -137,13 +138,15 @@ fn read_one(
     match opened.kind {
         InputKind::Pcap | InputKind::PcapNg => {
             let mut tcp = TcpAnalyzer::new(*next_conn_id);
+            let mut smb = SmbAnalyzer::new(input);
             let mut cancelled = false;
-            let (stats, error) = ingest::pcap::read_capture(
+            let (stats, error) = ingest::pcap::read_capture_with_payload(
                 input,
                 opened.reader,
                 opened.kind == InputKind::PcapNg,
-                &mut |seg| {
+                &mut |seg, payload| {
                     tcp.process(&seg);
+                    smb.segment(&seg, payload);
                 },
                 &mut |_| {
                     report(counter.load(Ordering::Relaxed));
@@ -155,6 +158,7 @@ fn read_one(
             *next_conn_id += connections.len() as u64;
             analysis.connections.extend(connections);
             analysis.tcp.add(&counts);
+            add_smb(smb, analysis, &mut summary);
             summary.link_types = stats.link_types;
             summary.packets = stats.packets;
             summary.bytes = stats.bytes;
@@ -202,6 +206,20 @@ fn read_one(
     }
     report(total);
     summary
+}
+
+/// SMB pipe opens of one capture into the run: pipes (source smb), ops and counts.
+fn add_smb(smb: SmbAnalyzer, analysis: &mut Analysis, summary: &mut InputSummary) {
+    let (pipes, ops, counts) = smb.finish();
+    if counts.smb1_messages + counts.smb2_messages + counts.encrypted_messages > 0 {
+        summary.extra.insert("smb_pipe_opens".into(), counts.pipe_opens.into());
+        if counts.encrypted_sessions > 0 {
+            summary.extra.insert("smb_encrypted_sessions".into(), counts.encrypted_sessions.into());
+        }
+    }
+    analysis.pipes.extend(pipes);
+    analysis.smb.ops.extend(ops);
+    analysis.smb.counts.add(&counts);
 }
 
 /// One TCP frame's analysis, as Wireshark's `tcp.analysis.flags` would list it.

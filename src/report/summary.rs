@@ -55,7 +55,7 @@ pub fn summary_json(a: &Analysis) -> Value {
         .take(1000)
         .map(|e| json!({"utc": format_utc(e.ts), "provider": e.provider, "event_id": e.event_id, "kind": e.kind, "summary": e.summary}))
         .collect();
-    json!({
+    let mut out = json!({
         "inputs": inputs,
         "logs": logs,
         "system_events": system_events,
@@ -64,7 +64,48 @@ pub fn summary_json(a: &Analysis) -> Value {
         "findings": per_kind,
         "resets": a.resets,
         "verdicts": a.verdicts,
-    })
+    });
+    // Only runs that saw SMB traffic get the block (outputs without SMB stay as they were).
+    let c = &a.smb.counts;
+    if c.smb1_messages + c.smb2_messages + c.encrypted_messages + c.compressed_messages > 0 {
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("smb".into(), smb_json(a));
+        }
+    }
+    out
+}
+
+/// SMB seen in captures: counts, and what could not be read.
+fn smb_json(a: &Analysis) -> Value {
+    let c = &a.smb.counts;
+    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        let notes: Vec<String> = [
+            (c.encrypted_sessions > 0).then(|| {
+                format!(
+                    "{} encrypted SMB3 session(s), {} message(s): unreadable, their pipe opens are not counted",
+                    c.encrypted_sessions, c.encrypted_messages
+                )
+            }),
+            (c.compressed_messages > 0)
+                .then(|| format!("{} compressed SMB3 message(s) not read", c.compressed_messages)),
+            (c.ipc_inferred > 0).then(|| {
+                format!(
+                    "{} pipe open(s) on trees connected before the capture started: IPC$ inferred from the response's \
+                     FileType (SMB1) or a well-known pipe name (SMB2)",
+                    c.ipc_inferred
+                )
+            }),
+            (c.not_ipc > 0).then(|| {
+                format!("{} SMB1 open(s) on a tree connected before the capture were not pipes (FileType)", c.not_ipc)
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        obj.insert("notes".into(), json!(notes));
+    }
+    v
 }
 
 /// Resets listed one by one in the text summary (all are in `summary.json`).
