@@ -36,6 +36,9 @@ const TIGHT_NS: i64 = 20 * MS;
 const ZONES_SEARCHED: usize = 3;
 /// Candidate alignments whose total lag is computed (the sweep's best segments).
 const MAX_CANDIDATES: usize = 64;
+/// Lines × candidates evaluated per zone, at most.
+const EVAL_BUDGET: usize = 4_000_000;
+const MAX_PAIR_CANDIDATES: usize = 4_096;
 /// Lines whose lag window holds more events than this are not used to set the clock.
 const MAX_ANCHORS_PER_LINE: usize = 100_000;
 /// A line links to a finding when its time falls within the finding's span widened by this.
@@ -68,6 +71,12 @@ impl Identity {
             Identity::PipeBusy => "231",
             Identity::PipeNotFound => "2",
         }
+    }
+
+    /// Whether the line follows its event at once (the application's call itself failed), so
+    /// that it fixes the clock to within milliseconds.
+    pub fn prompt(self) -> bool {
+        matches!(self, Identity::Refused | Identity::PipeBusy | Identity::PipeNotFound)
     }
 
     /// How long after its event a line of this identity can be written. A 10054 waits for the
@@ -191,29 +200,35 @@ fn lags(lines: &[Line], d: i64) -> Vec<(Identity, i64)> {
     matches(lines, d).into_iter().map(|(_, id, lag)| (id, lag)).collect()
 }
 
-/// `lags` with the line number of each matched line.
-fn matches(lines: &[Line], d: i64) -> Vec<(u64, Identity, i64)> {
+/// Written time of the line with index `i`.
+fn lines_w(lines: &[Line], i: usize) -> i64 {
+    lines.get(i).map_or(0, |l| l.w)
+}
+
+/// `lags` with the index of each matched line.
+fn matches(lines: &[Line], d: i64) -> Vec<(usize, Identity, i64)> {
     lines
         .iter()
-        .filter_map(|l| {
+        .enumerate()
+        .filter_map(|(i, l)| {
             let t = l.w - d;
             // The latest event at or before the line, else one just after it (granularity).
-            let i = l.anchors.partition_point(|a| *a <= t);
-            let before = i.checked_sub(1).and_then(|j| l.anchors.get(j)).map(|a| t - a);
-            let after = l.anchors.get(i).map(|a| t - a);
+            let k = l.anchors.partition_point(|a| *a <= t);
+            let before = k.checked_sub(1).and_then(|j| l.anchors.get(j)).map(|a| t - a);
+            let after = l.anchors.get(k).map(|a| t - a);
             let lag = match (before, after) {
                 (Some(b), _) if b <= l.id.max_lag_ns() => b,
                 (_, Some(x)) if x >= -EARLY_NS => x,
                 _ => return None,
             };
-            Some((l.line, l.id, lag))
+            Some((i, l.id, lag))
         })
         .collect()
 }
 
 /// Adds, for one line, the union of the skews at which some event lies in its lag window
 /// `[-EARLY_NS, max_lag]` as `(position, +1/-1, tight)` sweep events.
-fn push_intervals(out: &mut Vec<(i64, i32, bool)>, base: i64, anchors: &[UtcNs], max_lag: i64, tight: bool) {
+fn push_intervals(out: &mut Vec<(i64, i32)>, base: i64, anchors: &[UtcNs], max_lag: i64) {
     // Skew s explains the line by event a when base - s - a ∈ [-EARLY, max_lag]:
     // s ∈ [base - a - max_lag, base - a + EARLY]; anchors ascending give intervals descending.
     let mut cur: Option<(i64, i64)> = None;
@@ -225,23 +240,22 @@ fn push_intervals(out: &mut Vec<(i64, i32, bool)>, base: i64, anchors: &[UtcNs],
         cur = match cur {
             Some((clo, chi)) if lo <= chi + 1 => Some((clo, chi.max(hi))),
             Some((clo, chi)) => {
-                out.push((clo, 1, tight));
-                out.push((chi + 1, -1, tight));
+                out.push((clo, 1));
+                out.push((chi + 1, -1));
                 Some((lo, hi))
             }
             None => Some((lo, hi)),
         };
     }
     if let Some((lo, hi)) = cur {
-        out.push((lo, 1, tight));
-        out.push((hi + 1, -1, tight));
+        out.push((lo, 1));
+        out.push((hi + 1, -1));
     }
 }
 
-/// Best skews within one zone: segments `[lo, hi]` with the most lines explained, then the most
-/// lines explained promptly.
-fn sweep_zone(lines: &[Line], zone: i64) -> Option<((usize, usize), Vec<(i64, i64)>)> {
-    let mut ev: Vec<(i64, i32, bool)> = Vec::new();
+/// Best skews within one zone: segments `[lo, hi]` with the most lines explained.
+fn sweep_zone(lines: &[Line], zone: i64) -> Option<(usize, Vec<(i64, i64)>)> {
+    let mut ev: Vec<(i64, i32)> = Vec::new();
     for l in lines {
         let base = l.w - zone;
         let lag = l.id.max_lag_ns();
@@ -249,30 +263,25 @@ fn sweep_zone(lines: &[Line], zone: i64) -> Option<((usize, usize), Vec<(i64, i6
         if win.is_empty() || win.len() > MAX_ANCHORS_PER_LINE {
             continue;
         }
-        push_intervals(&mut ev, base, win, lag, false);
-        push_intervals(&mut ev, base, win, TIGHT_NS.min(lag), true);
+        push_intervals(&mut ev, base, win, lag);
     }
     if ev.is_empty() {
         return None;
     }
-    ev.sort_unstable_by_key(|e| (e.0, e.1));
-    let (mut wide, mut tight) = (0i64, 0i64);
-    let mut best = (0usize, 0usize);
+    ev.sort_unstable();
+    let mut wide = 0i64;
+    let mut best = 0usize;
     let mut segs: Vec<(i64, i64)> = Vec::new();
     let mut i = 0;
     while i < ev.len() {
         let pos = ev.get(i).map_or(0, |e| e.0);
         while let Some(e) = ev.get(i).filter(|e| e.0 == pos) {
-            if e.2 {
-                tight += e.1 as i64;
-            } else {
-                wide += e.1 as i64;
-            }
+            wide += e.1 as i64;
             i += 1;
         }
         let next = ev.get(i).map_or(pos, |e| e.0 - 1);
-        let score = (wide.max(0) as usize, tight.max(0) as usize);
-        if score.0 == 0 || next < pos {
+        let score = wide.max(0) as usize;
+        if score == 0 || next < pos {
             continue;
         }
         if score > best {
@@ -283,7 +292,7 @@ fn sweep_zone(lines: &[Line], zone: i64) -> Option<((usize, usize), Vec<(i64, i6
             segs.push((pos, next));
         }
     }
-    (best.0 > 0).then_some((best, segs))
+    (best > 0).then_some((best, segs))
 }
 
 struct Estimate {
@@ -314,27 +323,52 @@ fn estimate(lines: &[Line], candidates: usize, zone_known: bool) -> Option<Estim
         .filter(|(n, _)| *n > 0)
         .collect();
     ranked.sort_by_key(|(n, z)| (std::cmp::Reverse(*n), z.abs()));
-    // (score, cost, offset)
-    let mut best: Option<((usize, usize), i64, i64)> = None;
-    let mut rivals: Vec<((usize, usize), i64)> = Vec::new();
+    // ((lines explained, lines matched, events used, lines prompt), cost, offset)
+    let mut best: Option<((usize, usize, usize, usize), i64, i64)> = None;
+    let mut rivals: Vec<((usize, usize, usize, usize), i64)> = Vec::new();
     for &(_, zone) in ranked.iter().take(ZONES_SEARCHED) {
         let Some((score, segs)) = sweep_zone(lines, zone) else { continue };
-        // Each segment's lower-envelope point: as late as the segment allows, less the early
-        // margin, so the earliest line sits on its event.
+        // Each segment's lower-envelope point (as late as the segment allows, less the early
+        // margin, so the earliest line sits on its event), and the points where one line sits
+        // exactly on one of its events inside the best segments: the pairing is ambiguous when
+        // events are closer together than the lags, and the total lag decides.
         let mut points: Vec<i64> = segs.iter().map(|&(lo, hi)| (hi - EARLY_NS).max(lo)).collect();
         points.sort_by_key(|s| s.abs());
         points.truncate(MAX_CANDIDATES);
+        let budget = (EVAL_BUDGET / lines.len()).clamp(MAX_CANDIDATES, MAX_PAIR_CANDIDATES);
+        'pairs: for l in lines {
+            let base = l.w - zone;
+            for a in window(l.anchors, base - SKEW_MAX_NS, base + SKEW_MAX_NS) {
+                let s = base - a;
+                let i = segs.partition_point(|seg| seg.1 < s);
+                if segs.get(i).is_some_and(|seg| seg.0 <= s) {
+                    points.push(s);
+                    if points.len() >= budget {
+                        break 'pairs;
+                    }
+                }
+            }
+        }
+        points.sort_unstable();
+        points.dedup();
         for s in points {
             let d = zone + s;
-            let l = lags(lines, d);
-            let cost: i64 = l.iter().map(|(_, x)| x.abs()).sum::<i64>() + s.abs() / 10;
-            rivals.push((score, d));
-            let better = match best {
+            let m = matches(lines, d);
+            // Distinct events used: one reset explaining two lines is a weaker pairing than two.
+            let mut used: Vec<(Identity, i64)> =
+                m.iter().map(|(i, id, lag)| (*id, lines_w(lines, *i) - d - lag)).collect();
+            used.sort_unstable();
+            used.dedup();
+            let cost: i64 = m.iter().map(|(_, _, x)| x.abs()).sum::<i64>() + s.abs() / 10;
+            let prompt = m.iter().filter(|(_, _, x)| *x <= TIGHT_NS).count();
+            let key = (score, m.len(), used.len(), prompt);
+            rivals.push((key, d));
+            let better = match &best {
                 None => true,
-                Some((bs, bc, _)) => score > bs || (score == bs && cost < bc),
+                Some((bk, bc, _)) => key > *bk || (key == *bk && cost < *bc),
             };
             if better {
-                best = Some((score, cost, d));
+                best = Some((key, cost, d));
             }
         }
     }
@@ -346,16 +380,30 @@ fn estimate(lines: &[Line], candidates: usize, zone_known: bool) -> Option<Estim
     let share = matched as f64 / candidates.max(1) as f64;
     let mut confidence = (share * (1.0 - 0.5f64.powi(matched as i32))).clamp(0.0, 1.0);
     let mut note = String::new();
-    // As good an alignment elsewhere (not the same one a few ms off) makes the evidence weak.
-    if let Some((_, other)) = rivals.iter().find(|(s, o)| *s == score && (o - d).abs() > 1_000 * MS) {
-        confidence *= 0.5;
+    // Alignments that pair as many lines with as many distinct events, elsewhere: the lags vary
+    // more than the events are apart, so only the lower envelope is known.
+    let same: Vec<i64> =
+        rivals.iter().filter(|(k, _)| k.0 == score.0 && k.1 == score.1 && k.2 == score.2).map(|r| r.1).collect();
+    let (lo, hi) = (same.iter().copied().min().unwrap_or(d), same.iter().copied().max().unwrap_or(d));
+    if hi - lo > 50 * MS {
+        confidence *= 0.75;
         note = format!(
-            "ambiguous: an offset of {:+.3} s explains as many lines as {:+.3} s",
-            *other as f64 / 1e9,
-            d as f64 / 1e9
+            "ambiguous: offsets from {:+.3} s to {:+.3} s pair the lines with their events equally well (their lag varies); the lower envelope is taken",
+            lo as f64 / 1e9,
+            hi as f64 / 1e9
         );
-    } else if score.1 == 0 {
-        note = "no line was written promptly after its event: the offset is an upper bound by the shortest lag".into();
+    } else {
+        // Only lines whose lag varies (a 10054 waits for the application's next call): the clock
+        // rests on the line written soonest after its event, and may be that lag too late.
+        let m = lags(lines, d);
+        if !m.iter().any(|(id, _)| id.prompt()) {
+            let worst = m.iter().map(|(id, _)| id.max_lag_ns()).max().unwrap_or(0);
+            confidence *= 0.75;
+            note = format!(
+                "only errors logged at the application's next call (lag up to {:.1} s) line up: the offset rests on the line written soonest after its event and may be up to that much too late",
+                worst as f64 / 1e9
+            );
+        }
     }
     Some(Estimate { offset_ns: d, confidence, note })
 }
@@ -460,7 +508,11 @@ pub fn run(a: &mut Analysis, options: &Options) {
         let matched = if source == "none" { Vec::new() } else { matches(&lines, offset_ns) };
         // Lines some alignment explains are never called unexplained, even when it was too weak to
         // apply.
-        explained.extend(matches(&lines, weak_offset.unwrap_or(offset_ns)).iter().map(|m| (input, m.0)));
+        explained.extend(
+            matches(&lines, weak_offset.unwrap_or(offset_ns))
+                .iter()
+                .filter_map(|m| Some((input, lines.get(m.0)?.line))),
+        );
         let matched: Vec<(Identity, i64)> = matched.into_iter().map(|(_, id, lag)| (id, lag)).collect();
         let log = &mut a.logs[li];
         // Reported as the log's clock minus UTC, including the zone the lines carry.
