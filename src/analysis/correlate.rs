@@ -37,8 +37,10 @@ const ZONES_SEARCHED: usize = 3;
 /// Candidate alignments whose total lag is computed (the sweep's best segments).
 const MAX_CANDIDATES: usize = 64;
 /// Lines × candidates evaluated per zone, at most.
-const EVAL_BUDGET: usize = 4_000_000;
-const MAX_PAIR_CANDIDATES: usize = 4_096;
+const EVAL_BUDGET: usize = 1_000_000;
+const MAX_PAIR_CANDIDATES: usize = 2_048;
+/// Lines whose events give the candidate alignments.
+const REFERENCE_LINES: usize = 16;
 /// Lines whose lag window holds more events than this are not used to set the clock.
 const MAX_ANCHORS_PER_LINE: usize = 100_000;
 /// A line links to a finding when its time falls within the finding's span widened by this.
@@ -212,14 +214,24 @@ fn matches(lines: &[Line], d: i64) -> Vec<(usize, Identity, i64)> {
         .enumerate()
         .filter_map(|(i, l)| {
             let t = l.w - d;
-            // The latest event at or before the line, else one just after it (granularity).
             let k = l.anchors.partition_point(|a| *a <= t);
             let before = k.checked_sub(1).and_then(|j| l.anchors.get(j)).map(|a| t - a);
             let after = l.anchors.get(k).map(|a| t - a);
+            // The nearer of the two: a line stamped a little early (granularity, truncated
+            // milliseconds) belongs to the event just after it rather than to an older one.
+            let before = before.filter(|b| *b <= l.id.max_lag_ns());
+            let after = after.filter(|x| *x >= -EARLY_NS);
             let lag = match (before, after) {
-                (Some(b), _) if b <= l.id.max_lag_ns() => b,
-                (_, Some(x)) if x >= -EARLY_NS => x,
-                _ => return None,
+                (Some(b), Some(x)) => {
+                    if -x < b {
+                        x
+                    } else {
+                        b
+                    }
+                }
+                (Some(b), None) => b,
+                (None, Some(x)) => x,
+                (None, None) => return None,
             };
             Some((i, l.id, lag))
         })
@@ -336,16 +348,38 @@ fn estimate(lines: &[Line], candidates: usize, zone_known: bool) -> Option<Estim
         points.sort_by_key(|s| s.abs());
         points.truncate(MAX_CANDIDATES);
         let budget = (EVAL_BUDGET / lines.len()).clamp(MAX_CANDIDATES, MAX_PAIR_CANDIDATES);
-        'pairs: for l in lines {
+        // Reference lines spread over the log, each with its events nearest to zero skew first.
+        let step = (lines.len() / REFERENCE_LINES).max(1);
+        let refs: Vec<&Line> = lines.iter().step_by(step).collect();
+        let per_ref = (budget / refs.len().max(1)).max(1);
+        for l in refs {
             let base = l.w - zone;
-            for a in window(l.anchors, base - SKEW_MAX_NS, base + SKEW_MAX_NS) {
-                let s = base - a;
+            let win = window(l.anchors, base - SKEW_MAX_NS, base + SKEW_MAX_NS);
+            let mid = win.partition_point(|a| *a <= base);
+            let (mut lo, mut hi, mut taken) = (mid, mid, 0);
+            while taken < per_ref && (lo > 0 || hi < win.len()) {
+                // Take whichever neighbour lies nearer to `base` (smaller |skew|).
+                let left = lo.checked_sub(1).and_then(|i| win.get(i)).map(|a| base - a);
+                let right = win.get(hi).map(|a| a - base);
+                let s = match (left, right) {
+                    (Some(x), Some(y)) if x <= y => {
+                        lo -= 1;
+                        x
+                    }
+                    (Some(x), None) => {
+                        lo -= 1;
+                        x
+                    }
+                    (_, Some(y)) => {
+                        hi += 1;
+                        -y
+                    }
+                    (None, None) => break,
+                };
                 let i = segs.partition_point(|seg| seg.1 < s);
                 if segs.get(i).is_some_and(|seg| seg.0 <= s) {
                     points.push(s);
-                    if points.len() >= budget {
-                        break 'pairs;
-                    }
+                    taken += 1;
                 }
             }
         }
@@ -355,13 +389,17 @@ fn estimate(lines: &[Line], candidates: usize, zone_known: bool) -> Option<Estim
             let d = zone + s;
             let m = matches(lines, d);
             // Distinct events used: one reset explaining two lines is a weaker pairing than two.
-            let mut used: Vec<(Identity, i64)> =
-                m.iter().map(|(i, id, lag)| (*id, lines_w(lines, *i) - d - lag)).collect();
-            used.sort_unstable();
-            used.dedup();
+            // Lines are sorted by identity and time, so their events are too: count changes.
+            let mut used = 0usize;
+            let mut prev: Option<(Identity, i64)> = None;
+            for (i, id, lag) in &m {
+                let ev = Some((*id, lines_w(lines, *i) - d - lag));
+                used += (ev != prev) as usize;
+                prev = ev;
+            }
             let cost: i64 = m.iter().map(|(_, _, x)| x.abs()).sum::<i64>() + s.abs() / 10;
             let prompt = m.iter().filter(|(_, _, x)| *x <= TIGHT_NS).count();
-            let key = (score, m.len(), used.len(), prompt);
+            let key = (score, m.len(), used, prompt);
             rivals.push((key, d));
             let better = match &best {
                 None => true,
@@ -477,10 +515,11 @@ pub fn run(a: &mut Analysis, options: &Options) {
             .iter()
             .filter_map(|e| Some((e.line, written_utc(e)?, anchor_identity(&e.codes, &e.errors)?)))
             .collect();
-        let lines: Vec<Line> = ids
+        let mut lines: Vec<Line> = ids
             .iter()
             .filter_map(|&(line, w, id)| Some(Line { line, w, id, anchors: raw.get(&id).filter(|v| !v.is_empty())? }))
             .collect();
+        lines.sort_by_key(|l| (l.id, l.w));
         let mut weak_offset = None;
         let (offset_ns, source, confidence, note) = match user_offset(options, &a.logs[li].path) {
             Some(o) => ((o * 1e9).round() as i64 - (zone_s * 1e9) as i64, "user", 1.0, String::new()),
@@ -548,7 +587,9 @@ pub fn run(a: &mut Analysis, options: &Options) {
             .filter(|(_, (f, _))| explains(f.kind, &e.codes, &e.errors))
             .filter(|(_, (f, _))| t >= f.first_ts - LINK_SLACK_NS && t <= f.last_ts + LINK_SLACK_NS)
             .min_by_key(|(_, (f, anchors))| {
-                anchors.iter().map(|x| (t - x).abs()).min().unwrap_or((t - f.last_ts).abs())
+                // The finding of the failure itself before the ones that explain its cause.
+                let cause = matches!(f.kind, "pipe_exhaustion" | "pipe_churn");
+                (cause, anchors.iter().map(|x| (t - x).abs()).min().unwrap_or((t - f.last_ts).abs()))
             });
         match best {
             Some((i, (f, _))) => {
