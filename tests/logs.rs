@@ -315,3 +315,50 @@ fn realistic_lags_in_utc_and_local_time_are_aligned() {
         }
     }
 }
+
+/// Real captures (Chris Sanders, Practical Packet Analysis: `cs_*`; Suricata-Verify: `sv_*`)
+/// with client logs generated from their resets as above, in local time +01:00 on a clock 0.8 s
+/// fast: the clock is found from the capture's raw resets and refusals.
+#[test]
+fn realistic_lags_on_real_captures() {
+    let Some(corpus) = common::corpus("pcap") else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut seed = 99;
+    for name in [
+        "cs_tcp_refuseconnection.pcapng",
+        "sv_output-eve-ftp-data.pcap",
+        "sv_smb2-09-trunc-file-logging.pcap",
+        "sv_smb-filename.pcap",
+        "sv_tls-subjectaltname.pcap",
+    ] {
+        seed += 1;
+        let pcap = corpus.join(name);
+        let (log, true_lags) = realistic_log(&pcap, dir.path(), 3_600_800, seed);
+        if true_lags.is_empty() {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let a = run(&[pcap, log], &Options::default());
+        let l = &a.logs[0];
+        let err = l.offset_s - 3600.8;
+        let prompt = true_lags.iter().any(|x| *x < 10);
+        eprintln!(
+            "{name}: {} lines, estimated {:.3} (error {:+.3} s, {}, confidence {}, {:?}), prompt line: {prompt}, {} ms; {}",
+            true_lags.len(),
+            l.offset_s,
+            err,
+            l.offset_source,
+            l.confidence,
+            l.lags,
+            started.elapsed().as_millis(),
+            l.note
+        );
+        assert_eq!(l.offset_source, "estimated", "{name}");
+        assert_eq!(l.unexplained_errors, 0, "{name}");
+        if prompt {
+            assert!(err.abs() < 0.05, "{name}: error {err}");
+        } else {
+            assert!(err > -0.05 && err < 2.55 && !l.note.is_empty(), "{name}: error {err}");
+        }
+    }
+}
