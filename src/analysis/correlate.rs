@@ -648,3 +648,71 @@ pub fn attach_system_events(a: &mut Analysis) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(x: &mut u64) -> i64 {
+        *x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*x >> 33) as i64
+    }
+
+    /// A dense storm: 3 000 failed opens 1–6 ms apart, each logged 0.1–2 ms later by a clock
+    /// UTC+01:00 and 0.25 s fast, stamped to the millisecond.
+    #[test]
+    fn dense_prompt_events_give_the_offset_within_milliseconds() {
+        let mut x = 1u64;
+        let mut t = 1_000_000_000_000i64;
+        let mut anchors = Vec::new();
+        let mut written = Vec::new();
+        for _ in 0..3_000 {
+            t += MS + lcg(&mut x) % (5 * MS);
+            anchors.push(t);
+            let w = t + 100_000 + lcg(&mut x) % (19 * MS / 10) + 3_600_250 * MS;
+            written.push(w - w.rem_euclid(MS));
+        }
+        let lines: Vec<Line> = written
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Line { line: i as u64, w, id: Identity::PipeBusy, anchors: &anchors })
+            .collect();
+        let started = std::time::Instant::now();
+        let e = estimate(&lines, lines.len(), false).expect("estimate");
+        let err = e.offset_ns - 3_600_250 * MS;
+        assert!(err.abs() < 5 * MS, "off by {} ms", err as f64 / 1e6);
+        assert!(e.confidence > 0.9 && e.note.is_empty(), "{} {}", e.confidence, e.note);
+        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+        let m = lags(&lines, e.offset_ns);
+        assert_eq!(m.len(), 3_000);
+    }
+
+    /// Resets logged one send interval later only: the lower envelope is an upper bound, said so.
+    #[test]
+    fn only_next_call_errors_are_flagged() {
+        let anchors: Vec<i64> = (0..5).map(|k| 1_000_000_000_000 + k * 7_000 * MS).collect();
+        let lags_ms = [400, 1_300, 250, 1_900, 800];
+        let lines: Vec<Line> = anchors
+            .iter()
+            .zip(lags_ms)
+            .enumerate()
+            .map(|(i, (a, l))| Line { line: i as u64, w: a + l * MS, id: Identity::Reset, anchors: &anchors })
+            .collect();
+        let e = estimate(&lines, lines.len(), false).expect("estimate");
+        // On the earliest line: 250 ms late at most.
+        assert!(e.offset_ns >= -EARLY_NS && e.offset_ns <= 250 * MS + EARLY_NS, "{}", e.offset_ns);
+        assert!(e.note.contains("next call"), "{}", e.note);
+        assert!(e.confidence < 0.75);
+    }
+
+    #[test]
+    fn identities_map_codes_to_events() {
+        assert_eq!(anchor_identity(&[10054], &[]), Some(Identity::Reset));
+        assert_eq!(anchor_identity(&[], &["ECONNREFUSED".into()]), Some(Identity::Refused));
+        assert_eq!(anchor_identity(&[231], &[]), Some(Identity::PipeBusy));
+        assert_eq!(anchor_identity(&[2], &[]), Some(Identity::PipeNotFound));
+        assert_eq!(anchor_identity(&[10060], &[]), None);
+        assert!(explains("pipe_busy", &[231], &[]) && !explains("pipe_busy", &[2], &[]));
+        assert!(explains("keepalive_timeout", &[10060], &[]));
+    }
+}
