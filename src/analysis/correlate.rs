@@ -10,12 +10,13 @@
 //!
 //! The offset is a quarter-hour zone (−14 h…+14 h) plus at most 10 s of skew. Zones are ranked by
 //! how many lines have an event of their identity within reach; for the best few, a sweep over the
-//! skew counts, per skew, the lines with an event inside their lag window (wide) and with an event
-//! just before them (tight: a consistent, short lag). The skew that explains the most lines, then
-//! the most lines promptly, wins, placed on the lower envelope of the lags (the earliest line sits
-//! on its event); ties go to the smallest total lag plus a tenth of the skew. Per line the
-//! candidate events come from a binary search in sorted event times, so thousands of lines and
-//! events cost a sort and a sweep, not a product.
+//! skew finds the segments where the most lines have an event inside their lag window. Candidates
+//! in those segments are their lower-envelope points (the earliest line sits on its event) and the
+//! points where a reference line sits exactly on one of its events; the one matching the most
+//! lines with the most distinct events, then the most lines within 20 ms, then the smallest total
+//! lag plus a tenth of the skew, wins. Per line the candidate events come from a binary search in
+//! sorted event times, so thousands of lines and events cost a sort and a sweep plus a bounded
+//! number of look-ups, not a product.
 
 use std::collections::HashMap;
 
@@ -30,7 +31,7 @@ const ZONE_STEPS: i64 = 14 * 4;
 /// A line may carry a time this much before its event (clock granularity of the log: 15.6 ms on
 /// Windows).
 const EARLY_NS: i64 = 16 * MS;
-/// A line written this soon after its event counts as prompt (the tight window).
+/// A line written this soon after its event counts as prompt.
 const TIGHT_NS: i64 = 20 * MS;
 /// Zones whose skew is searched in full.
 const ZONES_SEARCHED: usize = 3;
@@ -239,7 +240,7 @@ fn matches(lines: &[Line], d: i64) -> Vec<(usize, Identity, i64)> {
 }
 
 /// Adds, for one line, the union of the skews at which some event lies in its lag window
-/// `[-EARLY_NS, max_lag]` as `(position, +1/-1, tight)` sweep events.
+/// `[-EARLY_NS, max_lag]` as `(position, +1/-1)` sweep events.
 fn push_intervals(out: &mut Vec<(i64, i32)>, base: i64, anchors: &[UtcNs], max_lag: i64) {
     // Skew s explains the line by event a when base - s - a ∈ [-EARLY, max_lag]:
     // s ∈ [base - a - max_lag, base - a + EARLY]; anchors ascending give intervals descending.
