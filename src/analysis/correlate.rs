@@ -47,6 +47,8 @@ const MAX_ANCHORS_PER_LINE: usize = 100_000;
 /// A line links to a finding when its time falls within the finding's span widened by this.
 const LINK_SLACK_NS: i64 = 5 * 1_000_000_000;
 const MIN_CONFIDENCE: f64 = 0.25;
+/// Times beyond ±2^62 ns (years before 1824 or after 2116) take no part in the estimate.
+const SANE_NS: i64 = 1 << 62;
 
 /// What an error line reports, as far as the clock is concerned. The one place that says which
 /// codes stand for which raw events (`raw_anchors`) and which findings (`explains`).
@@ -171,6 +173,8 @@ fn raw_anchors(a: &Analysis) -> HashMap<Identity, Vec<UtcNs>> {
         m.entry(Identity::AddrInUse).or_default().push(f.last_ts);
     }
     for v in m.values_mut() {
+        // Times from damaged inputs can be anywhere; the sweep's sums must not overflow.
+        v.retain(|t| t.abs() < SANE_NS);
         v.sort_unstable();
         v.dedup();
     }
@@ -515,6 +519,7 @@ pub fn run(a: &mut Analysis, options: &Options) {
         let ids: Vec<(u64, UtcNs, Identity)> = events
             .iter()
             .filter_map(|e| Some((e.line, written_utc(e)?, anchor_identity(&e.codes, &e.errors)?)))
+            .filter(|(_, w, _)| w.abs() < SANE_NS)
             .collect();
         let mut lines: Vec<Line> = ids
             .iter()
