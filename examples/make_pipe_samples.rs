@@ -11,6 +11,13 @@
 //! * `pipes_after_tcp.etl` + log — after the fix: no pipe; NDIS packet-capture events carry one
 //!   TcpChannel connection (10.1.2.15 → 10.1.2.20:8085) reused for every call, then closed.
 //!
+//! * `pipes_storm_local.etl` + `pipes_storm_local_client.log` — the same storm for 8 s (thousands
+//!   of failed opens); the client logs in local time (UTC+01:00) on a clock 0.25 s fast, each
+//!   error line within 2 ms of its failed open.
+//! * `pipes_instance_recycle.etl` + log — the close/open race alone: a healthy server recycles
+//!   its 2 instances every 1.5 s (all closed, new ones 3–9 ms later, same process); client opens
+//!   that fall into the gap fail not-found. The log is in local time (UTC+01:00).
+//!
 //! Run with `cargo run --example make_pipe_samples`.
 
 use std::cmp::Reverse;
@@ -177,15 +184,36 @@ enum Act {
     ServerCreate { slot: usize },
 }
 
+/// How a storm's client log is written.
+struct StormLog {
+    /// The log's clock minus UTC (a local zone plus skew), 100 ns ticks.
+    clock_ft: i64,
+    /// Lag of each error line behind its failed open: fixed (0.3 ms) or random up to this.
+    max_lag_ft: Option<i64>,
+}
+
 fn busy_storm(dir: &Path) -> std::io::Result<()> {
+    storm(dir, "pipes_busy_storm", 2 * SEC + 500 * MS, 3, &StormLog { clock_ft: 0, max_lag_ft: None })
+}
+
+/// The seed's incident as the client logged it: a longer storm, the client's log in local time
+/// (UTC+01:00) on a clock 0.25 s fast, each error line written within 2 ms of its failed open.
+fn storm_local(dir: &Path) -> std::io::Result<()> {
+    let clock = 3600 * SEC + 250 * MS;
+    storm(dir, "pipes_storm_local", 8 * SEC, 11, &StormLog { clock_ft: clock, max_lag_ft: Some(2 * MS) })
+}
+
+fn storm(dir: &Path, name: &str, storm_len: i64, n_stalls: i64, how: &StormLog) -> std::io::Result<()> {
     let t0 = base_ft();
     let mut rng = Rng(0x1BAD_B002_5EED_0001);
+    let mut lag_rng = Rng(0x1A6_0000_0000_0005);
     let mut tr = Trace::new();
     let mut log = Vec::new();
     let threads = 8usize;
-    let storm_end = t0 + 2 * SEC + 500 * MS;
+    let storm_end = t0 + storm_len;
     // The server's listener stalls (GC) now and then: instances are not re-created meanwhile.
-    let stalls: Vec<(i64, i64)> = (0..3).map(|k| (t0 + 600 * MS + k * 700 * MS, 25 * MS)).collect();
+    let stalls: Vec<(i64, i64)> = (0..n_stalls).map(|k| (t0 + 600 * MS + k * 700 * MS, 25 * MS)).collect();
+    let stamp = |ft: i64| log_time(ft + how.clock_ft);
     let stalled_until = |t: i64| stalls.iter().find(|(s, d)| t >= *s && t < s + d).map(|(s, d)| s + d);
     let mut slots = [Slot::Gone; 4];
     // The server's instance FileObject per slot.
@@ -198,7 +226,7 @@ fn busy_storm(dir: &Path) -> std::io::Result<()> {
     };
     log.push(format!(
         "{} INFO  [1] Remoting.Client - Application started; channel ipc://RemotingServer",
-        log_time(t0 - 200 * MS)
+        stamp(t0 - 200 * MS)
     ));
     // The server starts before the trace's first client: first instance with FILE_CREATE
     // (FILE_FLAG_FIRST_PIPE_INSTANCE), the others with FILE_OPEN_IF.
@@ -243,9 +271,13 @@ fn busy_storm(dir: &Path) -> std::io::Result<()> {
                         (STATUS_PIPE_NOT_AVAILABLE, "Port is Busy: All pipe instances are busy.")
                     };
                     tr.create(t, CLIENT_PID, tid, PIPE, 1, status);
+                    let lag = match how.max_lag_ft {
+                        Some(max) => lag_rng.range(MS / 10, max),
+                        None => 3_000,
+                    };
                     log.push(format!(
                         "{} ERROR [{managed}] Remoting.Client - RemotingException: {text}",
-                        log_time(t + 3_000)
+                        stamp(t + lag)
                     ));
                     at(&mut q, t + rng.range(8 * MS, 30 * MS), Act::ClientAttempt { thread });
                 }
@@ -278,12 +310,10 @@ fn busy_storm(dir: &Path) -> std::io::Result<()> {
     // The storm is over; the server keeps its instances until the trace ends.
     let end = storm_end + 500 * MS;
     let items = tr.items.len();
-    let records = tr.write(&dir.join("pipes_busy_storm.etl"), t0 - SEC, end)?;
+    let records = tr.write(&dir.join(format!("{name}.etl")), t0 - SEC, end)?;
     log.sort();
-    write_log(&dir.join("pipes_busy_storm_client.log"), &log)?;
-    println!(
-        "pipes_busy_storm.etl: {records} records ({items} events), {n_ok} opens ok, {n_busy} busy, {n_nf} not found"
-    );
+    write_log(&dir.join(format!("{name}_client.log")), &log)?;
+    println!("{name}.etl: {records} records ({items} events), {n_ok} opens ok, {n_busy} busy, {n_nf} not found");
     Ok(())
 }
 
@@ -528,6 +558,105 @@ fn after_tcp(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The close/open race on its own: a healthy server (pid 4242, 2 instances) recycles its
+/// listener every 1.5 s — it closes every instance and creates new ones 3–9 ms later, the same
+/// process throughout. Two client threads call every 5–15 ms, opening and closing the pipe per
+/// call; an open that falls into a recycle gap fails with STATUS_OBJECT_NAME_NOT_FOUND, and the
+/// client logs "cannot find the file specified" in local time (UTC+01:00), within 1 ms.
+fn instance_recycle(dir: &Path) -> std::io::Result<()> {
+    #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+    enum Ev {
+        Attempt { thread: u32 },
+        Close { thread: u32, slot: usize, fo: u64 },
+        Recycle,
+        Create { slot: usize },
+    }
+    let t0 = base_ft();
+    let clock = 3600 * SEC;
+    let mut rng = Rng(0x2EC7_C1E0_0000_0006);
+    let mut tr = Trace::new();
+    let mut log = vec![format!(
+        "{} INFO  [1] Remoting.Client - Application started; channel ipc://RemotingServer",
+        log_time(t0 - 200 * MS + clock)
+    )];
+    // Per instance slot: the server's FileObject and whether a client holds it.
+    let mut slots: [Option<(u64, bool)>; 2] = [None; 2];
+    for (i, s) in slots.iter_mut().enumerate() {
+        let fo = tr.create(t0 + i as i64 * MS, SERVER_PID, 4300 + i as u32, PIPE, if i == 0 { 2 } else { 3 }, 0);
+        *s = Some((fo, false));
+    }
+    let end = t0 + 20 * SEC;
+    let mut q: BinaryHeap<Reverse<(i64, u64, Ev)>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut at = |q: &mut BinaryHeap<Reverse<(i64, u64, Ev)>>, t: i64, e: Ev| {
+        seq += 1;
+        q.push(Reverse((t, seq, e)));
+    };
+    for thread in 0..2 {
+        at(&mut q, t0 + 50 * MS + thread as i64 * 3 * MS, Ev::Attempt { thread });
+    }
+    let mut r = t0 + SEC;
+    while r < end - SEC {
+        at(&mut q, r + rng.range(0, 200 * MS), Ev::Recycle);
+        r += 1500 * MS;
+    }
+    let (mut ok, mut nf, mut recycles) = (0, 0, 0);
+    while let Some(Reverse((t, _, ev))) = q.pop() {
+        match ev {
+            Ev::Attempt { thread } => {
+                if t > end {
+                    continue;
+                }
+                let tid = 6000 + thread;
+                if let Some(slot) = slots.iter().position(|s| matches!(s, Some((_, false)))) {
+                    let fo = tr.create(t, CLIENT_PID, tid, PIPE, 1, 0);
+                    if let Some((_, held)) = slots[slot].as_mut() {
+                        *held = true;
+                    }
+                    ok += 1;
+                    at(&mut q, t + rng.range(MS, 4 * MS), Ev::Close { thread, slot, fo });
+                } else {
+                    // Both instances gone (recycling); two threads never hold both instances at
+                    // once while a third call comes, so the pipe is never busy here.
+                    tr.create(t, CLIENT_PID, tid, PIPE, 1, STATUS_OBJECT_NAME_NOT_FOUND);
+                    nf += 1;
+                    log.push(format!(
+                        "{} ERROR [{}] Remoting.Client - RemotingException: Failed to connect to an IPC Port: The system cannot find the file specified.",
+                        log_time(t + rng.range(MS / 10, MS) + clock),
+                        12 + thread
+                    ));
+                    at(&mut q, t + rng.range(5 * MS, 15 * MS), Ev::Attempt { thread });
+                }
+            }
+            Ev::Close { thread, slot, fo } => {
+                tr.close(t, CLIENT_PID, 6000 + thread, fo);
+                if let Some((_, held)) = slots[slot].as_mut() {
+                    *held = false;
+                }
+                at(&mut q, t + rng.range(5 * MS, 15 * MS), Ev::Attempt { thread });
+            }
+            Ev::Recycle => {
+                recycles += 1;
+                for slot in 0..slots.len() {
+                    if let Some((fo, _)) = slots[slot].take() {
+                        tr.close(t + slot as i64 * 2_000, SERVER_PID, 4300 + slot as u32, fo);
+                    }
+                    at(&mut q, t + rng.range(3 * MS, 9 * MS), Ev::Create { slot });
+                }
+            }
+            Ev::Create { slot } => {
+                let fo = tr.create(t, SERVER_PID, 4300 + slot as u32, PIPE, 3, 0);
+                slots[slot] = Some((fo, false));
+            }
+        }
+    }
+    let records = tr.write(&dir.join("pipes_instance_recycle.etl"), t0 - SEC, end + SEC)?;
+    log.sort();
+    write_log(&dir.join("pipes_instance_recycle_client.log"), &log)?;
+    println!("pipes_instance_recycle.etl: {records} records, {recycles} recycles, {ok} opens ok, {nf} not found");
+    Ok(())
+}
+
 fn write_log(path: &Path, lines: &[String]) -> std::io::Result<()> {
     let mut w = BufWriter::new(fs::File::create(path)?);
     for l in lines {
@@ -543,6 +672,8 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples"));
     fs::create_dir_all(&dir)?;
     busy_storm(&dir)?;
+    storm_local(&dir)?;
+    instance_recycle(&dir)?;
     healthy_reuse(&dir)?;
     after_tcp(&dir)?;
     Ok(())

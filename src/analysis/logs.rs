@@ -20,6 +20,22 @@ pub struct LogFile {
     pub confidence: f64,
     /// Error lines with no network or pipe evidence around them.
     pub unexplained_errors: u64,
+    /// Error lines the clock alignment explained (a raw event of their identity shortly before).
+    pub matched_lines: u64,
+    /// Lag of matched lines behind their events, per error identity.
+    pub lags: Vec<LagStats>,
+    /// Why the alignment is weak or was rejected, empty when it is sound.
+    pub note: String,
+}
+
+/// How long after its event the lines of one error identity were written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LagStats {
+    /// `10054`, `10061`, `231`, …
+    pub identity: &'static str,
+    pub lines: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
 }
 
 /// An error or warning line of a text log, on the analysis clock.

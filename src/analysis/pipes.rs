@@ -232,6 +232,43 @@ pub struct Pipe {
     pub source: PipeSource,
     /// Process names by pid, where the source names them (bounded by `MAX_CLIENTS_PER_PIPE` + 1).
     pub process_names: Vec<(u32, String)>,
+    /// Each server process's first and last event on the pipe (bounded by `MAX_SERVER_PROCESSES`).
+    pub server_processes: Vec<ServerProcess>,
+}
+
+/// A process that created instances of a pipe. It is alive from its first to its last event on
+/// the pipe (instance creates and closes), also while it has no instance: a server recycling its
+/// instances closes them all and creates new ones moments later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerProcess {
+    pub pid: u32,
+    pub first_ts: UtcNs,
+    pub last_ts: UtcNs,
+    pub instances: u64,
+}
+
+impl Pipe {
+    /// The server process alive at `ts` (between its first and last event on the pipe).
+    pub fn server_alive_at(&self, ts: UtcNs) -> Option<&ServerProcess> {
+        self.server_processes.iter().find(|s| s.first_ts <= ts && ts <= s.last_ts)
+    }
+
+    /// Records an event of server process `pid` on the pipe (`created`: a new instance).
+    pub fn note_server_event(&mut self, pid: u32, ts: UtcNs, created: bool) {
+        let i = match self.server_processes.iter().position(|s| s.pid == pid) {
+            Some(i) => i,
+            None if self.server_processes.len() < MAX_SERVER_PROCESSES => {
+                self.server_processes.push(ServerProcess { pid, first_ts: ts, last_ts: ts, instances: 0 });
+                self.server_processes.len() - 1
+            }
+            None => return,
+        };
+        if let Some(s) = self.server_processes.get_mut(i) {
+            s.first_ts = s.first_ts.min(ts);
+            s.last_ts = s.last_ts.max(ts);
+            s.instances += created as u64;
+        }
+    }
 }
 
 /// Opens kept per pipe for the timeline and the detectors; counts above stay exact.
@@ -240,6 +277,8 @@ pub const MAX_OPENS_KEPT: usize = 20_000;
 pub const MAX_FAILURES_KEPT: usize = 20_000;
 /// Points of the handle-count timeline kept per pipe (decimated beyond).
 pub const MAX_HANDLE_POINTS: usize = 20_000;
+/// Server processes tracked per pipe.
+pub const MAX_SERVER_PROCESSES: usize = 16;
 /// Client processes tracked per pipe.
 pub const MAX_CLIENTS_PER_PIPE: usize = 256;
 /// Pipes tracked per input (anonymous pipes get unique names, so there can be many).
@@ -601,6 +640,7 @@ impl PipeAnalyzer {
                 st.p.server_pid = Some(pid);
             }
             st.p.server_first_ts.get_or_insert(ts);
+            st.p.note_server_event(pid, ts, false);
             st.p.server_last_ts = Some(ts);
         } else {
             st.p.opens += 1;
@@ -661,6 +701,7 @@ impl PipeAnalyzer {
                 st.live_instances += 1;
                 st.p.max_instances = st.p.max_instances.max(st.live_instances);
                 st.p.server_last_ts = Some(ts);
+                st.p.note_server_event(p.pid, ts, true);
             }
         } else {
             match outcome {
@@ -731,6 +772,7 @@ impl PipeAnalyzer {
         if o.server {
             st.live_instances = st.live_instances.saturating_sub(1);
             st.p.server_last_ts = Some(ts);
+            st.p.note_server_event(o.pid, ts, false);
             return;
         }
         st.client_handles = st.client_handles.saturating_sub(1);

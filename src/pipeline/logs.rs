@@ -234,6 +234,7 @@ fn add_sysmon_pipe(input: u32, e: &EvtxEvent, pipes: &mut Vec<Pipe>) {
         pipe.server_pid = pipe.server_pid.or(p.process_id);
         pipe.server_first_ts = Some(pipe.server_first_ts.map_or(ts, |f| f.min(ts)));
         pipe.server_last_ts = Some(pipe.server_last_ts.map_or(ts, |l| l.max(ts)));
+        pipe.note_server_event(pid, ts, true);
     } else {
         pipe.opens += 1;
         pipe.ok += 1;

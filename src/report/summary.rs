@@ -46,6 +46,9 @@ pub fn summary_json(a: &Analysis) -> Value {
                 "offset_source": l.offset_source,
                 "confidence": l.confidence,
                 "unexplained_errors": l.unexplained_errors,
+                "matched_lines": l.matched_lines,
+                "lags": l.lags.iter().map(|g| json!({"identity": g.identity, "lines": g.lines, "p50_ms": g.p50_ms, "p95_ms": g.p95_ms})).collect::<Vec<_>>(),
+                "note": l.note,
             })
         })
         .collect();
@@ -150,6 +153,12 @@ pub fn human_summary(a: &Analysis) -> String {
             "Log {}: {} lines, {} errors/warnings, clock offset {:+.3} s ({}, confidence {:.2})",
             l.path, l.lines, l.errors, l.offset_s, l.offset_source, l.confidence
         ));
+        if l.matched_lines > 0 {
+            out.push_str(&format!("; {} lines aligned with their events", l.matched_lines));
+        }
+        if !l.note.is_empty() {
+            out.push_str(&format!("; {}", l.note));
+        }
         if l.unexplained_errors > 0 {
             out.push_str(&format!(
                 "; {} error lines have no network or pipe evidence around them: look elsewhere for their cause",
