@@ -14,7 +14,8 @@ the path at that time; a refused connection (RST) would have meant the host was 
 
 pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    let unanswered = |c: &Connection| c.client_syn >= 2 && c.server_packets == 0;
+    let absorbed = &ctx.absorbed;
+    let unanswered = |c: &Connection| c.client_syn >= 2 && c.server_packets == 0 && !absorbed.contains(&c.id);
     for (server, burst) in server_bursts(&ctx.analysis.connections, unanswered, 60 * 1_000_000_000) {
         let ev = burst
             .iter()

@@ -5,7 +5,9 @@
 //! being reset (with two or more connections closed, or the server accepting again later), or every
 //! connection open at that moment (at least two) ending at once with a reset
 //! and no new connection accepted in between. It came back at the first SYN/ACK from the endpoint
-//! afterwards.
+//! afterwards; "did not come back" is said only when later attempts were seen. Error when the
+//! outage is confirmed (refusals, or the server back); warning when all connections were reset
+//! at once and nothing followed (a deliberate abort looks the same).
 //! Evidence: the server's FIN/RST frames, the first refused attempt, the first accept after.
 //! Advice: look at why the server process stopped; clients must reconnect.
 
@@ -105,6 +107,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 .iter()
                 .filter(|c| c.server_synack > 0 && c.first_ts > end_of_cluster.max(last_refusal))
                 .min_by_key(|c| c.first_ts);
+            let later_attempts = conns.iter().any(|c| c.client_syn > 0 && c.first_ts > end_of_cluster);
             let up = back.and_then(|c| {
                 packets(c)
                     .into_iter()
@@ -145,7 +148,11 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                     (f, r) => format!("closed {f} and reset {r} connections"),
                 }
             };
-            let mut summary = format!("Server {server} went down at {}: it {how}", when(start));
+            let mut summary = if refusals.is_empty() && up.is_none() {
+                format!("Server {server} stopped or aborted its connections at {}: it {how} at once", when(start))
+            } else {
+                format!("Server {server} went down at {}: it {how}", when(start))
+            };
             if !refusals.is_empty() {
                 summary.push_str(&format!(
                     ", then refused {} connection attempt{}",
@@ -162,13 +169,21 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                     when(t),
                     secs(t - start)
                 )),
-                None => summary.push_str("; it did not accept a connection again before the capture ended."),
+                None if later_attempts => {
+                    summary.push_str("; it did not accept a connection again before the capture ended.")
+                }
+                None => summary.push_str(
+                    "; no connection was attempted afterwards, so the capture cannot tell whether it came back.",
+                ),
             }
             let last = up.map(|u| u.0).unwrap_or(end_of_cluster.max(last_refusal));
+            // Only a confirmed outage is an error: refusals, or the server back; a server that
+            // aborted all its connections with nobody trying again may be a deliberate close.
+            let severity = if refusals.is_empty() && up.is_none() { Severity::Warning } else { Severity::Error };
             ctx.restarts.push(Restart { server, down: start, up: up.map(|u| u.0) });
             out.push(finding(
                 "server_restart",
-                Severity::Error,
+                severity,
                 &involved,
                 start,
                 last,
