@@ -6,7 +6,7 @@
 //! Evidence: the first refused SYNs and their RSTs. Advice: find out why nothing listened.
 
 use super::{evidence, finding, packets, server_bursts, was_established, when, Context};
-use crate::model::tcp_flags::{RST, SYN};
+use crate::model::tcp_flags::{ACK, RST, SYN};
 use crate::model::{Connection, Finding, Severity, Side};
 
 const BURST_GAP_NS: i64 = 60 * 1_000_000_000;
@@ -19,9 +19,20 @@ not yet started), listening on this address and port, or whether a host firewall
 refusals sit between a server shutdown and its restart, see the server_restart finding; clients should retry \
 with back-off rather than fail at once.";
 
-/// Whether a connection was refused: SYN sent, no SYN/ACK, RST from the server side.
+/// Whether a connection was refused: SYN sent, no SYN/ACK, RST from the server side, and that
+/// RST acknowledges nothing beyond the SYN (a RST whose ack number covers the client's data ends
+/// a connection whose SYN/ACK the capture missed: it was accepted).
 pub fn refused(c: &Connection) -> bool {
-    c.client_syn > 0 && c.server_synack == 0 && c.server_rst > 0 && c.server_bytes == 0
+    c.client_syn > 0 && c.server_synack == 0 && c.server_rst > 0 && c.server_bytes == 0 && !rst_acks_data(c)
+}
+
+fn rst_acks_data(c: &Connection) -> bool {
+    let ps: Vec<_> = c.packets().collect();
+    let Some(syn) = ps.iter().rfind(|p| p.side == Side::Client && p.flags & SYN != 0 && p.flags & ACK == 0) else {
+        return false;
+    };
+    ps.iter()
+        .any(|p| p.side == Side::Server && p.flags & (RST | ACK) == RST | ACK && p.ack.wrapping_sub(syn.seq) as i32 > 1)
 }
 
 pub fn detect(ctx: &mut Context) -> Vec<Finding> {

@@ -6,6 +6,7 @@ pub mod abortive_close;
 pub mod closed_before_reply;
 pub mod connect_timeout;
 pub mod connection_refused;
+pub mod half_open_reuse;
 pub mod idle_reset;
 pub mod keepalive;
 pub mod pipe_busy;
@@ -69,6 +70,7 @@ pub fn run_all(analysis: &mut Analysis, options: &Options) {
             Context { analysis, options, claimed: HashMap::new(), restarts: Vec::new(), absorbed: Default::default() };
         // Most specific explanations of a reset first; a scan absorbs its probes before anything.
         findings.extend(port_scan::detect(&mut ctx));
+        findings.extend(half_open_reuse::detect(&mut ctx));
         findings.extend(connection_refused::detect(&mut ctx));
         findings.extend(server_restart::detect(&mut ctx));
         findings.extend(keepalive::detect_reset(&mut ctx));

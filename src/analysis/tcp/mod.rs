@@ -259,6 +259,10 @@ impl TcpAnalyzer {
                     initial |= af::REUSED_PORTS;
                     let old = std::mem::replace(a, new_active(true));
                     finished.push(old.finish());
+                } else if pure_syn && fwd.base_seq_set {
+                    // The same ISN again: a SYN retransmission; Wireshark rewinds nextseq to the
+                    // highest sequence acknowledgeable, forgetting what a RST in between advanced.
+                    fwd.nextseq = fwd.maxseqtobeacked;
                 } else if synack && fwd.base_seq_set && seg.seq != fwd.base_seq {
                     initial |= af::REUSED_PORTS;
                     fwd.base_seq = seg.seq;
