@@ -43,8 +43,12 @@ fn find<'a>(ctx: &Context, c: &'a Connection) -> Option<Reuse<'a>> {
         if rst.flags & RST == 0 || ctx.is_claimed(c, rst.frame) {
             continue;
         }
+        // The retry completes the pattern: without it the client may have given up for another
+        // reason (a reset injected by a middlebox looks the same up to here).
         let retry = ps.iter().find(|p| is_syn(p) && p.frame > rst.frame).copied();
-        return Some(Reuse { conn: c, syn, challenge, rst, retry });
+        if retry.is_some() {
+            return Some(Reuse { conn: c, syn, challenge, rst, retry });
+        }
     }
     None
 }
