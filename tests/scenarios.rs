@@ -24,6 +24,10 @@ const SCENARIOS: &[&str] = &[
     "idle_reset",
     "connect_timeout",
     "retransmission_timeout",
+    "early_close",
+    "port_scan",
+    "zero_window_stall",
+    "parallel_ports",
 ];
 
 fn golden_path(name: &str) -> PathBuf {

@@ -82,10 +82,6 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let mut f =
                 finding("port_scan", Severity::Info, &burst, first, last, burst.len() as u64, ev, summary, ADVICE);
             f.client = client.to_string();
-            if burst.len() > super::MAX_EVIDENCE {
-                let field = if client.is_ipv4() { "ip.src" } else { "ipv6.src" };
-                f.wireshark_filter = format!("{field} eq {client} && tcp.flags.syn eq 1 && tcp.flags.ack eq 0");
-            }
             if hosts.len() == 1 {
                 f.server = hosts.iter().next().map(|h| h.to_string()).unwrap_or_default();
             } else if hosts.len() > 4 {
