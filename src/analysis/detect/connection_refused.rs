@@ -49,7 +49,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                     && c.server.ip == r.server.ip
                     && c.server.port != r.server.port
                     && was_established(c)
-                    && (c.first_ts - r.first_ts).abs() <= PARALLEL_NS
+                    && c.first_ts.saturating_sub(r.first_ts).saturating_abs() <= PARALLEL_NS
             })
         });
         let other_port = a
@@ -62,7 +62,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                     && c.server.ip == server.ip
                     && c.server.port != server.port
                     && was_established(c)
-                    && (c.first_ts - burst[0].first_ts).abs() <= PARALLEL_NS
+                    && c.first_ts.saturating_sub(burst[0].first_ts).saturating_abs() <= PARALLEL_NS
             })
             .map(|c| c.server.port);
         let mut ev = Vec::new();

@@ -268,7 +268,7 @@ pub fn bursts<T>(items: Vec<T>, ts: impl Fn(&T) -> UtcNs, gap: i64) -> Vec<Vec<T
     for it in items {
         let t = ts(&it);
         match (out.last_mut(), last) {
-            (Some(cur), Some(l)) if t - l <= gap => cur.push(it),
+            (Some(cur), Some(l)) if t.saturating_sub(l) <= gap => cur.push(it),
             _ => out.push(vec![it]),
         }
         last = Some(t);

@@ -76,7 +76,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 if hosts.len() == 1 { "" } else { "s" },
                 when(first),
                 when(last),
-                secs(last - first),
+                secs(last.saturating_sub(first)),
                 failures - refusals,
             );
             let mut f =

@@ -78,7 +78,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         while i < ends.len() {
             let start = ends[i].0;
             let mut j = i;
-            while j + 1 < ends.len() && ends[j + 1].0 - start <= CLUSTER_NS {
+            while j + 1 < ends.len() && ends[j + 1].0.saturating_sub(start) <= CLUSTER_NS {
                 j += 1;
             }
             let cluster = &ends[i..=j];
@@ -87,7 +87,9 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
 
             let refusals: Vec<&Connection> = conns
                 .iter()
-                .filter(|c| refused(c) && c.first_ts >= start && c.first_ts - end_of_cluster <= REFUSAL_WINDOW_NS)
+                .filter(|c| {
+                    refused(c) && c.first_ts >= start && c.first_ts.saturating_sub(end_of_cluster) <= REFUSAL_WINDOW_NS
+                })
                 .copied()
                 .collect();
             let stale = cluster.iter().any(|e| client_kept_sending(e.3, e.0));
@@ -167,7 +169,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 Some((t, _, _)) => summary.push_str(&format!(
                     "; it accepted connections again at {} ({} later).",
                     when(t),
-                    secs(t - start)
+                    secs(t.saturating_sub(start))
                 )),
                 None if later_attempts => {
                     summary.push_str("; it did not accept a connection again before the capture ended.")
