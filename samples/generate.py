@@ -48,6 +48,11 @@ SCENARIOS = [
     ("idle_reset", 5009),
     ("connect_timeout", 5010),
     ("retransmission_timeout", 5011),
+    # realism scenarios (issue 10): the detectors must not agree with themselves
+    ("early_close", 5012),
+    ("port_scan", 5013),
+    ("zero_window_stall", 5014),
+    ("parallel_ports", 5015),
 ]
 PORTS = dict(SCENARIOS)
 
@@ -733,6 +738,150 @@ def sc_retransmission_timeout(log, port):
     return meta     # the server is stopped after the capture ends
 
 
+# --------------------------------------------------------------------------
+# realism scenarios (servers as threads in the namespace process)
+# --------------------------------------------------------------------------
+
+def thread_server(port, handler, host=SERVER_IP, backlog=64):
+    """Listens on host:port and runs handler(conn) per accepted connection in a thread."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(backlog)
+
+    def loop():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=handler, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+    return ls
+
+
+def sc_early_close(log, port):
+    """Fire-and-forget clients (UPnP NOTIFY style): request, FIN at once, close before the
+    reply arrives; the server's reply, sent 20 ms later, is reset by the client's stack."""
+    def handler(c):
+        buf = b""
+        while b"\n" not in buf:
+            d = c.recv(4096)
+            if not d:
+                break
+            buf += d
+        time.sleep(0.02)        # the reply is produced after the client's FIN
+        try:
+            c.sendall(make_response(buf.decode("ascii", "replace")))
+            time.sleep(0.05)
+            c.close()
+        except OSError:
+            pass
+    ls = thread_server(port, handler)
+    conns = {}
+    for i in range(6):
+        s = new_socket(CLIENT_IP)
+        s.connect((SERVER_IP, port))
+        local = s.getsockname()
+        s.sendall(("NOTIFY %05d Alive client=ipcscope-sample\n" % i).encode())
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.005)
+        s.close()               # never reads: the late reply meets a closed socket -> RST
+        conns["notify_%d" % i] = {"client": ep(local), "server": "%s:%d" % (SERVER_IP, port)}
+        log.debug(7, "Client.Notifier", "sent NOTIFY #%d local=%s" % (i, ep(local)))
+        time.sleep(0.3)
+    time.sleep(0.3)
+    ls.close()
+    return {"conns": conns}
+
+
+def sc_port_scan(log, port):
+    """A SYN-style scan: one host connects to 40 ports of the server host, 3 of them open;
+    open ports are closed at once without data (connect scan)."""
+    listeners = [thread_server(p, lambda c: c.close()) for p in (port, port + 100, port + 200)]
+    targets = list(range(port - 20, port + 20)) + [port + 100, port + 200]
+    conns = {}
+    for p in targets:
+        s = new_socket("127.20.0.3")
+        s.settimeout(1.0)
+        try:
+            s.connect((SERVER_IP, p))
+            conns["open_%d" % p] = {"client": ep(s.getsockname()), "server": "%s:%d" % (SERVER_IP, p)}
+        except OSError:
+            pass
+        s.close()
+        time.sleep(0.01)
+    for ls in listeners:
+        ls.close()
+    return {"conns": conns, "targets": len(targets)}
+
+
+def sc_zero_window_stall(log, port):
+    """The client's reader thread hangs: it stops reading while the server streams a
+    report; the client's window falls to 0, the server probes, and after 8 s the client
+    gives up and closes with unread data (RST)."""
+    def handler(c):
+        c.recv(4096)
+        chunk = b"R" * 65536
+        try:
+            while True:
+                c.sendall(chunk)
+        except OSError:
+            pass
+    ls = thread_server(port, handler)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+    s.bind((CLIENT_IP, 0))
+    s.connect((SERVER_IP, port))
+    local = s.getsockname()
+    log.info(7, "Client.Connection", "connected channel=report local=%s remote=%s:%d" % (ep(local), SERVER_IP, port))
+    s.sendall(b"REQ 00001 GetReport client=ipcscope-sample\n")
+    log.debug(7, "Client.Sender", "sent request #1 GetReport channel=report")
+    time.sleep(8.0)             # the reader is stuck: nothing is read
+    log.error(7, "Client.Receiver", "report channel=report timed out after 8000 ms: closing local=%s" % ep(local))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    time.sleep(0.2)
+    ls.close()
+    return {"conns": {"report": {"client": ep(local), "server": "%s:%d" % (SERVER_IP, port)}}}
+
+
+def sc_parallel_ports(log, port):
+    """An SMB-style client tries two ports of the server at once (445 and 139 in real life):
+    one listens, the other refuses; the client uses the one that answered."""
+    def handler(c):
+        try:
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                c.sendall(make_response(d.decode("ascii", "replace")))
+        except OSError:
+            pass
+        c.close()
+    ls = thread_server(port, handler)
+    refused_port = port + 1
+    a = new_socket(CLIENT_IP)
+    b = new_socket(CLIENT_IP)
+    b.setblocking(False)
+    try:
+        b.connect((SERVER_IP, refused_port))
+    except (BlockingIOError, OSError):
+        pass
+    a.connect((SERVER_IP, port))
+    local_a = a.getsockname()
+    time.sleep(0.05)
+    b.close()
+    log.debug(7, "Client.Connection", "port %d refused, using %d local=%s" % (refused_port, port, ep(local_a)))
+    a.sendall(b"REQ 00001 Negotiate client=ipcscope-sample\n")
+    a.recv(4096)
+    a.close()
+    time.sleep(0.2)
+    ls.close()
+    return {"conns": {"used": {"client": ep(local_a), "server": "%s:%d" % (SERVER_IP, port)}}}
+
+
 SCENARIO_FUNCS = {
     "healthy": sc_healthy,
     "stale_connection": sc_stale_connection,
@@ -745,6 +894,10 @@ SCENARIO_FUNCS = {
     "idle_reset": sc_idle_reset,
     "connect_timeout": sc_connect_timeout,
     "retransmission_timeout": sc_retransmission_timeout,
+    "early_close": sc_early_close,
+    "port_scan": sc_port_scan,
+    "zero_window_stall": sc_zero_window_stall,
+    "parallel_ports": sc_parallel_ports,
 }
 
 
@@ -838,6 +991,8 @@ def read_pcap(path):
             "dst": "%s:%d" % (socket.inet_ntoa(ip[16:20]), dport),
             "flags": flags, "seq": seq, "ack": ack,
             "len": tot - ihl - doff,
+            "sport": sport, "dport": dport,
+            "win": struct.unpack("!H", tcp[14:16])[0],
         })
     return pkts
 
@@ -1146,6 +1301,33 @@ def check_scenario(name, pkts, meta):
                                data_bytes_before=sum(p["len"] for p in before),
                                log_error_time_utc=iso_utc(e[0][0])))
         return out, "2 connections idle 3 s then server RST (no FIN, no pending request)"
+
+    if name == "early_close":
+        resets = [p for p in rsts if p["src"].startswith(CLIENT_IP)]
+        assert len(resets) >= 6, "each early-closing client resets the late reply"
+        for c in conns:
+            fin = first(c["pkts"], lambda p: p["src"] == c["client"] and p["flags"] & FIN, "client FIN")
+            data = first(c["pkts"], lambda p: p["src"] == c["server"] and p["len"] > 0, "reply")
+            assert data["ts"] > fin["ts"], "the reply must come after the client's FIN"
+        return out, "6 clients send a request and FIN, close before the reply; each late reply is reset"
+
+    if name == "port_scan":
+        syns = [p for p in pkts if p["flags"] == SYN]
+        assert len({p["dport"] for p in syns}) >= 40, "scan covers 40+ ports"
+        return out, "one host connects to 42 ports of the server host: 3 open, 39 refused"
+
+    if name == "zero_window_stall":
+        c = C("report")
+        zero = [p for p in c["pkts"] if p["src"] == c["client"] and p["win"] == 0 and not p["flags"] & RST]
+        assert zero, "the client's window must reach 0"
+        rst = first(c["pkts"], lambda p: p["src"] == c["client"] and p["flags"] & RST, "client RST")
+        assert rst["ts"] - zero[0]["ts"] > 5, "the stall lasts several seconds"
+        return out, "client stops reading a streamed reply: window 0 for ~8 s while the server probes, then client RST"
+
+    if name == "parallel_ports":
+        refused = [p for p in rsts if p["sport"] == port + 1]
+        assert refused, "the second port refuses"
+        return out, "client tries two ports at once: one refuses (RST), the other is used normally"
 
     raise ValueError(name)
 

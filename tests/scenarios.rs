@@ -24,6 +24,10 @@ const SCENARIOS: &[&str] = &[
     "idle_reset",
     "connect_timeout",
     "retransmission_timeout",
+    "early_close",
+    "port_scan",
+    "zero_window_stall",
+    "parallel_ports",
 ];
 
 fn golden_path(name: &str) -> PathBuf {
@@ -33,7 +37,11 @@ fn golden_path(name: &str) -> PathBuf {
 fn analyze(name: &str) -> Analysis {
     let path = common::samples().join(format!("{name}.pcap"));
     assert!(path.exists(), "{} missing: run samples/generate.py", path.display());
-    analyze_paths(&[path], &Options::default(), &NoProgress)
+    // With the client's log, as a user would run it: some findings need its evidence (10048 lines
+    // are what confirms port exhaustion when the range is inferred from the capture).
+    let log = common::samples().join(format!("{name}_client_utc.log"));
+    let paths = if log.exists() { vec![path, log] } else { vec![path] };
+    analyze_paths(&paths, &Options::default(), &NoProgress)
 }
 
 fn parse_utc(s: &str) -> i64 {

@@ -39,7 +39,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             }
             // A reset before any data (e.g. answering the SYN) is no close of an exchange.
             let Some(last_data) = ps[..ri].iter().rev().find(|p| p.payload_len > 0) else { continue };
-            let gap = rst.ts - last_data.ts;
+            let gap = rst.ts.saturating_sub(last_data.ts);
             groups.entry((c.input, c.client.ip, c.server, rst.side == Side::Server)).or_default().push((
                 c,
                 Some(last_data.frame),

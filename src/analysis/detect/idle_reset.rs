@@ -36,18 +36,22 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 break; // already closing: not an idle reset
             }
             let prev = ps[ri - 1];
-            let (idle_from, idle_to, data) = if rst.ts - prev.ts >= IDLE_MIN_NS && rst.side == Side::Server {
-                (prev, *rst, None)
-            } else if prev.side != rst.side && prev.payload_len > 0 && ri >= 2 && prev.ts - ps[ri - 2].ts >= IDLE_MIN_NS
-            {
-                (ps[ri - 2], prev, Some(prev))
-            } else {
-                continue;
-            };
+            let (idle_from, idle_to, data) =
+                if rst.ts.saturating_sub(prev.ts) >= IDLE_MIN_NS && rst.side == Side::Server {
+                    (prev, *rst, None)
+                } else if prev.side != rst.side
+                    && prev.payload_len > 0
+                    && ri >= 2
+                    && prev.ts.saturating_sub(ps[ri - 2].ts) >= IDLE_MIN_NS
+                {
+                    (ps[ri - 2], prev, Some(prev))
+                } else {
+                    continue;
+                };
             claims.push((c, rst.frame));
             let sender = endpoint_of(c, rst.side);
             let other = endpoint_of(c, rst.side.other());
-            let idle = idle_to.ts - idle_from.ts;
+            let idle = idle_to.ts.saturating_sub(idle_from.ts);
             let summary = match data {
                 None => format!(
                     "The connection {other} ↔ {sender} was idle for {} (since {}) and then reset by {sender} at {} (frame {}) without any close.",

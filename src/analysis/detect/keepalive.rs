@@ -49,7 +49,7 @@ pub fn detect_reset(ctx: &mut Context) -> Vec<Finding> {
                 "{prober}'s keep-alive probe at {} (frame {}) was answered by RST from {peer} {} later (frame {}): {peer} had lost the connection while it was idle (since {}).",
                 when(probe.ts),
                 probe.frame,
-                secs(answer.ts - probe.ts),
+                secs(answer.ts.saturating_sub(probe.ts)),
                 answer.frame,
                 when(ps[..i].iter().rev().find(|p| p.analysis & af::KEEP_ALIVE == 0).map(|p| p.ts).unwrap_or(c.first_ts))
             );

@@ -3,8 +3,10 @@
 //! in order of how specific its explanation is; the rest are classified as unexplained.
 
 pub mod abortive_close;
+pub mod closed_before_reply;
 pub mod connect_timeout;
 pub mod connection_refused;
+pub mod half_open_reuse;
 pub mod idle_reset;
 pub mod keepalive;
 pub mod packet_drop;
@@ -14,10 +16,12 @@ pub mod pipe_exhaustion;
 pub mod pipe_not_found;
 pub mod port_exhaustion;
 pub mod port_reuse;
+pub mod port_scan;
 pub mod retransmission_timeout;
 pub mod server_restart;
 pub mod stale_connection;
 pub mod verdicts;
+pub mod zero_window_stall;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -37,6 +41,8 @@ pub struct Context<'a> {
     pub claimed: HashMap<(u32, u64), &'static str>,
     /// Server endpoints that went down: (input, endpoint, down time, back-up time if seen).
     pub restarts: Vec<Restart>,
+    /// Connections a broader finding already explains (a scan's probes): ids.
+    pub absorbed: std::collections::HashSet<u64>,
 }
 
 /// A server endpoint that stopped, from `server_restart`.
@@ -61,12 +67,17 @@ impl Context<'_> {
 pub fn run_all(analysis: &mut Analysis, options: &Options) {
     let mut findings = Vec::new();
     {
-        let mut ctx = Context { analysis, options, claimed: HashMap::new(), restarts: Vec::new() };
-        // Most specific explanations of a reset first.
+        let mut ctx =
+            Context { analysis, options, claimed: HashMap::new(), restarts: Vec::new(), absorbed: Default::default() };
+        // Most specific explanations of a reset first; a scan absorbs its probes before anything.
+        findings.extend(port_scan::detect(&mut ctx));
+        findings.extend(half_open_reuse::detect(&mut ctx));
         findings.extend(connection_refused::detect(&mut ctx));
         findings.extend(server_restart::detect(&mut ctx));
         findings.extend(keepalive::detect_reset(&mut ctx));
+        findings.extend(closed_before_reply::detect(&mut ctx));
         findings.extend(stale_connection::detect(&mut ctx));
+        findings.extend(zero_window_stall::detect(&mut ctx));
         findings.extend(keepalive::detect_timeout(&mut ctx));
         findings.extend(retransmission_timeout::detect(&mut ctx));
         findings.extend(idle_reset::detect(&mut ctx));
@@ -261,7 +272,7 @@ pub fn bursts<T>(items: Vec<T>, ts: impl Fn(&T) -> UtcNs, gap: i64) -> Vec<Vec<T
     for it in items {
         let t = ts(&it);
         match (out.last_mut(), last) {
-            (Some(cur), Some(l)) if t - l <= gap => cur.push(it),
+            (Some(cur), Some(l)) if t.saturating_sub(l) <= gap => cur.push(it),
             _ => out.push(vec![it]),
         }
         last = Some(t);

@@ -3,7 +3,8 @@
 //! 240). Ports held (open or in TIME_WAIT) are counted over time against the ephemeral range
 //! (`--ephemeral-range`, Windows' default 49152–65535; when the capture shows the client's ports
 //! cycling within a narrower band — a port reused while its TIME_WAIT would still run, or a band
-//! outside the configured range used densely — that band is the range). Error when the held ports reach 90 % of the range (connect() then fails with
+//! outside the configured range used densely, with evidence of pressure: SYN stalls or
+//! 10048/10055 log lines — that band is the range). Error when the held ports reach 90 % of the range (connect() then fails with
 //! WSAEADDRINUSE 10048 / WSAENOBUFS 10055); warning when the closing rate would exhaust the range
 //! within one TIME_WAIT period. Evidence: the first SYN, the SYN at the peak, the last SYN.
 
@@ -58,6 +59,16 @@ fn client_closed_first(c: &Connection) -> bool {
     false
 }
 
+/// Connection attempts whose SYN was sent again and never answered.
+fn syn_stalls(conns: &[&Connection]) -> usize {
+    conns.iter().filter(|c| c.client_syn >= 2 && c.server_synack == 0).count()
+}
+
+/// Log lines of WSAEADDRINUSE 10048 / WSAENOBUFS 10055 (the connect() failures of exhaustion).
+fn address_errors(ctx: &Context, _input: u32) -> bool {
+    ctx.analysis.log_events.iter().any(|e| e.codes.iter().any(|&c| c == 10048 || c == 10055))
+}
+
 pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
     let tw = ctx.options.time_wait_s as i64 * 1_000_000_000;
     let mut per_client: BTreeMap<(u32, IpAddr), Vec<&Connection>> = BTreeMap::new();
@@ -76,7 +87,7 @@ pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
             let open_at_end = c.client_fin + c.server_fin + c.client_rst + c.server_rst == 0;
             let release = if client_closed_first(c) {
                 closed_by_client += 1;
-                c.last_ts + tw
+                c.last_ts.saturating_add(tw)
             } else if open_at_end {
                 capture_end
             } else {
@@ -115,20 +126,23 @@ pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
         let width = (hi as usize).saturating_sub(lo as usize) + 1;
         // Ports outside the configured range, used densely: the client's real range is that band.
         let dense = per_port.len() >= MIN_CONNECTIONS && per_port.len() * 10 >= width * 9;
+        // A band inferred from a dense use of ports is the range only with evidence of pressure:
+        // SYNs that stalled (retransmitted, unanswered) or the client's own 10048/10055 lines.
+        let pressure = syn_stalls(&conns) > 0 || address_errors(ctx, input);
         let (range, range_source) = if ctx.options.ephemeral_range_given {
             (ctx.options.ephemeral_range, "given")
         } else if reused_early && conns.len() >= MIN_CONNECTIONS {
             ((lo, hi), "observed")
         } else if lo >= dlo && hi <= dhi {
             ((dlo, dhi), "default")
-        } else if dense {
+        } else if dense && pressure {
             ((lo, hi), "observed")
         } else {
             ((lo.min(dlo), hi.max(dhi)), "observed")
         };
         let first_ts = conns.first().map(|c| c.first_ts).unwrap_or(0);
         let last_ts = conns.iter().map(|c| c.last_ts).max().unwrap_or(first_ts);
-        let span = last_ts - first_ts;
+        let span = last_ts.saturating_sub(first_ts);
         let projected_held = (span > 0 && span < tw && closed_by_client >= MIN_CONNECTIONS)
             .then(|| (closed_by_client as i128 * tw as i128 / span as i128) as usize);
         out.push(PortUsage {

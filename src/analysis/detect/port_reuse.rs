@@ -31,7 +31,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 continue;
             }
             let closed = prev.client_fin > 0 && prev.server_fin > 0;
-            if !closed || next.first_ts - prev.last_ts >= tw {
+            if !closed || next.first_ts.saturating_sub(prev.last_ts) >= tw {
                 continue;
             }
             let clean = next.server_synack > 0 && next.client_syn == 1 && next.server_rst == 0;
@@ -65,7 +65,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             items.len(),
             if items.len() == 1 { "" } else { "s" },
             when(next.first_ts),
-            secs(next.first_ts - prev.last_ts),
+            secs(next.first_ts.saturating_sub(prev.last_ts)),
             next.client.port,
             if all_clean { "; each came up normally" } else { "; some did not come up cleanly (no SYN/ACK, retried SYN or reset)" }
         );

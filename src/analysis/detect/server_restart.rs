@@ -5,7 +5,9 @@
 //! being reset (with two or more connections closed, or the server accepting again later), or every
 //! connection open at that moment (at least two) ending at once with a reset
 //! and no new connection accepted in between. It came back at the first SYN/ACK from the endpoint
-//! afterwards.
+//! afterwards; "did not come back" is said only when later attempts were seen. Error when the
+//! outage is confirmed (refusals, or the server back); warning when all connections were reset
+//! at once and nothing followed (a deliberate abort looks the same).
 //! Evidence: the server's FIN/RST frames, the first refused attempt, the first accept after.
 //! Advice: look at why the server process stopped; clients must reconnect.
 
@@ -76,7 +78,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         while i < ends.len() {
             let start = ends[i].0;
             let mut j = i;
-            while j + 1 < ends.len() && ends[j + 1].0 - start <= CLUSTER_NS {
+            while j + 1 < ends.len() && ends[j + 1].0.saturating_sub(start) <= CLUSTER_NS {
                 j += 1;
             }
             let cluster = &ends[i..=j];
@@ -85,7 +87,9 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
 
             let refusals: Vec<&Connection> = conns
                 .iter()
-                .filter(|c| refused(c) && c.first_ts >= start && c.first_ts - end_of_cluster <= REFUSAL_WINDOW_NS)
+                .filter(|c| {
+                    refused(c) && c.first_ts >= start && c.first_ts.saturating_sub(end_of_cluster) <= REFUSAL_WINDOW_NS
+                })
                 .copied()
                 .collect();
             let stale = cluster.iter().any(|e| client_kept_sending(e.3, e.0));
@@ -105,6 +109,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 .iter()
                 .filter(|c| c.server_synack > 0 && c.first_ts > end_of_cluster.max(last_refusal))
                 .min_by_key(|c| c.first_ts);
+            let later_attempts = conns.iter().any(|c| c.client_syn > 0 && c.first_ts > end_of_cluster);
             let up = back.and_then(|c| {
                 packets(c)
                     .into_iter()
@@ -145,7 +150,11 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                     (f, r) => format!("closed {f} and reset {r} connections"),
                 }
             };
-            let mut summary = format!("Server {server} went down at {}: it {how}", when(start));
+            let mut summary = if refusals.is_empty() && up.is_none() {
+                format!("Server {server} stopped or aborted its connections at {}: it {how} at once", when(start))
+            } else {
+                format!("Server {server} went down at {}: it {how}", when(start))
+            };
             if !refusals.is_empty() {
                 summary.push_str(&format!(
                     ", then refused {} connection attempt{}",
@@ -160,15 +169,23 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 Some((t, _, _)) => summary.push_str(&format!(
                     "; it accepted connections again at {} ({} later).",
                     when(t),
-                    secs(t - start)
+                    secs(t.saturating_sub(start))
                 )),
-                None => summary.push_str("; it did not accept a connection again before the capture ended."),
+                None if later_attempts => {
+                    summary.push_str("; it did not accept a connection again before the capture ended.")
+                }
+                None => summary.push_str(
+                    "; no connection was attempted afterwards, so the capture cannot tell whether it came back.",
+                ),
             }
             let last = up.map(|u| u.0).unwrap_or(end_of_cluster.max(last_refusal));
+            // Only a confirmed outage is an error: refusals, or the server back; a server that
+            // aborted all its connections with nobody trying again may be a deliberate close.
+            let severity = if refusals.is_empty() && up.is_none() { Severity::Warning } else { Severity::Error };
             ctx.restarts.push(Restart { server, down: start, up: up.map(|u| u.0) });
             out.push(finding(
                 "server_restart",
-                Severity::Error,
+                severity,
                 &involved,
                 start,
                 last,

@@ -43,7 +43,7 @@ fn find_stale<'a>(ctx: &Context, c: &'a Connection) -> Option<Stale<'a>> {
             continue;
         };
         let data = ps[di];
-        if rst.ts - data.ts > ANSWER_NS {
+        if rst.ts.saturating_sub(data.ts) > ANSWER_NS {
             continue;
         }
         let local_fin_before = ps[..di].iter().any(|p| p.side == local && p.flags & FIN != 0);
@@ -123,7 +123,7 @@ fn report(burst: &[Stale]) -> Finding {
         s.data.payload_len,
         when(s.data.ts),
         s.data.frame,
-        secs(s.rst.ts - s.data.ts),
+        secs(s.rst.ts.saturating_sub(s.data.ts)),
         s.rst.frame
     );
     if burst.len() > 1 {

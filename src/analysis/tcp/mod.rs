@@ -261,6 +261,10 @@ impl TcpAnalyzer {
                     initial |= af::REUSED_PORTS;
                     let old = std::mem::replace(a, new_active(true));
                     finished.push(old.finish());
+                } else if pure_syn && fwd.base_seq_set {
+                    // The same ISN again: a SYN retransmission; Wireshark rewinds nextseq to the
+                    // highest sequence acknowledgeable, forgetting what a RST in between advanced.
+                    fwd.nextseq = fwd.maxseqtobeacked;
                 } else if synack && fwd.base_seq_set && seg.seq != fwd.base_seq {
                     initial |= af::REUSED_PORTS;
                     fwd.base_seq = seg.seq;
@@ -362,6 +366,7 @@ impl TcpAnalyzer {
         let rest: Vec<Connection> = self.table.drain().map(|(_, a)| a.finish()).collect();
         self.finished.extend(rest);
         self.finished.sort_unstable_by_key(|c| c.id);
+        assign_roles(&mut self.finished);
         (self.finished, self.counts, self.evicted)
     }
 
@@ -369,4 +374,83 @@ impl TcpAnalyzer {
     pub fn conn_id_of(&self, seg: &TcpSegment) -> Option<u64> {
         self.table.get(&flow_key(seg.src, seg.dst)).map(|a| a.conn.id)
     }
+}
+
+/// Ports in the IANA dynamic range are a client's, not a service's.
+fn ephemeral_port(p: u16) -> bool {
+    p >= 49152
+}
+
+/// Roles of connections whose handshake was not captured (the capture started late or dropped
+/// it), decided from the rest of the same capture before ports: an endpoint that accepted a
+/// handshake elsewhere is a server; an endpoint many peers talk to is a server, one that talks
+/// to a single peer is a client; then a well-known or registered port against an ephemeral one.
+/// The first-packet guess (and Zeek's port rule) stands when nothing decides.
+pub fn assign_roles(conns: &mut [Connection]) {
+    use std::collections::HashSet;
+    let mut servers: HashSet<Endpoint> = HashSet::new();
+    let mut clients: HashSet<Endpoint> = HashSet::new();
+    let mut peers: HashMap<Endpoint, HashSet<Endpoint>> = HashMap::new();
+    for c in conns.iter() {
+        if c.client_syn > 0 || c.server_synack > 0 {
+            servers.insert(c.server);
+            clients.insert(c.client);
+        }
+        for (a, b) in [(c.client, c.server), (c.server, c.client)] {
+            let set = peers.entry(a).or_default();
+            if set.len() < 64 {
+                set.insert(b);
+            }
+        }
+    }
+    for c in conns.iter_mut().filter(|c| c.client_syn == 0 && c.server_synack == 0) {
+        let n = |e: &Endpoint| peers.get(e).map_or(0, |s| s.len());
+        let (a, b) = (c.client, c.server);
+        let (a_srv, b_srv) = (servers.contains(&a), servers.contains(&b));
+        let (a_cli, b_cli) = (clients.contains(&a), clients.contains(&b));
+        let flip = if a_srv != b_srv {
+            a_srv
+        } else if a_cli != b_cli {
+            b_cli
+        } else if n(&a) >= 2 && n(&b) == 1 {
+            true
+        } else if n(&b) >= 2 && n(&a) == 1 {
+            false
+        } else {
+            let server_like = |p: u16| likely_server_port(p) || !ephemeral_port(p);
+            server_like(a.port) && ephemeral_port(b.port)
+        };
+        if flip {
+            flip_roles(c);
+        }
+    }
+}
+
+/// Swaps client and server of a finished connection, with its counters, notes and Zeek view.
+fn flip_roles(c: &mut Connection) {
+    std::mem::swap(&mut c.client, &mut c.server);
+    std::mem::swap(&mut c.client_packets, &mut c.server_packets);
+    std::mem::swap(&mut c.client_bytes, &mut c.server_bytes);
+    std::mem::swap(&mut c.client_fin, &mut c.server_fin);
+    std::mem::swap(&mut c.client_rst, &mut c.server_rst);
+    for p in c.head.iter_mut().chain(c.tail.iter_mut()) {
+        p.side = p.side.other();
+    }
+    let body: String = c
+        .history
+        .trim_start_matches('^')
+        .chars()
+        .map(|ch| if ch.is_ascii_uppercase() { ch.to_ascii_lowercase() } else { ch.to_ascii_uppercase() })
+        .collect();
+    c.history = if c.history.starts_with('^') { body } else { format!("^{body}") };
+    let state = match c.state.as_str() {
+        "RSTO" => "RSTR",
+        "RSTR" => "RSTO",
+        "SH" => "SHR",
+        "SHR" => "SH",
+        "S2" => "S3",
+        "S3" => "S2",
+        s => s,
+    };
+    c.state = state.to_string();
 }

@@ -165,22 +165,27 @@ pub fn analyze(
         }
         // 9. duplicate ACK
         if same_as_last && window != 0 {
-            fwd.dupacknum += 1;
+            fwd.dupacknum = fwd.dupacknum.wrapping_add(1);
             ta |= af::DUPLICATE_ACK;
         }
     }
-    if ta & af::DUPLICATE_ACK == 0 {
+    // Wireshark resets the dup-ACK count when the ack number changes (not on any other segment).
+    if ack != fwd.lastack {
         fwd.dupacknum = 0;
     }
 
-    // 10. ACKed lost segment
+    // 10. ACKed lost segment. The bound is lowered to the other side's nextseq when above it (plain
+    // unsigned compare, as Wireshark); otherwise the flag is raised once per stalled direction,
+    // marked by a dup-ACK count of -1 (guint32: all ones) until that side's ack number changes.
     if rev.maxseqtobeacked != 0 && gt_seq(ack, rev.maxseqtobeacked) && flags & ACK != 0 {
-        if rev.maxseqtobeacked < rev.nextseq {
-            ta |= af::ACK_LOST_SEGMENT;
+        if rev.maxseqtobeacked > rev.nextseq {
             rev.maxseqtobeacked = rev.nextseq;
-        } else if rev.dupacknum == 0 {
             ta |= af::ACK_LOST_SEGMENT;
-            rev.maxseqtobeacked = u32::MAX;
+        } else {
+            if rev.dupacknum == 0 {
+                ta |= af::ACK_LOST_SEGMENT;
+            }
+            rev.dupacknum = u32::MAX;
         }
     }
 
