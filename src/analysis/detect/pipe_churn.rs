@@ -1,7 +1,8 @@
 //! `pipe_churn` — rule (the root cause of busy/not-found storms): one client process opens and
 //! closes the same pipe in a tight loop instead of reusing a connection: at least 20 opens,
 //! a median handle lifetime of at most 1 s, and a peak of at least 5 opens per second
-//! (sliding 1 s window), most handles closed within 1 s of their open.
+//! (sliding 1 s window), most handles closed within 1 s of their open. Warning when opens of the
+//! pipe failed (busy/not found: the churn is their likely cause), info when none did.
 //! Evidence: a few Create records of short-lived handles with their Cleanup/Close records.
 //! Advice: reuse connections (pooled/shared channel) or switch the Remoting channel to TCP.
 
@@ -22,6 +23,34 @@ impersonated call, e.g. call without impersonation or revert before the Remoting
 Remoting channel from IPC (IpcChannel) to TCP (TcpChannel). Raising the instance count \
 (maxNumberOfServerInstances, nMaxInstances in CreateNamedPipe) and retrying with WaitNamedPipe only soften it.";
 
+/// For opens that came over SMB (IPC$): the .NET Remoting IpcChannel advice does not apply there.
+pub const ADVICE_REMOTE: &str = "This remote client opens the pipe over SMB (a CREATE on IPC$) anew for (nearly) \
+every call and closes it right after, instead of keeping its RPC binding open. Each open costs a round trip and a \
+server instance; under load other opens fail with STATUS_PIPE_NOT_AVAILABLE (ERROR_PIPE_BUSY 231). Keep one \
+binding/handle per client and reuse it; when the client is a .NET Remoting or WCF application, use a TCP \
+channel (TcpChannel, NetTcpBinding) instead of named pipes across machines.";
+
+/// Who opened the pipe: the pid, or for SMB the remote client addresses (SMB shows no pid).
+fn opener(pipe: &crate::analysis::pipes::Pipe, pid: u32) -> String {
+    if pipe.source != crate::analysis::pipes::PipeSource::Smb {
+        return format!("pid {pid}");
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for e in pipe.events.iter().filter(|e| !e.server_instance) {
+        if let Some(r) = e.remote {
+            let ip = r.ip.to_string();
+            if !hosts.contains(&ip) {
+                hosts.push(ip);
+            }
+        }
+    }
+    match hosts.len() {
+        0 => "a remote SMB client".into(),
+        1..=3 => format!("SMB client {}", hosts.join(", ")),
+        n => format!("{n} SMB client hosts ({}, …)", hosts[..3].join(", ")),
+    }
+}
+
 pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     let mut out = Vec::new();
     for pipe in &ctx.analysis.pipes {
@@ -38,9 +67,11 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let span_s = (c.last_ts - c.first_ts) as f64 / 1e9;
             let ev: Vec<EvidenceRef> =
                 c.sample_records.iter().map(|&frame| EvidenceRef { input: pipe.input, frame }).collect();
-            let summary = format!(
-                "pid {} opened and closed {} {} times in {:.1} s (peak {:.0} opens/s at {}, median handle lifetime {:.1} ms, {} of {} handles closed within 1 s) instead of reusing a connection.",
-                c.pid,
+            // Churn is the cause of busy/not-found storms; without a failed open it is a habit, not a fault.
+            let failed = pipe.busy + pipe.not_found > 0;
+            let mut summary = format!(
+                "{} opened and closed {} {} times in {:.1} s (peak {:.0} opens/s at {}, median handle lifetime {:.1} ms, {} of {} handles closed within 1 s) instead of reusing a connection.",
+                opener(pipe, c.pid),
                 pipe.name,
                 c.opens,
                 span_s,
@@ -50,9 +81,13 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 c.closed_within_1s,
                 c.closed,
             );
+            if !failed {
+                summary.push_str(" No open of this pipe failed, so the churn did no visible harm here.");
+            }
+            let remote = pipe.source == crate::analysis::pipes::PipeSource::Smb;
             out.push(pipe_finding(
                 "pipe_churn",
-                Severity::Warning,
+                if failed { Severity::Warning } else { Severity::Info },
                 pipe,
                 c.pid.to_string(),
                 c.first_ts,
@@ -60,7 +95,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 c.opens,
                 cap_evidence(ev),
                 summary,
-                ADVICE,
+                if remote { ADVICE_REMOTE } else { ADVICE },
             ));
         }
     }
