@@ -22,9 +22,32 @@ pub struct Progress {
     pub bytes_total: u64,
 }
 
+/// What a run is doing, so that progress does not sit at 100 % while detectors and writers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading inputs (byte progress follows through `report`).
+    Reading,
+    /// Sessions are closed; detectors and correlation run (no byte measure).
+    Analysing,
+    /// The caller writes outputs (reported by the caller, not by the pipeline).
+    Writing,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Reading => "reading",
+            Phase::Analysing => "analysing",
+            Phase::Writing => "writing",
+        }
+    }
+}
+
 /// Receives progress; `cancelled` is polled so that a GUI can stop a long load.
 pub trait ProgressSink {
     fn report(&self, p: &Progress);
+    /// A new phase begins. Default: ignored.
+    fn phase(&self, _phase: Phase) {}
     fn cancelled(&self) -> bool {
         false
     }
@@ -70,6 +93,7 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
     let mut analysis = Analysis::default();
     let mut next_conn_id = 0u64;
     let count = sources.len();
+    progress.phase(Phase::Reading);
     for (index, source) in sources.into_iter().enumerate() {
         if progress.cancelled() {
             analysis.inputs.push(InputSummary {
@@ -83,6 +107,7 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
         let summary = read_one(input, index, count, source, &mut analysis, &mut next_conn_id, progress);
         analysis.inputs.push(summary);
     }
+    progress.phase(Phase::Analysing);
     detect::run_all(&mut analysis, options);
     correlate::run(&mut analysis, options);
     correlate::attach_system_events(&mut analysis);
