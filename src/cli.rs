@@ -51,6 +51,8 @@ Outputs written by --out DIR:
   findings.csv           one row per finding (kind, severity, evidence, advice, Wireshark filter)
   pipes.csv              named-pipe instances and their accounting
   log_events.csv         log lines read (text logs and event logs) and the findings they belong to
+Written by --evidence DIR:
+  finding-NNNN-KIND.pcapng   per finding, its evidence packets; evidence frames carry a comment
 
 Examples:
   ipcscope analyze server.pcapng app.log --out results/
@@ -66,6 +68,10 @@ pub struct AnalyzeArgs {
     /// folder (without it, a summary is printed).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write one pcapng per finding into this folder: the packets of its evidence connections,
+    /// each evidence frame commented with the finding (Wireshark: frame.comment).
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -166,7 +172,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         None => &pipeline::NoProgress,
     };
     let analysis = pipeline::analyze_paths(&args.files, &options, sink);
-    if args.out.is_some() {
+    if args.out.is_some() || args.evidence.is_some() {
         sink.phase(Phase::Writing);
     }
     let written = write_outputs(&args, &analysis);
@@ -197,6 +203,20 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
 fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) -> Result<()> {
     if let Some(dir) = &args.out {
         report::write_all(analysis, dir)?;
+    }
+    if let Some(dir) = &args.evidence {
+        let ev = report::evidence::write_evidence(analysis, dir)?;
+        for p in &ev.problems {
+            eprintln!("evidence: {p}");
+        }
+        if !args.quiet {
+            eprintln!(
+                "{} evidence files written to {} ({} findings have no capture packets)",
+                ev.files.len(),
+                dir.display(),
+                ev.without_packets.len()
+            );
+        }
     }
     Ok(())
 }

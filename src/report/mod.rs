@@ -3,6 +3,7 @@
 //! renamed into place, so an interrupted run leaves the previous outputs intact.
 
 pub mod csv;
+pub mod evidence;
 pub mod logs;
 pub mod pipes;
 pub mod summary;
@@ -14,17 +15,21 @@ use anyhow::{Context, Result};
 
 use crate::analysis::Analysis;
 
-/// Writes `bytes` to `dir/name` atomically (temporary file + rename).
-pub fn write_atomic(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+/// A temporary file in `dir` for `name`, to be renamed into place: 0666 masked by the umask
+/// (0644 under the default one), like any program's outputs — the temporary file's own 0600
+/// would otherwise survive the rename.
+pub fn temp_file_in(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile> {
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix);
-    // 0666 masked by the umask (0644 under the default one), like any program's outputs: the
-    // temporary file's own 0600 would otherwise survive the rename.
     #[cfg(unix)]
     builder.permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
-    let mut tmp =
-        builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
+/// Writes `bytes` to `dir/name` atomically (temporary file + rename).
+pub fn write_atomic(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let mut tmp = temp_file_in(dir, name)?;
     {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut buffered)?;
