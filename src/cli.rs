@@ -51,11 +51,12 @@ Outputs written by --out DIR:
   findings.csv           one row per finding (kind, severity, evidence, advice, Wireshark filter)
   pipes.csv              named-pipe instances and their accounting
   log_events.csv         log lines read (text logs and event logs) and the findings they belong to
+Written by --html FILE: one self-contained HTML report (no script, no external resource).
 Written by --evidence DIR:
   finding-NNNN-KIND.pcapng   per finding, its evidence packets; evidence frames carry a comment
 
 Examples:
-  ipcscope analyze server.pcapng app.log --out results/
+  ipcscope analyze server.pcapng app.log --out results/ --html results/report.html
   ipcscope analyze trace.etl System.evtx --log-offset app.log=+01:00 app.log --out results/ --quiet
 ";
 
@@ -72,6 +73,9 @@ pub struct AnalyzeArgs {
     /// each evidence frame commented with the finding (Wireshark: frame.comment).
     #[arg(long, value_name = "DIR")]
     pub evidence: Option<PathBuf>,
+    /// Write a self-contained HTML report (inputs, verdicts, findings with timelines) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -172,7 +176,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         None => &pipeline::NoProgress,
     };
     let analysis = pipeline::analyze_paths(&args.files, &options, sink);
-    if args.out.is_some() || args.evidence.is_some() {
+    if args.out.is_some() || args.evidence.is_some() || args.html.is_some() {
         sink.phase(Phase::Writing);
     }
     let written = write_outputs(&args, &analysis);
@@ -193,6 +197,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             dir.display()
         ),
         Some(_) => {}
+        None if args.html.is_some() || args.evidence.is_some() => {}
         None => print!("{}", report::summary::human_summary(&analysis)),
     }
     // 2: an input was damaged (partial results were still written).
@@ -203,6 +208,10 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
 fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) -> Result<()> {
     if let Some(dir) = &args.out {
         report::write_all(analysis, dir)?;
+    }
+    if let Some(file) = &args.html {
+        let (dir, name) = split_output_path(file)?;
+        report::write_atomic(&dir, &name, |w| report::html::write_html(analysis, w))?;
     }
     if let Some(dir) = &args.evidence {
         let ev = report::evidence::write_evidence(analysis, dir)?;
@@ -219,6 +228,18 @@ fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) ->
         }
     }
     Ok(())
+}
+
+/// A file to write: its folder (created if missing) and name.
+fn split_output_path(file: &std::path::Path) -> Result<(PathBuf, String)> {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let Some(name) = name else { bail!("{}: not a file name", file.display()) };
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    Ok((dir, name))
 }
 
 /// Runs `ipcscope frames FILE`.

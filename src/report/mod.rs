@@ -4,6 +4,7 @@
 
 pub mod csv;
 pub mod evidence;
+pub mod html;
 pub mod logs;
 pub mod pipes;
 pub mod summary;
