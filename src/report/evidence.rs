@@ -495,3 +495,46 @@ fn packet_block(if_id: u32, ticks: u64, data: &[u8], orig_len: u32, comment: Opt
     }
     block(6, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A long connection gives its first HEAD_PACKETS packets and the window around an evidence
+    /// frame, nothing else; the evidence frame itself is marked for a comment.
+    #[test]
+    fn long_connection_is_cut_to_head_and_evidence_window() {
+        let a = Endpoint { ip: "10.0.0.1".parse().unwrap(), port: 50000 };
+        let b = Endpoint { ip: "10.0.0.2".parse().unwrap(), port: 445 };
+        let mut sel = Selection::default();
+        sel.evidence.insert(5000, vec![0]);
+        sel.tuples.entry(tuple_key(a, b)).or_default().push(ConnSel {
+            finding: 0,
+            first: 1,
+            last: 9000,
+            long: true,
+            head_left: HEAD_PACKETS,
+            windows: vec![(5000 - WINDOW_FRAMES, 5000 + WINDOW_FRAMES)],
+        });
+        let mut kept = Vec::new();
+        let mut commented = Vec::new();
+        let mut out = Vec::new();
+        for frame in 1..=9500u64 {
+            // Every frame belongs to the connection, alternating direction.
+            let t = if frame % 2 == 0 { (a, b) } else { (b, a) };
+            sel.wanted(frame, Some(t), &mut out);
+            if let Some(&(fi, ev)) = out.first() {
+                assert_eq!(fi, 0);
+                kept.push(frame);
+                if ev {
+                    commented.push(frame);
+                }
+            }
+            assert!(out.len() <= 1, "a frame is written once per finding");
+        }
+        let head: Vec<u64> = (1..=HEAD_PACKETS as u64).collect();
+        let window: Vec<u64> = (5000 - WINDOW_FRAMES..=5000 + WINDOW_FRAMES).collect();
+        assert_eq!(kept, [head, window].concat());
+        assert_eq!(commented, vec![5000]);
+    }
+}
