@@ -183,7 +183,9 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     if let Some(t) = &terminal {
         t.bar.finish_and_clear();
     }
-    written?;
+    for line in written? {
+        eprintln!("{line}");
+    }
     for i in &analysis.inputs {
         if let Some(e) = &i.error {
             eprintln!("error: {e}");
@@ -205,7 +207,9 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
 }
 
 /// Writes the files asked for on the command line.
-fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) -> Result<()> {
+fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) -> Result<Vec<String>> {
+    // Messages are returned, to be printed once the progress line is cleared.
+    let mut said = Vec::new();
     if let Some(dir) = &args.out {
         report::write_all(analysis, dir)?;
     }
@@ -216,18 +220,18 @@ fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) ->
     if let Some(dir) = &args.evidence {
         let ev = report::evidence::write_evidence(analysis, dir)?;
         for p in &ev.problems {
-            eprintln!("evidence: {p}");
+            said.push(format!("evidence: {p}"));
         }
         if !args.quiet {
-            eprintln!(
+            said.push(format!(
                 "{} evidence files written to {} ({} findings have no capture packets)",
                 ev.files.len(),
                 dir.display(),
                 ev.without_packets.len()
-            );
+            ));
         }
     }
-    Ok(())
+    Ok(said)
 }
 
 /// A file to write: its folder (created if missing) and name.
