@@ -9,14 +9,15 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use ipcscope::analysis::Options;
-use ipcscope::pipeline::{self, Progress, ProgressSink};
+use ipcscope::pipeline::{self, Phase, Progress, ProgressSink};
 use ipcscope::report;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "ipcscope",
     version,
-    about = "Why did these Windows processes stop talking? TCP and named-pipe forensics."
+    about = "Why did these Windows processes stop talking? TCP and named-pipe forensics.",
+    after_help = ANALYZE_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,11 +30,35 @@ pub struct Cli {
 pub enum Command {
     /// Analyse captures (pcap, pcapng, gzip), ETW traces (.etl), event logs (.evtx) and text logs
     /// together on one clock, and write findings.
+    #[command(after_help = ANALYZE_HELP)]
     Analyze(AnalyzeArgs),
     /// Print the TCP analysis of every frame of one capture (frame, stream, flags), as
     /// `tshark -T fields -e frame.number -e tcp.stream -e tcp.analysis.flags` would.
     Frames { file: PathBuf },
 }
+
+/// Printed after `ipcscope analyze --help`: every input format and every output file.
+const ANALYZE_HELP: &str = "\
+Inputs (recognised by content, not by name; gzip-compressed files are read through):
+  pcap, pcapng           packet captures (Wireshark, tcpdump, dumpcap, pktmon pcapng)
+  .etl                   ETW traces (netsh trace, pktmon: NDIS packets and TCP/IP events)
+  .evtx                  Windows event logs (System, Application, ...)
+  text logs              application logs with timestamps (ERROR lines are linked to findings)
+
+Outputs written by --out DIR:
+  summary.json           inputs, verdicts on the standing questions, findings, counters
+  connections.csv        one row per TCP connection
+  findings.csv           one row per finding (kind, severity, evidence, advice, Wireshark filter)
+  pipes.csv              named-pipe instances and their accounting
+  log_events.csv         log lines read (text logs and event logs) and the findings they belong to
+Written by --html FILE: one self-contained HTML report (no script, no external resource).
+Written by --evidence DIR:
+  finding-NNNN-KIND.pcapng   per finding, its evidence packets; evidence frames carry a comment
+
+Examples:
+  ipcscope analyze server.pcapng app.log --out results/ --html results/report.html
+  ipcscope analyze trace.etl System.evtx --log-offset app.log=+01:00 app.log --out results/ --quiet
+";
 
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
@@ -44,6 +69,13 @@ pub struct AnalyzeArgs {
     /// folder (without it, a summary is printed).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write one pcapng per finding into this folder: the packets of its evidence connections,
+    /// each evidence frame commented with the finding (Wireshark: frame.comment).
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
+    /// Write a self-contained HTML report (inputs, verdicts, findings with timelines) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -74,13 +106,40 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
     Ok((lo, hi))
 }
 
-/// Progress on stderr through indicatif, one bar per file.
+/// Progress on stderr through indicatif, one bar per file while reading, then a spinner naming
+/// the phase (analysing, writing).
 struct TerminalProgress {
     bar: ProgressBar,
     current: Mutex<Option<usize>>,
 }
 
+impl TerminalProgress {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("reading {msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        TerminalProgress { bar, current: Mutex::new(None) }
+    }
+}
+
 impl ProgressSink for TerminalProgress {
+    fn phase(&self, phase: Phase) {
+        if phase == Phase::Reading {
+            return;
+        }
+        self.bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        self.bar.set_message(match phase {
+            Phase::Analysing => "analysing: sessions, detectors, correlation…",
+            _ => "writing outputs…",
+        });
+        self.bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+
     fn report(&self, p: &Progress) {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if *cur != Some(p.file_index) {
@@ -111,40 +170,80 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         time_wait_s: args.time_wait,
         log_offsets: args.log_offsets.clone(),
     };
-    let analysis = if !args.quiet && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let sink = TerminalProgress { bar, current: Mutex::new(None) };
-        let a = pipeline::analyze_paths(&args.files, &options, &sink);
-        sink.bar.finish_and_clear();
-        a
-    } else {
-        pipeline::analyze_paths(&args.files, &options, &pipeline::NoProgress)
+    let terminal = (!args.quiet && std::io::stderr().is_terminal()).then(TerminalProgress::new);
+    let sink: &dyn ProgressSink = match &terminal {
+        Some(t) => t,
+        None => &pipeline::NoProgress,
     };
+    let analysis = pipeline::analyze_paths(&args.files, &options, sink);
+    if args.out.is_some() || args.evidence.is_some() || args.html.is_some() {
+        sink.phase(Phase::Writing);
+    }
+    let written = write_outputs(&args, &analysis);
+    if let Some(t) = &terminal {
+        t.bar.finish_and_clear();
+    }
+    for line in written? {
+        eprintln!("{line}");
+    }
     for i in &analysis.inputs {
         if let Some(e) = &i.error {
             eprintln!("error: {e}");
         }
     }
     match &args.out {
-        Some(dir) => {
-            report::write_all(&analysis, dir)?;
-            if !args.quiet {
-                eprintln!(
-                    "{} connections, {} findings written to {}",
-                    analysis.connections.len(),
-                    analysis.findings.len(),
-                    dir.display()
-                );
-            }
-        }
+        Some(dir) if !args.quiet => eprintln!(
+            "{} connections, {} findings written to {}",
+            analysis.connections.len(),
+            analysis.findings.len(),
+            dir.display()
+        ),
+        Some(_) => {}
+        None if args.html.is_some() || args.evidence.is_some() => {}
         None => print!("{}", report::summary::human_summary(&analysis)),
     }
     // 2: an input was damaged (partial results were still written).
     Ok(if analysis.any_input_error() { 2 } else { 0 })
+}
+
+/// Writes the files asked for on the command line.
+fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) -> Result<Vec<String>> {
+    // Messages are returned, to be printed once the progress line is cleared.
+    let mut said = Vec::new();
+    if let Some(dir) = &args.out {
+        report::write_all(analysis, dir)?;
+    }
+    if let Some(file) = &args.html {
+        let (dir, name) = split_output_path(file)?;
+        report::write_atomic(&dir, &name, |w| report::html::write_html(analysis, w))?;
+    }
+    if let Some(dir) = &args.evidence {
+        let ev = report::evidence::write_evidence(analysis, dir)?;
+        for p in &ev.problems {
+            said.push(format!("evidence: {p}"));
+        }
+        if !args.quiet {
+            said.push(format!(
+                "{} evidence files written to {} ({} findings have no capture packets)",
+                ev.files.len(),
+                dir.display(),
+                ev.without_packets.len()
+            ));
+        }
+    }
+    Ok(said)
+}
+
+/// A file to write: its folder (created if missing) and name.
+fn split_output_path(file: &std::path::Path) -> Result<(PathBuf, String)> {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let Some(name) = name else { bail!("{}: not a file name", file.display()) };
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    Ok((dir, name))
 }
 
 /// Runs `ipcscope frames FILE`.

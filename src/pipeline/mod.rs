@@ -24,9 +24,32 @@ pub struct Progress {
     pub bytes_total: u64,
 }
 
+/// What a run is doing, so that progress does not sit at 100 % while detectors and writers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading inputs (byte progress follows through `report`).
+    Reading,
+    /// Sessions are closed; detectors and correlation run (no byte measure).
+    Analysing,
+    /// The caller writes outputs (reported by the caller, not by the pipeline).
+    Writing,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Reading => "reading",
+            Phase::Analysing => "analysing",
+            Phase::Writing => "writing",
+        }
+    }
+}
+
 /// Receives progress; `cancelled` is polled so that a GUI can stop a long load.
 pub trait ProgressSink {
     fn report(&self, p: &Progress);
+    /// A new phase begins. Default: ignored.
+    fn phase(&self, _phase: Phase) {}
     fn cancelled(&self) -> bool {
         false
     }
@@ -74,6 +97,7 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
     let count = sources.len();
     // Process Monitor CSVs wait for every other input: their clock is aligned against them.
     let mut pending_csv = Vec::new();
+    progress.phase(Phase::Reading);
     for (index, source) in sources.into_iter().enumerate() {
         if progress.cancelled() {
             analysis.inputs.push(InputSummary {
@@ -88,6 +112,7 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
             read_one(input, index, count, source, &mut analysis, &mut next_conn_id, &mut pending_csv, progress);
         analysis.inputs.push(summary);
     }
+    progress.phase(Phase::Analysing);
     procmon::finish_csvs(&mut analysis, options, pending_csv);
     attribution::attribute(&mut analysis);
     detect::run_all(&mut analysis, options);

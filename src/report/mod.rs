@@ -3,6 +3,8 @@
 //! renamed into place, so an interrupted run leaves the previous outputs intact.
 
 pub mod csv;
+pub mod evidence;
+pub mod html;
 pub mod logs;
 pub mod pipes;
 pub mod summary;
@@ -14,12 +16,21 @@ use anyhow::{Context, Result};
 
 use crate::analysis::Analysis;
 
+/// A temporary file in `dir` for `name`, to be renamed into place: 0666 masked by the umask
+/// (0644 under the default one), like any program's outputs — the temporary file's own 0600
+/// would otherwise survive the rename.
+pub fn temp_file_in(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile> {
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    builder.permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
+    builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
 /// Writes `bytes` to `dir/name` atomically (temporary file + rename).
 pub fn write_atomic(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let mut tmp = temp_file_in(dir, name)?;
     {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut buffered)?;
@@ -44,4 +55,22 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<()> {
         Ok(())
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn outputs_get_the_permissions_of_an_ordinary_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        super::write_atomic(dir.path(), "x.csv", |w| Ok(w.write_all(b"a\n")?)).unwrap();
+        // What File::create gives under this process's umask (0644 under the default 022).
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("x.csv")), mode(&plain));
+        assert_ne!(mode(&dir.path().join("x.csv")), 0o600, "the temporary file's mode leaked");
+        assert_eq!(std::fs::read(dir.path().join("x.csv")).unwrap(), b"a\n");
+    }
 }
