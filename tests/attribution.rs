@@ -143,7 +143,7 @@ fn tcpip_owners_join_the_capture_and_reach_csv_and_findings() {
     );
     assert_eq!(a.socket_owners.len(), base.connections.len());
     assert!(a.connections.iter().all(|c| c.pid == Some(5120)), "every connection attributed");
-    let stale = a.findings.iter().find(|f| f.kind == "stale_connection").unwrap();
+    let stale = a.findings.iter().find(|f| f.kind.name() == "stale_connection").unwrap();
     assert_eq!(stale.pid, "5120");
     assert!(stale.summary.ends_with("Process: pid 5120."), "{}", stale.summary);
     // connections.csv: pid,process appended at the end.

@@ -18,7 +18,7 @@ use ipcscope::pipeline::{analyze_paths, NoProgress};
 fn profile(a: &Analysis) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for f in &a.findings {
-        *counts.entry(format!("{}/{}", f.kind, f.severity.name())).or_default() += 1;
+        *counts.entry(format!("{}/{}", f.kind.name(), f.severity.name())).or_default() += 1;
     }
     if counts.is_empty() {
         return "-".into();
@@ -114,7 +114,8 @@ fn corpus_and_scenarios_match_expectations_and_accuracy_doc() {
             failures.push(format!("{file}: expected {expected}, got {actual}"));
         }
         // A scan is never an application failure.
-        if a.findings.iter().any(|f| f.kind == "port_scan") && a.findings.iter().any(|f| f.severity == Severity::Error)
+        if a.findings.iter().any(|f| f.kind.name() == "port_scan")
+            && a.findings.iter().any(|f| f.severity == Severity::Error)
         {
             failures.push(format!("{file}: a scan capture carries an error finding"));
         }

@@ -136,10 +136,10 @@ fn check(file: &Path) -> (usize, u64) {
             assert!(written.is_none() && report.without_packets.contains(&f.id));
             continue;
         }
-        let w = written.unwrap_or_else(|| panic!("finding {} ({}) has no evidence file", f.id, f.kind));
+        let w = written.unwrap_or_else(|| panic!("finding {} ({}) has no evidence file", f.id, f.kind.name()));
         assert_eq!(w.path, dir.path().join(evidence::file_name(f)));
         let back = read_all(&w.path);
-        assert_eq!(back.len(), expected.len(), "finding {} {}: packet count", f.id, f.kind);
+        assert_eq!(back.len(), expected.len(), "finding {} {}: packet count", f.id, f.kind.name());
         assert_eq!(w.packets, back.len() as u64);
         for (b, e) in back.iter().zip(&expected) {
             assert_eq!(
@@ -151,7 +151,7 @@ fn check(file: &Path) -> (usize, u64) {
             );
             if ev_frames.contains(&e.frame) {
                 assert_eq!(b.comments, vec![evidence::comment(f)], "frame {} of finding {}", e.frame, f.id);
-                assert!(b.comments[0].contains(f.kind) && b.comments[0].contains(&f.summary));
+                assert!(b.comments[0].contains(f.kind.name()) && b.comments[0].contains(&f.summary));
             } else {
                 assert!(b.comments.is_empty(), "frame {} is not evidence but carries a comment", e.frame);
             }
@@ -171,7 +171,7 @@ fn check(file: &Path) -> (usize, u64) {
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let text = String::from_utf8_lossy(&out.stdout);
             assert_eq!(text.lines().count() as u64, commented, "tshark -Y frame.comment on {}", w.path.display());
-            assert!(text.lines().all(|l| l.starts_with(&format!("ipcscope finding {} {}", f.id, f.kind))));
+            assert!(text.lines().all(|l| l.starts_with(&format!("ipcscope finding {} {}", f.id, f.kind.name()))));
         }
         packets_total += back.len() as u64;
     }

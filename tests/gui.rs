@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use app::analysis::Analysis;
 use app::gui::export::Table;
 use app::gui::{findings, GuiApp};
-use app::model::{tcp_flags, EvidenceRef, Finding, Severity};
+use app::model::{tcp_flags, EvidenceRef, Finding, FindingKind, Severity};
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -58,7 +58,7 @@ fn reset_finding(a: &Analysis) -> Option<Finding> {
     let rst = c.packets().find(|p| p.flags & tcp_flags::RST != 0).map(|p| p.frame).unwrap_or(c.last_frame);
     Some(Finding {
         id: a.findings.len() as u64 + 1,
-        kind: "gui_test_reset",
+        kind: FindingKind::AbortiveClose,
         severity: Severity::Error,
         first_ts: c.first_ts,
         last_ts: c.last_ts,
@@ -313,7 +313,7 @@ fn pipe_storm_has_pipe_and_log_lanes_and_pipe_finding_zooms_to_its_opens() {
         assert!(lanes.iter().any(|l| l.id == format!("pipe:{}", p.name)), "no lane for {}: {lanes:?}", p.name);
     }
     assert!(lanes.iter().any(|l| l.id == "log:pipes_busy_storm_client.log"), "no log lane: {lanes:?}");
-    let fi = a.findings.iter().position(|f| f.kind == "pipe_busy").expect("a pipe_busy finding");
+    let fi = a.findings.iter().position(|f| f.kind.name() == "pipe_busy").expect("a pipe_busy finding");
     let f = a.findings[fi].clone();
     // Zoom out first so that selecting has to move the view.
     h.key_press(egui::Key::Minus);
@@ -404,7 +404,7 @@ fn local_time_log_marks_are_at_corrected_utc_and_highlighted_for_the_stale_findi
     let fi = a
         .findings
         .iter()
-        .position(|f| f.kind == "stale_connection" && !f.log_lines.is_empty())
+        .position(|f| f.kind.name() == "stale_connection" && !f.log_lines.is_empty())
         .expect("a stale finding");
     let f = a.findings[fi].clone();
     h.get_by_label(&findings::row_label(&f)).click();

@@ -76,7 +76,7 @@ fn corpus_capture_report_lists_inputs_findings_and_evidence() {
     assert!(html.contains("cs_tcp_refuseconnection.pcapng"));
     assert_eq!(a.findings.len(), 1);
     let f = &a.findings[0];
-    assert_eq!(f.kind, "connection_refused");
+    assert_eq!(f.kind.name(), "connection_refused");
     for e in &f.evidence {
         assert!(html.contains(&format!("cs_tcp_refuseconnection.pcapng#{}", e.frame)));
     }

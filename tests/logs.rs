@@ -68,7 +68,7 @@ fn stale_connection_logs_in_utc_and_local_time_line_up() {
     assert!(local.confidence >= 0.5, "{}", local.confidence);
 
     // Each stale connection explains the send failure of its own connection (golden lines).
-    let stale: Vec<_> = a.findings.iter().filter(|f| f.kind == "stale_connection").collect();
+    let stale: Vec<_> = a.findings.iter().filter(|f| f.kind.name() == "stale_connection").collect();
     assert_eq!(stale.len(), 2);
     assert_eq!(stale[0].log_lines, vec!["stale_connection_client_utc.log:9", "stale_connection_client_local.log:9"]);
     assert_eq!(stale[1].log_lines, vec!["stale_connection_client_utc.log:15", "stale_connection_client_local.log:15"]);
@@ -169,7 +169,7 @@ fn event_logs_become_timeline_events() {
 fn a_service_crash_at_the_restart_is_named_in_the_finding() {
     use ipcscope::analysis::logs::SystemEvent;
     let mut a = run(&[sample("stale_connection.pcap")], &Options::default());
-    let restart = a.findings.iter().find(|f| f.kind == "server_restart").expect("restart").first_ts;
+    let restart = a.findings.iter().find(|f| f.kind.name() == "server_restart").expect("restart").first_ts;
     a.system_events.push(SystemEvent {
         input: 1,
         record_id: 7,
@@ -180,7 +180,7 @@ fn a_service_crash_at_the_restart_is_named_in_the_finding() {
         summary: "service OrderServer terminated unexpectedly".into(),
     });
     ipcscope::analysis::correlate::attach_system_events(&mut a);
-    let f = a.findings.iter().find(|f| f.kind == "server_restart").expect("restart");
+    let f = a.findings.iter().find(|f| f.kind.name() == "server_restart").expect("restart");
     assert!(f.summary.contains("OrderServer terminated unexpectedly"), "{}", f.summary);
 }
 

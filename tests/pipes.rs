@@ -36,7 +36,7 @@ fn sample(name: &str) -> PathBuf {
 }
 
 fn pipe_findings(a: &Analysis) -> Vec<&Finding> {
-    a.findings.iter().filter(|f| f.kind.starts_with("pipe_")).collect()
+    a.findings.iter().filter(|f| f.kind.name().starts_with("pipe_")).collect()
 }
 
 fn near(actual: i64, expected: i64) -> bool {
@@ -147,7 +147,7 @@ fn analyzer_joins_status_by_irp_and_lifetimes_by_file_object() {
     assert_eq!(handles, vec![1, 0, 1, 2, 1, 0]);
     // Only five opens: no churn, and no finding for a single busy failure's exhaustion
     // (1 client handle < 2 instances).
-    let kinds: BTreeSet<&str> = a.findings.iter().map(|f| f.kind).collect();
+    let kinds: BTreeSet<&str> = a.findings.iter().map(|f| f.kind.name()).collect();
     assert_eq!(kinds, BTreeSet::from(["pipe_busy", "pipe_not_found"]));
 }
 
@@ -173,8 +173,8 @@ fn busy_storm_golden_findings() {
     let p = &a.pipes[0];
     assert_eq!(p.name, PIPE);
     let pf = pipe_findings(&a);
-    let by_kind: HashMap<&str, &Finding> = pf.iter().map(|f| (f.kind, *f)).collect();
-    assert_eq!(pf.len(), 4, "{:#?}", pf.iter().map(|f| (f.kind, &f.summary)).collect::<Vec<_>>());
+    let by_kind: HashMap<&str, &Finding> = pf.iter().map(|f| (f.kind.name(), *f)).collect();
+    assert_eq!(pf.len(), 4, "{:#?}", pf.iter().map(|f| (f.kind.name(), &f.summary)).collect::<Vec<_>>());
     // (kind, severity, pids, first, last) — times ±1 s.
     let expected: &[(&str, Severity, &str, i64, i64)] = &[
         ("pipe_busy", Severity::Error, "5120", base_ns(58), base_ns(2_500)),
@@ -202,7 +202,7 @@ fn busy_storm_golden_findings() {
     assert!(by_kind["pipe_exhaustion"].summary.contains("all 4 instances"), "{}", by_kind["pipe_exhaustion"].summary);
     // No other warning or error.
     for f in &a.findings {
-        assert!(f.kind.starts_with("pipe_") || f.severity == Severity::Info, "unexpected {}", f.kind);
+        assert!(f.kind.name().starts_with("pipe_") || f.severity == Severity::Info, "unexpected {}", f.kind.name());
     }
 
     // Evidence points at the failing Creates of the pipe and their OperationEnds.
@@ -275,7 +275,7 @@ fn healthy_reuse_has_no_pipe_findings() {
     assert!(
         a.findings.iter().all(|f| f.severity == Severity::Info),
         "{:?}",
-        a.findings.iter().map(|f| f.kind).collect::<Vec<_>>()
+        a.findings.iter().map(|f| f.kind.name()).collect::<Vec<_>>()
     );
 }
 
@@ -288,7 +288,7 @@ fn after_tcp_has_no_pipes_and_ndis_frames_become_a_tcp_connection() {
     assert!(
         a.findings.iter().all(|f| f.severity == Severity::Info),
         "{:?}",
-        a.findings.iter().map(|f| f.kind).collect::<Vec<_>>()
+        a.findings.iter().map(|f| f.kind.name()).collect::<Vec<_>>()
     );
     assert_eq!(i.packets, 45, "frames assembled from NDIS fragments");
     assert_eq!(i.link_types, vec!["ethernet".to_string()]);
@@ -390,7 +390,7 @@ fn a_mix_of_captures_traces_and_logs_in_one_run() {
     let formats: Vec<&str> = a.inputs.iter().map(|i| i.format.as_str()).collect();
     assert_eq!(formats, vec!["pcap", "etl", "text", "text"]);
     assert!(a.inputs.iter().all(|i| i.error.is_none()));
-    let kinds: BTreeSet<&str> = a.findings.iter().map(|f| f.kind).collect();
+    let kinds: BTreeSet<&str> = a.findings.iter().map(|f| f.kind.name()).collect();
     for k in ["stale_connection", "server_restart", "pipe_busy", "pipe_churn"] {
         assert!(kinds.contains(k), "{kinds:?}");
     }
@@ -421,12 +421,12 @@ fn local_time_storm_log_is_aligned_and_linked() {
     let busy = l.lags.iter().find(|g| g.identity == "231").expect("231 lags");
     assert_eq!(busy.lines, p.busy);
     assert!(busy.p95_ms < 2.0, "{busy:?}");
-    let kind_of = |id: Option<u64>| id.and_then(|id| a.findings.iter().find(|f| f.id == id)).map(|f| f.kind);
+    let kind_of = |id: Option<u64>| id.and_then(|id| a.findings.iter().find(|f| f.id == id)).map(|f| f.kind.name());
     for e in &a.log_events {
         let want = if e.codes.contains(&231) { "pipe_busy" } else { "pipe_not_found" };
         assert_eq!(kind_of(e.finding), Some(want), "line {}: {}", e.line, e.text);
     }
-    let f = a.findings.iter().find(|f| f.kind == "pipe_busy").expect("pipe_busy");
+    let f = a.findings.iter().find(|f| f.kind.name() == "pipe_busy").expect("pipe_busy");
     assert_eq!(f.log_lines.len() as u64, p.busy);
 }
 
@@ -446,9 +446,9 @@ fn instance_recycle_is_not_found_with_the_server_alive() {
     assert_eq!(server.pid, 4242);
     // Alive through every gap, though no instance existed then.
     assert!(p.failures.iter().all(|f| f.live_instances == 0 && p.server_alive_at(f.ts) == Some(&server)));
-    let kinds: BTreeSet<&str> = pipe_findings(&a).iter().map(|f| f.kind).collect();
+    let kinds: BTreeSet<&str> = pipe_findings(&a).iter().map(|f| f.kind.name()).collect();
     assert_eq!(kinds, BTreeSet::from(["pipe_churn", "pipe_not_found"]));
-    let nf = a.findings.iter().find(|f| f.kind == "pipe_not_found").expect("not found");
+    let nf = a.findings.iter().find(|f| f.kind.name() == "pipe_not_found").expect("not found");
     assert_eq!(nf.count, p.not_found);
     assert!(nf.summary.contains("recycling its instances") && nf.summary.contains("same process"), "{}", nf.summary);
     assert!(near(nf.first_ts, p.failures[0].ts) && near(nf.last_ts, p.failures[p.failures.len() - 1].ts));
@@ -506,7 +506,7 @@ fn not_found_between_two_server_processes_is_not_the_race() {
     let p = &a.pipes[0];
     assert_eq!(p.server_processes.iter().map(|s| s.pid).collect::<Vec<_>>(), vec![10, 20]);
     assert!(p.server_alive_at(base_ns(150)).is_none());
-    let nf: Vec<_> = a.findings.iter().filter(|f| f.kind == "pipe_not_found").collect();
+    let nf: Vec<_> = a.findings.iter().filter(|f| f.kind.name() == "pipe_not_found").collect();
     // Only the open while server 20 listened counts (an instance existed: live_instances > 0).
     assert_eq!(nf.len(), 1, "{nf:#?}");
     assert_eq!(nf[0].count, 1);

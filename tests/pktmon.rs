@@ -220,12 +220,12 @@ fn pktmon_sample_stale_connection_with_drop() {
     assert_eq!(pk["events"].as_u64().unwrap(), 3 * pcap.inputs[0].packets);
     assert_eq!(a.tcp, pcap.tcp, "TCP counts of the de-duplicated packets equal the capture's");
     let kinds = |a: &ipcscope::analysis::Analysis| {
-        let mut k: Vec<&str> = a.findings.iter().map(|f| f.kind).filter(|k| *k != "packet_drop").collect();
+        let mut k: Vec<&str> = a.findings.iter().map(|f| f.kind.name()).filter(|k| *k != "packet_drop").collect();
         k.sort();
         k
     };
     assert_eq!(kinds(&a), kinds(&pcap));
-    let drop = a.findings.iter().find(|f| f.kind == "packet_drop").expect("packet_drop finding");
+    let drop = a.findings.iter().find(|f| f.kind.name() == "packet_drop").expect("packet_drop finding");
     assert!(drop.summary.contains("TCP/IPv4"), "{}", drop.summary);
     assert!(drop.summary.contains("INET_FinWait2 (1220)"), "{}", drop.summary);
     assert!(drop.summary.contains("stale_connection"), "{}", drop.summary);
@@ -236,8 +236,11 @@ fn pktmon_sample_stale_connection_with_drop() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pktmon_stale_connection.findings.txt"),
     )
     .unwrap();
-    let ours: Vec<String> =
-        a.findings.iter().map(|f| format!("{}\t{}\t{}\t{}", f.kind, f.severity.name(), f.count, f.summary)).collect();
+    let ours: Vec<String> = a
+        .findings
+        .iter()
+        .map(|f| format!("{}\t{}\t{}\t{}", f.kind.name(), f.severity.name(), f.count, f.summary))
+        .collect();
     assert_eq!(ours.join("\n").trim(), golden.trim());
 }
 

@@ -104,7 +104,7 @@ fn corpus_logs_through_the_pipeline() {
         assert_eq!(input.first_ts.map(format_utc).as_deref(), Some(row["min_event_utc"].as_str()), "{}", row["file"]);
         assert_eq!(input.last_ts.map(format_utc).as_deref(), Some(row["max_event_utc"].as_str()), "{}", row["file"]);
         assert!(a.pipes.is_empty(), "{}: no pipe in the corpus", row["file"]);
-        assert!(a.findings.iter().all(|f| !f.kind.starts_with("pipe_")), "{}", row["file"]);
+        assert!(a.findings.iter().all(|f| !f.kind.name().starts_with("pipe_")), "{}", row["file"]);
         if row["format"] == "csv" {
             // Alone, a CSV cannot be aligned: its clock is assumed UTC, and summary.json says so.
             assert_eq!(input.extra["clock"]["source"], "none", "{}", row["file"]);
@@ -118,8 +118,8 @@ fn pipe_findings(a: &ipcscope::analysis::Analysis, input: u32) -> Vec<(String, S
     let mut v: Vec<_> = a
         .findings
         .iter()
-        .filter(|f| f.kind.starts_with("pipe_") && f.evidence.iter().all(|e| e.input == input))
-        .map(|f| (f.kind.to_string(), f.severity.name().to_string(), f.count, f.summary.clone()))
+        .filter(|f| f.kind.name().starts_with("pipe_") && f.evidence.iter().all(|e| e.input == input))
+        .map(|f| (f.kind.name().to_string(), f.severity.name().to_string(), f.count, f.summary.clone()))
         .collect();
     v.sort();
     v

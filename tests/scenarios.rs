@@ -63,7 +63,7 @@ fn scenario_findings_match_golden() {
             for f in &a.findings {
                 text.push_str(&format!(
                     "{},{},{},{},{}\n",
-                    f.kind,
+                    f.kind.name(),
                     f.severity.name(),
                     f.client,
                     f.server,
@@ -80,7 +80,7 @@ fn scenario_findings_match_golden() {
             let (kind, severity, client, server, at) = (cols[0], cols[1], cols[2], cols[3], parse_utc(cols[4]));
             let hit = a.findings.iter().enumerate().find(|(i, f)| {
                 !matched[*i]
-                    && f.kind == kind
+                    && f.kind.name() == kind
                     && f.severity.name() == severity
                     && f.client == client
                     && f.server == server
@@ -96,7 +96,7 @@ fn scenario_findings_match_golden() {
                 failures.push(format!(
                     "{name}: unexpected {} {} {} {}: {}",
                     f.severity.name(),
-                    f.kind,
+                    f.kind.name(),
                     f.client,
                     f.server,
                     f.summary
@@ -113,8 +113,8 @@ fn findings_carry_evidence_filters_and_advice() {
     for name in SCENARIOS {
         let a = analyze(name);
         for f in &a.findings {
-            assert!(!f.evidence.is_empty(), "{name} {}: no evidence", f.kind);
-            assert!(f.evidence.len() <= 8, "{name} {}: {} evidence frames", f.kind, f.evidence.len());
+            assert!(!f.evidence.is_empty(), "{name} {}: no evidence", f.kind.name());
+            assert!(f.evidence.len() <= 8, "{name} {}: {} evidence frames", f.kind.name(), f.evidence.len());
             assert!(f.evidence.iter().all(|e| e.frame >= 1 && e.frame <= a.inputs[0].packets));
             assert!(f.wireshark_filter.starts_with("tcp.stream"), "{name}: {}", f.wireshark_filter);
             assert!(!f.summary.is_empty() && !f.advice.is_empty());

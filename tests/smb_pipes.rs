@@ -150,7 +150,7 @@ fn samba_sample_equals_tshark_and_golden_findings() {
     let have: Vec<String> = a
         .findings
         .iter()
-        .map(|f| format!("{},{},{},{},{}", f.kind, f.severity.name(), f.pipe, f.pid, f.count))
+        .map(|f| format!("{},{},{},{},{}", f.kind.name(), f.severity.name(), f.pipe, f.pid, f.count))
         .collect();
     assert_eq!(have, want, "findings");
 
@@ -420,8 +420,8 @@ fn remote_busy_opens_give_pipe_busy() {
     assert!(a.inputs[0].error.is_none(), "{:?}", a.inputs[0].error);
     assert_eq!(a.smb.counts.pipe_opens, 12);
     assert_eq!(a.smb.counts.pipe_closes, 2);
-    let busy: Vec<_> = a.findings.iter().filter(|f| f.kind == "pipe_busy").collect();
-    assert_eq!(busy.len(), 1, "{:?}", a.findings.iter().map(|f| f.kind).collect::<Vec<_>>());
+    let busy: Vec<_> = a.findings.iter().filter(|f| f.kind.name() == "pipe_busy").collect();
+    assert_eq!(busy.len(), 1, "{:?}", a.findings.iter().map(|f| f.kind.name()).collect::<Vec<_>>());
     let f = busy[0];
     assert_eq!(f.count, 10);
     assert_eq!(f.pipe, r"\Device\NamedPipe\RemotingStorm");

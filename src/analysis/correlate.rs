@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use super::logs::{LagStats, LogEvent};
 use super::{Analysis, Options};
-use crate::model::{tcp_flags, Finding, Side, UtcNs};
+use crate::model::{tcp_flags, Finding, FindingKind, Side, UtcNs};
 
 const MS: i64 = 1_000_000;
 const SKEW_MAX_NS: i64 = 10 * 1_000_000_000;
@@ -50,21 +50,9 @@ const MIN_CONFIDENCE: f64 = 0.25;
 /// Times beyond ±2^62 ns (years before 1824 or after 2116) take no part in the estimate.
 const SANE_NS: i64 = 1 << 62;
 
-/// What an error line reports, as far as the clock is concerned. The one place that says which
-/// codes stand for which raw events (`raw_anchors`) and which findings (`explains`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Identity {
-    /// WSAECONNRESET 10054, ECONNRESET, EPIPE: a reset received.
-    Reset,
-    /// WSAECONNREFUSED 10061, ECONNREFUSED: a SYN answered by a reset.
-    Refused,
-    /// WSAEADDRINUSE 10048, WSAENOBUFS 10055, EADDRNOTAVAIL, EADDRINUSE: no local port left.
-    AddrInUse,
-    /// ERROR_PIPE_BUSY 231: a pipe open failed busy.
-    PipeBusy,
-    /// ERROR_FILE_NOT_FOUND 2 (pipe context): a pipe open failed not-found.
-    PipeNotFound,
-}
+/// What an error line reports, as far as the clock is concerned; which codes stand for which raw
+/// events is `ErrorIdentity::of`, which findings explain which errors `FindingKind::explains`.
+pub use crate::model::ErrorIdentity as Identity;
 
 impl Identity {
     /// The code `summary.json` names the identity by.
@@ -101,41 +89,7 @@ impl Identity {
 /// The identity that sets a line's clock, if any (timeouts never do: the application's timer
 /// fires an unknown time after the last packet).
 pub fn anchor_identity(codes: &[i64], names: &[String]) -> Option<Identity> {
-    let has = |c: i64| codes.contains(&c);
-    let named = |n: &str| names.iter().any(|x| x.starts_with(n));
-    if has(10054) || named("ECONNRESET") || named("EPIPE") {
-        Some(Identity::Reset)
-    } else if has(10061) || named("ECONNREFUSED") {
-        Some(Identity::Refused)
-    } else if has(231) {
-        Some(Identity::PipeBusy)
-    } else if has(2) {
-        Some(Identity::PipeNotFound)
-    } else if has(10048) || has(10055) || named("EADDRNOTAVAIL") || named("EADDRINUSE") {
-        Some(Identity::AddrInUse)
-    } else {
-        None
-    }
-}
-
-/// Error codes (Winsock, Win32; errno by name) that each finding kind explains, for linking.
-fn explains(kind: &str, codes: &[i64], names: &[String]) -> bool {
-    let has = |c: i64| codes.contains(&c);
-    let named = |n: &str| names.iter().any(|x| x.starts_with(n));
-    let id = anchor_identity(codes, names);
-    let reset = id == Some(Identity::Reset) || has(10053) || has(10052);
-    match kind {
-        "stale_connection" | "keepalive_reset" | "idle_reset" | "abortive_close" | "server_restart" => reset,
-        "connection_refused" => id == Some(Identity::Refused),
-        "keepalive_timeout" | "connect_timeout" | "retransmission_timeout" => {
-            has(10060) || has(10053) || has(10052) || named("ETIMEDOUT")
-        }
-        "port_exhaustion" | "port_reuse" => id == Some(Identity::AddrInUse),
-        "pipe_busy" | "pipe_exhaustion" => has(231),
-        "pipe_not_found" => has(2),
-        "pipe_churn" => has(231) || has(2),
-        _ => false,
-    }
+    Identity::of(codes, names)
 }
 
 /// Sorted event times per identity, from everything the inputs recorded: every reset packet
@@ -169,7 +123,7 @@ fn raw_anchors(a: &Analysis) -> HashMap<Identity, Vec<UtcNs>> {
             m.entry(id).or_default().push(f.ts);
         }
     }
-    for f in a.findings.iter().filter(|f| f.kind == "port_exhaustion") {
+    for f in a.findings.iter().filter(|f| f.kind == FindingKind::PortExhaustion) {
         m.entry(Identity::AddrInUse).or_default().push(f.last_ts);
     }
     for v in m.values_mut() {
@@ -590,11 +544,11 @@ pub fn run(a: &mut Analysis, options: &Options) {
         let best = with_anchors
             .iter()
             .enumerate()
-            .filter(|(_, (f, _))| explains(f.kind, &e.codes, &e.errors))
+            .filter(|(_, (f, _))| f.kind.explains_line(&e.codes, &e.errors))
             .filter(|(_, (f, _))| t >= f.first_ts - LINK_SLACK_NS && t <= f.last_ts + LINK_SLACK_NS)
             .min_by_key(|(_, (f, anchors))| {
                 // The finding of the failure itself before the ones that explain its cause.
-                let cause = matches!(f.kind, "pipe_exhaustion" | "pipe_churn");
+                let cause = matches!(f.kind, FindingKind::PipeExhaustion | FindingKind::PipeChurn);
                 (cause, anchors.iter().map(|x| (t - x).abs()).min().unwrap_or((t - f.last_ts).abs()))
             });
         match best {
@@ -630,11 +584,15 @@ const SYSTEM_EVENT_SLACK_NS: i64 = 30 * 1_000_000_000;
 /// Strengthens server-side findings with the event log: a service crash or an application error at
 /// the moment a server went down is named in the finding's summary.
 pub fn attach_system_events(a: &mut Analysis) {
-    for f in a
-        .findings
-        .iter_mut()
-        .filter(|f| matches!(f.kind, "server_restart" | "stale_connection" | "keepalive_reset" | "pipe_not_found"))
-    {
+    for f in a.findings.iter_mut().filter(|f| {
+        matches!(
+            f.kind,
+            FindingKind::ServerRestart
+                | FindingKind::StaleConnection
+                | FindingKind::KeepaliveReset
+                | FindingKind::PipeNotFound
+        )
+    }) {
         let near: Vec<&super::logs::SystemEvent> = a
             .system_events
             .iter()
@@ -718,7 +676,35 @@ mod tests {
         assert_eq!(anchor_identity(&[231], &[]), Some(Identity::PipeBusy));
         assert_eq!(anchor_identity(&[2], &[]), Some(Identity::PipeNotFound));
         assert_eq!(anchor_identity(&[10060], &[]), None);
-        assert!(explains("pipe_busy", &[231], &[]) && !explains("pipe_busy", &[2], &[]));
-        assert!(explains("keepalive_timeout", &[10060], &[]));
+        let explains = |k: FindingKind, codes: &[i64]| k.explains_line(codes, &[]);
+        assert!(explains(FindingKind::PipeBusy, &[231]) && !explains(FindingKind::PipeBusy, &[2]));
+        assert!(explains(FindingKind::KeepaliveTimeout, &[10060]));
+    }
+
+    /// The codes a kind explains are named as the text-log reader names them.
+    #[test]
+    fn explained_codes_carry_the_text_log_names() {
+        for k in FindingKind::ALL {
+            for e in k.explains() {
+                if let crate::model::LoggedError::Code(code, name) = *e {
+                    let ids = crate::ingest::textlog::extract_errors(&format!("failed: {name}"));
+                    assert!(ids.iter().any(|i| i.code == Some(code) && i.name == name), "{k}: {name} {ids:?}");
+                }
+            }
+        }
+    }
+
+    /// Findings sort by kind name; the derived order must agree.
+    #[test]
+    fn kind_order_is_name_order() {
+        let mut by_name = FindingKind::ALL;
+        by_name.sort_by_key(|k| k.name());
+        let mut by_ord = FindingKind::ALL;
+        by_ord.sort();
+        assert_eq!(by_name, by_ord);
+        assert_eq!(
+            FindingKind::ALL.len(),
+            std::collections::HashSet::<&str>::from_iter(by_name.map(|k| k.name())).len()
+        );
     }
 }

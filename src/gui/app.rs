@@ -49,7 +49,7 @@ pub struct GuiApp {
     /// Files asked for before the first frame (or while a load was starting).
     pending: Vec<PathBuf>,
     sel: Selection,
-    kind_filter: Option<String>,
+    kind_filter: Option<crate::model::FindingKind>,
     pub timeline: TimelineView,
     pub tz: TimeZoneMode,
     messages: Vec<Message>,

@@ -32,7 +32,7 @@ pub fn show_finding(
     ui.horizontal(|ui| {
         style::severity_dot(ui, f.severity);
         ui.label(RichText::new(f.severity.name()).color(style::severity_color(f.severity)).strong());
-        ui.heading(f.kind);
+        ui.heading(f.kind.name());
     });
     ui.label(RichText::new(&f.summary).strong());
     if !f.advice.is_empty() {

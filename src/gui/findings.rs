@@ -5,7 +5,7 @@ use eframe::egui::{self, RichText};
 use super::style;
 use super::timefmt::{self, TimeZoneMode};
 use crate::analysis::Analysis;
-use crate::model::Finding;
+use crate::model::{Finding, FindingKind};
 
 /// Indices of `a.findings` in display order: error, warning, info, then by first time.
 pub fn display_order(a: &Analysis) -> Vec<usize> {
@@ -18,8 +18,8 @@ pub fn display_order(a: &Analysis) -> Vec<usize> {
 }
 
 /// Distinct kinds, sorted, for the filter.
-pub fn kinds(a: &Analysis) -> Vec<&'static str> {
-    let mut k: Vec<&'static str> = a.findings.iter().map(|f| f.kind).collect();
+pub fn kinds(a: &Analysis) -> Vec<FindingKind> {
+    let mut k: Vec<FindingKind> = a.findings.iter().map(|f| f.kind).collect();
     k.sort_unstable();
     k.dedup();
     k
@@ -35,8 +35,8 @@ pub fn show(
     ui: &mut egui::Ui,
     a: &Analysis,
     order: &[usize],
-    kinds: &[&'static str],
-    kind_filter: &mut Option<String>,
+    kinds: &[FindingKind],
+    kind_filter: &mut Option<FindingKind>,
     selected: Option<usize>,
     tz: TimeZoneMode,
 ) -> Option<usize> {
@@ -45,16 +45,16 @@ pub fn show(
         ui.heading("Findings");
         ui.label(RichText::new(format!("{}", a.findings.len())).weak());
     });
-    let current = kind_filter.clone().unwrap_or_else(|| "all kinds".into());
+    let current = kind_filter.map_or("all kinds", |k| k.name());
     egui::ComboBox::from_label("Kind filter").selected_text(current).show_ui(ui, |ui| {
         if ui.selectable_label(kind_filter.is_none(), "all kinds").clicked() {
             *kind_filter = None;
         }
         for k in kinds {
             let n = a.findings.iter().filter(|f| f.kind == *k).count();
-            let on = kind_filter.as_deref() == Some(*k);
+            let on = *kind_filter == Some(*k);
             if ui.selectable_label(on, format!("{k} ({n})")).clicked() {
-                *kind_filter = Some(k.to_string());
+                *kind_filter = Some(*k);
             }
         }
     });
@@ -64,7 +64,7 @@ pub fn show(
         return None;
     }
     let shown: Vec<usize> =
-        order.iter().copied().filter(|&i| kind_filter.as_deref().is_none_or(|k| a.findings[i].kind == k)).collect();
+        order.iter().copied().filter(|&i| kind_filter.is_none_or(|k| a.findings[i].kind == k)).collect();
     // Only the visible rows are laid out, so thousands of findings stay cheap.
     let row_height = ui.spacing().interact_size.y.max(ui.text_style_height(&egui::TextStyle::Button) + 4.0);
     egui::ScrollArea::vertical().id_salt("findings_list").auto_shrink([false, false]).show_rows(

@@ -12,7 +12,7 @@ pub struct Session {
     pub model: TimelineModel,
     /// Finding indices in display order.
     pub order: Vec<usize>,
-    pub kinds: Vec<&'static str>,
+    pub kinds: Vec<crate::model::FindingKind>,
 }
 
 impl Session {

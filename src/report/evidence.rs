@@ -63,7 +63,8 @@ pub struct EvidenceReport {
 
 /// The file name of a finding's evidence.
 pub fn file_name(f: &Finding) -> String {
-    let kind: String = f.kind.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
+    let kind: String =
+        f.kind.name().chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
     format!("finding-{:04}-{kind}.pcapng", f.id)
 }
 

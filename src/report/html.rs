@@ -140,7 +140,7 @@ fn finding(a: &Analysis, f: &Finding, h: &mut String) {
         h,
         "<h3><span class=\"badge b-{s}\">{s}</span>#{} {} <span class=\"muted\">{} — {}</span></h3>",
         f.id,
-        esc(f.kind),
+        esc(f.kind.name()),
         format_utc(f.first_ts),
         format_utc(f.last_ts),
         s = esc(sev)

@@ -31,7 +31,7 @@ pub fn summary_json(a: &Analysis) -> Value {
         .collect();
     let mut per_kind: BTreeMap<&str, u64> = BTreeMap::new();
     for f in &a.findings {
-        *per_kind.entry(f.kind).or_default() += 1;
+        *per_kind.entry(f.kind.name()).or_default() += 1;
     }
     let logs: Vec<Value> = a
         .logs

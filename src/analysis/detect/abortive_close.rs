@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use super::{endpoint_of, evidence, finding, packets, secs, was_established, when, Context};
 use crate::model::tcp_flags::{FIN, RST};
+use crate::model::FindingKind;
 use crate::model::{Connection, EvidenceRef, Finding, Severity, Side};
 
 pub const ADVICE: &str = "An abortive close is not an error in itself: the side that reset chose to drop the \
@@ -55,7 +56,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         let mut ev: Vec<EvidenceRef> = Vec::new();
         for (c, data, rst, _) in &items {
             ev.extend(evidence(c, data.iter().copied().chain([*rst])));
-            ctx.claim(c, *rst, "abortive_close");
+            ctx.claim(c, *rst, FindingKind::AbortiveClose);
         }
         let first = conns.iter().map(|c| c.last_ts).min().unwrap_or(0);
         let last = conns.iter().map(|c| c.last_ts).max().unwrap_or(first);
@@ -83,7 +84,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             when(first),
             when(last)
         );
-        out.push(finding("abortive_close", severity, &conns, first, last, n as u64, ev, summary, ADVICE));
+        out.push(finding(FindingKind::AbortiveClose, severity, &conns, first, last, n as u64, ev, summary, ADVICE));
     }
     out
 }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use super::{endpoint_of, evidence, finding, packets, secs, Context};
 use crate::model::tcp_flags::{FIN, RST};
+use crate::model::FindingKind;
 use crate::model::{Connection, EvidenceRef, Finding, PacketNote, Severity, Side};
 
 /// Data arriving this soon after the FIN was already in flight (or produced before the FIN was seen).
@@ -88,7 +89,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             // Every reset of the connection after the FIN belongs to the same close.
             for p in packets(e.conn) {
                 if p.flags & RST != 0 && p.side == closer && p.ts >= e.fin.ts {
-                    ctx.claim(e.conn, p.frame, "closed_before_reply");
+                    ctx.claim(e.conn, p.frame, FindingKind::ClosedBeforeReply);
                 }
             }
             ev.extend(evidence(e.conn, [e.fin.frame, e.data.frame, e.rst.frame]));
@@ -117,7 +118,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             summary.push_str(&format!(" {} connections ended this way.", group.len()));
         }
         out.push(finding(
-            "closed_before_reply",
+            FindingKind::ClosedBeforeReply,
             Severity::Info,
             &conns,
             first,

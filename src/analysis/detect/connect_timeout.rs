@@ -7,6 +7,7 @@
 
 use super::{evidence, finding, packets, server_bursts, when, Context};
 use crate::model::tcp_flags::SYN;
+use crate::model::FindingKind;
 use crate::model::{Connection, Finding, Severity, Side};
 
 /// A connection accepted this close to an unanswered attempt was tried in parallel.
@@ -68,7 +69,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             );
         }
         out.push(finding(
-            "connect_timeout",
+            FindingKind::ConnectTimeout,
             if parallel { Severity::Warning } else { Severity::Error },
             &burst,
             first,

@@ -7,6 +7,7 @@
 
 use super::{evidence, finding, packets, server_bursts, was_established, when, Context};
 use crate::model::tcp_flags::{ACK, RST, SYN};
+use crate::model::FindingKind;
 use crate::model::{Connection, Finding, Severity, Side};
 
 const BURST_GAP_NS: i64 = 60 * 1_000_000_000;
@@ -71,7 +72,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 let is_syn = p.side == Side::Client && p.flags & SYN != 0;
                 let is_rst = p.side == Side::Server && p.flags & RST != 0;
                 if is_rst {
-                    ctx.claim(c, p.frame, "connection_refused");
+                    ctx.claim(c, p.frame, FindingKind::ConnectionRefused);
                 }
                 if (is_syn || is_rst) && ev.len() < 4 {
                     ev.extend(evidence(c, [p.frame]));
@@ -101,7 +102,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             );
         }
         out.push(finding(
-            "connection_refused",
+            FindingKind::ConnectionRefused,
             if other_port.is_some() { Severity::Info } else { Severity::Error },
             &burst,
             first,

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use super::{evidence, finding, packets, when, Context};
 use crate::model::tcp_flags::{ACK, RST, SYN};
+use crate::model::FindingKind;
 use crate::model::{Connection, Endpoint, Finding, PacketNote, Severity, Side};
 
 pub const ADVICE: &str = "The server still held an old connection on the same address and ports when the client \
@@ -66,7 +67,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         let conns: Vec<&Connection> = group.iter().map(|r| r.conn).collect();
         let mut ev = Vec::new();
         for r in &group {
-            ctx.claim(r.conn, r.rst.frame, "half_open_reuse");
+            ctx.claim(r.conn, r.rst.frame, FindingKind::HalfOpenReuse);
             let frames = [r.syn.frame, r.challenge.frame, r.rst.frame].into_iter().chain(r.retry.map(|p| p.frame));
             ev.extend(evidence(r.conn, frames));
         }
@@ -93,7 +94,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         let first = group.iter().map(|r| r.syn.ts).min().unwrap_or(0);
         let last = group.iter().map(|r| r.retry.unwrap_or(r.rst).ts).max().unwrap_or(first);
         out.push(finding(
-            "half_open_reuse",
+            FindingKind::HalfOpenReuse,
             Severity::Warning,
             &conns,
             first,

@@ -9,6 +9,7 @@
 use super::connection_refused::refused;
 use super::{endpoint_of, evidence, finding, packets, secs, was_established, when, Context};
 use crate::model::tcp_flags::{FIN, RST};
+use crate::model::FindingKind;
 use crate::model::{Finding, Severity, Side};
 
 /// Longer than any pause inside an exchange (an abortive close follows its data within
@@ -71,7 +72,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             };
             let frames = [Some(idle_from.frame), data.map(|d| d.frame), Some(rst.frame)];
             out.push(finding(
-                "idle_reset",
+                FindingKind::IdleReset,
                 Severity::Warning,
                 &[c],
                 idle_to.ts,
@@ -85,7 +86,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         }
     }
     for (c, frame) in claims {
-        ctx.claim(c, frame, "idle_reset");
+        ctx.claim(c, frame, FindingKind::IdleReset);
     }
     out
 }

@@ -13,6 +13,7 @@
 use super::{endpoint_of, evidence, finding, packets, secs, when, Context};
 use crate::model::analysis_flags as af;
 use crate::model::tcp_flags::RST;
+use crate::model::FindingKind;
 use crate::model::{Finding, Severity};
 
 pub const RESET_ADVICE: &str = "The peer answered a keep-alive probe with RST: it no longer knew this \
@@ -54,7 +55,7 @@ pub fn detect_reset(ctx: &mut Context) -> Vec<Finding> {
                 when(ps[..i].iter().rev().find(|p| p.analysis & af::KEEP_ALIVE == 0).map(|p| p.ts).unwrap_or(c.first_ts))
             );
             out.push(finding(
-                "keepalive_reset",
+                FindingKind::KeepaliveReset,
                 Severity::Error,
                 &[c],
                 probe.ts,
@@ -68,7 +69,7 @@ pub fn detect_reset(ctx: &mut Context) -> Vec<Finding> {
         }
     }
     for (c, frame) in claims {
-        ctx.claim(c, frame, "keepalive_reset");
+        ctx.claim(c, frame, FindingKind::KeepaliveReset);
     }
     out
 }
@@ -126,7 +127,7 @@ pub fn detect_timeout(ctx: &mut Context) -> Vec<Finding> {
         let mut frames: Vec<u64> = probes.iter().map(|p| p.frame).take(4).collect();
         frames.extend(final_rst.map(|r| r.frame));
         out.push(finding(
-            "keepalive_timeout",
+            FindingKind::KeepaliveTimeout,
             Severity::Error,
             &[c],
             first,
@@ -138,7 +139,7 @@ pub fn detect_timeout(ctx: &mut Context) -> Vec<Finding> {
         ));
     }
     for (c, frame) in claims {
-        ctx.claim(c, frame, "keepalive_timeout");
+        ctx.claim(c, frame, FindingKind::KeepaliveTimeout);
     }
     out
 }

@@ -28,7 +28,9 @@ use std::net::IpAddr;
 
 use super::{Analysis, Options, ResetClass};
 use crate::model::tcp_flags::RST;
-use crate::model::{format_utc, Connection, Endpoint, EvidenceRef, Finding, PacketNote, Severity, Side, UtcNs};
+use crate::model::{
+    format_utc, Connection, Endpoint, EvidenceRef, Finding, FindingKind, PacketNote, Severity, Side, UtcNs,
+};
 
 /// At most this many frames are listed as a finding's evidence.
 pub const MAX_EVIDENCE: usize = 8;
@@ -38,7 +40,7 @@ pub struct Context<'a> {
     pub analysis: &'a Analysis,
     pub options: &'a Options,
     /// RST frames already explained by a finding: (input, frame) → finding kind.
-    pub claimed: HashMap<(u32, u64), &'static str>,
+    pub claimed: HashMap<(u32, u64), FindingKind>,
     /// Server endpoints that went down: (input, endpoint, down time, back-up time if seen).
     pub restarts: Vec<Restart>,
     /// Connections a broader finding already explains (a scan's probes): ids.
@@ -57,7 +59,7 @@ impl Context<'_> {
     pub fn is_claimed(&self, conn: &Connection, frame: u64) -> bool {
         self.claimed.contains_key(&(conn.input, frame))
     }
-    pub fn claim(&mut self, conn: &Connection, frame: u64, kind: &'static str) {
+    pub fn claim(&mut self, conn: &Connection, frame: u64, kind: FindingKind) {
         self.claimed.entry((conn.input, frame)).or_insert(kind);
     }
 }
@@ -97,7 +99,7 @@ pub fn run_all(analysis: &mut Analysis, options: &Options) {
         analysis.resets = resets;
         analysis.verdicts = verdicts;
     }
-    findings.sort_by_key(|f| (f.first_ts, f.severity, f.kind));
+    findings.sort_by_key(|f| (f.first_ts, f.severity, f.kind.name()));
     for (i, f) in findings.iter_mut().enumerate() {
         f.id = i as u64 + 1;
     }
@@ -112,7 +114,7 @@ fn classify_resets(ctx: &Context) -> Vec<ResetClass> {
         }
         for p in c.packets().filter(|p| p.flags & RST != 0) {
             let classification = match ctx.claimed.get(&(c.input, p.frame)) {
-                Some(kind) => kind.to_string(),
+                Some(kind) => kind.name().to_string(),
                 None => benign_reset(c, p).unwrap_or("unexplained").to_string(),
             };
             out.push(ResetClass {
@@ -231,7 +233,7 @@ pub fn secs(ns: i64) -> String {
 /// A finding with the fields every detector fills the same way.
 #[allow(clippy::too_many_arguments)]
 pub fn finding(
-    kind: &'static str,
+    kind: FindingKind,
     severity: Severity,
     conns: &[&Connection],
     first_ts: UtcNs,

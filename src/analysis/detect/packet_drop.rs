@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::{finding, secs, when, Context, MAX_EVIDENCE};
+use crate::model::FindingKind;
 use crate::model::{Connection, EvidenceRef, Finding, PacketDrop, Severity};
 
 /// A dropped packet may lie this far outside the connection's first/last packet and still be its
@@ -29,18 +30,18 @@ fn matches(c: &Connection, d: &PacketDrop) -> bool {
 }
 
 /// Findings that dropped packets can explain.
-fn explainable(kind: &str) -> bool {
+fn explainable(kind: FindingKind) -> bool {
     matches!(
         kind,
-        "retransmission_timeout"
-            | "connect_timeout"
-            | "connection_refused"
-            | "keepalive_timeout"
-            | "keepalive_reset"
-            | "idle_reset"
-            | "stale_connection"
-            | "abortive_close"
-            | "server_restart"
+        FindingKind::RetransmissionTimeout
+            | FindingKind::ConnectTimeout
+            | FindingKind::ConnectionRefused
+            | FindingKind::KeepaliveTimeout
+            | FindingKind::KeepaliveReset
+            | FindingKind::IdleReset
+            | FindingKind::StaleConnection
+            | FindingKind::AbortiveClose
+            | FindingKind::ServerRestart
     )
 }
 
@@ -79,14 +80,15 @@ pub fn detect(ctx: &Context, earlier: &[Finding]) -> Vec<Finding> {
             secs(last.saturating_sub(first)),
         );
         if !explained.is_empty() {
-            let mut kinds: Vec<&str> = explained.iter().map(|f| f.kind).collect();
+            let mut kinds: Vec<&str> = explained.iter().map(|f| f.kind.name()).collect();
             kinds.sort();
             kinds.dedup();
             summary.push_str(&format!(" This explains the {} found on them.", kinds.join(", ")));
         }
         let severity = if explained.is_empty() { Severity::Warning } else { Severity::Error };
         let evidence: Vec<EvidenceRef> = drops.iter().map(|d| EvidenceRef { input, frame: d.frame }).collect();
-        let mut f = finding("packet_drop", severity, &conns, first, last, n as u64, evidence, summary, ADVICE);
+        let mut f =
+            finding(FindingKind::PacketDrop, severity, &conns, first, last, n as u64, evidence, summary, ADVICE);
         if conns.is_empty() {
             let frames: Vec<String> = drops.iter().take(MAX_EVIDENCE).map(|d| d.frame.to_string()).collect();
             f.wireshark_filter = format!("frame.number in {{{}}}", frames.join(" "));

@@ -8,6 +8,7 @@
 
 use super::{bursts, cap_evidence, when, Context};
 use crate::analysis::pipes::{status_name, Pipe, PipeFailure, PipeOutcome};
+use crate::model::FindingKind;
 use crate::model::{EvidenceRef, Finding, Severity};
 
 pub const BURST_GAP_NS: i64 = 5 * 1_000_000_000;
@@ -41,7 +42,7 @@ pub fn failure_evidence(input: u32, fs: &[&PipeFailure]) -> Vec<EvidenceRef> {
 /// A pipe finding with the fields every pipe detector fills the same way.
 #[allow(clippy::too_many_arguments)]
 pub fn pipe_finding(
-    kind: &'static str,
+    kind: FindingKind,
     severity: Severity,
     pipe: &Pipe,
     pids: String,
@@ -98,7 +99,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 when(last.ts),
             );
             out.push(pipe_finding(
-                "pipe_busy",
+                FindingKind::PipeBusy,
                 Severity::Error,
                 pipe,
                 pids,

@@ -8,6 +8,7 @@
 
 use super::pipe_busy::pipe_finding;
 use super::{cap_evidence, when, Context};
+use crate::model::FindingKind;
 use crate::model::{EvidenceRef, Finding, Severity};
 
 pub const MIN_OPENS: u64 = 20;
@@ -86,7 +87,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             }
             let remote = pipe.source == crate::analysis::pipes::PipeSource::Smb;
             out.push(pipe_finding(
-                "pipe_churn",
+                FindingKind::PipeChurn,
                 if failed { Severity::Warning } else { Severity::Info },
                 pipe,
                 c.pid.to_string(),

@@ -8,6 +8,7 @@
 use super::pipe_busy::{failure_evidence, pid_list, pipe_finding, BURST_GAP_NS};
 use super::{bursts, when, Context};
 use crate::analysis::pipes::{PipeFailure, PipeOutcome};
+use crate::model::FindingKind;
 use crate::model::{Finding, Severity};
 
 pub const ADVICE: &str = "All instances of the pipe were connected when these opens failed: the instance count is \
@@ -47,7 +48,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 pipe.instances_created,
             );
             out.push(pipe_finding(
-                "pipe_exhaustion",
+                FindingKind::PipeExhaustion,
                 Severity::Error,
                 pipe,
                 pids,

@@ -13,6 +13,7 @@
 use super::pipe_busy::{failure_evidence, pid_list, pipe_finding, BURST_GAP_NS};
 use super::{bursts, when, Context};
 use crate::analysis::pipes::{Pipe, PipeFailure, PipeOutcome};
+use crate::model::FindingKind;
 use crate::model::{Finding, Severity};
 
 pub const ADVICE: &str = "The server was running, but at these instants no instance of the pipe existed: it had \
@@ -57,7 +58,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 recycle_text(pipe, &burst),
             );
             out.push(pipe_finding(
-                "pipe_not_found",
+                FindingKind::PipeNotFound,
                 Severity::Error,
                 pipe,
                 pids,

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 
 use super::{evidence, finding, packets, when, Context};
 use crate::model::tcp_flags::{FIN, RST, SYN};
+use crate::model::FindingKind;
 use crate::model::{Connection, Finding, Severity, Side, UtcNs};
 
 /// Fewer connections than this from one host say nothing about its port usage.
@@ -219,7 +220,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             u.range_source
         );
         let mut f = finding(
-            "port_exhaustion",
+            FindingKind::PortExhaustion,
             severity,
             &conns,
             u.first_ts,

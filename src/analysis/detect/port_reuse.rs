@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::{evidence, finding, packets, secs, when, Context};
 use crate::model::tcp_flags::{FIN, RST, SYN};
+use crate::model::FindingKind;
 use crate::model::{Connection, Finding, Severity, Side};
 
 pub const ADVICE: &str = "A client reused a local port whose previous connection to the same server was still \
@@ -72,7 +73,17 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         let first = items.iter().map(|i| i.1.first_ts).min().unwrap_or(0);
         let last = items.iter().map(|i| i.1.first_ts).max().unwrap_or(first);
         let severity = if all_clean { Severity::Info } else { Severity::Warning };
-        out.push(finding("port_reuse", severity, &conns, first, last, items.len() as u64, ev, summary, ADVICE));
+        out.push(finding(
+            FindingKind::PortReuse,
+            severity,
+            &conns,
+            first,
+            last,
+            items.len() as u64,
+            ev,
+            summary,
+            ADVICE,
+        ));
     }
     out
 }

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use super::connection_refused::refused;
 use super::{bursts, evidence, finding, packets, secs, when, Context};
 use crate::model::tcp_flags::{RST, SYN};
+use crate::model::FindingKind;
 use crate::model::{Connection, Endpoint, Finding, Severity, Side};
 
 /// Fewer distinct targets than this are retries, not a scan.
@@ -57,7 +58,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 ctx.absorbed.insert(c.id);
                 for p in packets(c) {
                     if p.flags & RST != 0 {
-                        ctx.claim(c, p.frame, "port_scan");
+                        ctx.claim(c, p.frame, FindingKind::PortScan);
                     }
                 }
             }
@@ -79,8 +80,17 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 secs(last.saturating_sub(first)),
                 failures - refusals,
             );
-            let mut f =
-                finding("port_scan", Severity::Info, &burst, first, last, burst.len() as u64, ev, summary, ADVICE);
+            let mut f = finding(
+                FindingKind::PortScan,
+                Severity::Info,
+                &burst,
+                first,
+                last,
+                burst.len() as u64,
+                ev,
+                summary,
+                ADVICE,
+            );
             f.client = client.to_string();
             if hosts.len() == 1 {
                 f.server = hosts.iter().next().map(|h| h.to_string()).unwrap_or_default();

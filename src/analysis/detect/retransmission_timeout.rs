@@ -7,6 +7,7 @@
 use super::{endpoint_of, evidence, finding, packets, secs, when, Context};
 use crate::model::analysis_flags as af;
 use crate::model::tcp_flags::RST;
+use crate::model::FindingKind;
 use crate::model::{Finding, Severity};
 
 const MIN_RETRANSMISSIONS: usize = 3;
@@ -62,7 +63,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         let mut frames: Vec<u64> = rexmits.iter().map(|p| p.frame).take(4).collect();
         frames.extend(rst.map(|r| r.frame));
         out.push(finding(
-            "retransmission_timeout",
+            FindingKind::RetransmissionTimeout,
             Severity::Error,
             &[c],
             first,
@@ -74,7 +75,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         ));
     }
     for (c, frame) in claims {
-        ctx.claim(c, frame, "retransmission_timeout");
+        ctx.claim(c, frame, FindingKind::RetransmissionTimeout);
     }
     out
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use super::connection_refused::refused;
 use super::{evidence, finding, packets, secs, was_established, when, Context, Restart};
 use crate::model::tcp_flags::{FIN, RST, SYN};
+use crate::model::FindingKind;
 use crate::model::{Connection, EvidenceRef, Finding, Severity, Side, UtcNs};
 
 const CLUSTER_NS: i64 = 250_000_000;
@@ -184,7 +185,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let severity = if refusals.is_empty() && up.is_none() { Severity::Warning } else { Severity::Error };
             ctx.restarts.push(Restart { server, down: start, up: up.map(|u| u.0) });
             out.push(finding(
-                "server_restart",
+                FindingKind::ServerRestart,
                 severity,
                 &involved,
                 start,
@@ -197,7 +198,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         }
     }
     for (c, frame) in claims {
-        ctx.claim(c, frame, "server_restart");
+        ctx.claim(c, frame, FindingKind::ServerRestart);
     }
     out
 }

@@ -7,6 +7,7 @@
 use super::connection_refused::refused;
 use super::{bursts, endpoint_of, evidence, finding, packets, secs, when, Context};
 use crate::model::tcp_flags::{FIN, RST};
+use crate::model::FindingKind;
 use crate::model::{Connection, EvidenceRef, Finding, PacketNote, Severity, Side, UtcNs};
 
 /// Data answered by a RST more than this later is not taken as the cause.
@@ -84,7 +85,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     for group in groups {
         for burst in bursts(group, |s| s.rst.ts, 1_000_000_000) {
             for s in &burst {
-                ctx.claim(s.conn, s.rst.frame, "stale_connection");
+                ctx.claim(s.conn, s.rst.frame, FindingKind::StaleConnection);
             }
             // A few connections are reported one by one (each matches one application error);
             // a mass of them at one moment becomes one finding.
@@ -129,5 +130,5 @@ fn report(burst: &[Stale]) -> Finding {
     if burst.len() > 1 {
         summary.push_str(&format!(" {} connections were hit the same way within a second.", burst.len()));
     }
-    finding("stale_connection", Severity::Error, &conns, first, last, burst.len() as u64, ev, summary, ADVICE)
+    finding(FindingKind::StaleConnection, Severity::Error, &conns, first, last, burst.len() as u64, ev, summary, ADVICE)
 }

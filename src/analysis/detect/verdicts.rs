@@ -8,8 +8,9 @@ use super::port_exhaustion::port_usage;
 use super::Context;
 use crate::analysis::{ResetClass, Verdict};
 use crate::model::Finding;
+use crate::model::FindingKind;
 
-fn has<'a>(findings: &'a [Finding], kind: &str) -> Vec<&'a Finding> {
+fn has<'a>(findings: &'a [Finding], kind: FindingKind) -> Vec<&'a Finding> {
     findings.iter().filter(|f| f.kind == kind).collect()
 }
 
@@ -32,8 +33,8 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
     let class_list = by_class.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ");
     let mut out = Vec::new();
 
-    let restarts = has(findings, "server_restart");
-    let stale = has(findings, "stale_connection");
+    let restarts = has(findings, FindingKind::ServerRestart);
+    let stale = has(findings, FindingKind::StaleConnection);
     out.push(if !restarts.is_empty() {
         yes("peer_process", &restarts)
     } else if !stale.is_empty() {
@@ -45,7 +46,7 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
         )
     });
 
-    let aborts = has(findings, "abortive_close");
+    let aborts = has(findings, FindingKind::AbortiveClose);
     out.push(if !aborts.is_empty() {
         yes("abortive_close", &aborts)
     } else if resets.is_empty() {
@@ -59,7 +60,10 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
         no("abortive_close", format!("no abortive close: every reset is explained otherwise ({class_list})"))
     });
 
-    let ka: Vec<&Finding> = findings.iter().filter(|f| f.kind.starts_with("keepalive")).collect();
+    let ka: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| matches!(f.kind, FindingKind::KeepaliveReset | FindingKind::KeepaliveTimeout))
+        .collect();
     out.push(if !ka.is_empty() {
         yes("keepalive", &ka)
     } else if a.connections.is_empty() {
@@ -77,7 +81,7 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
         )
     });
 
-    let px = has(findings, "port_exhaustion");
+    let px = has(findings, FindingKind::PortExhaustion);
     out.push(if !px.is_empty() {
         yes("port_exhaustion", &px)
     } else {
@@ -101,7 +105,7 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
         }
     });
 
-    let reuse = has(findings, "port_reuse");
+    let reuse = has(findings, FindingKind::PortReuse);
     out.push(if !reuse.is_empty() {
         yes("time_wait_reuse", &reuse)
     } else {
@@ -114,7 +118,7 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
         )
     });
 
-    let idle = has(findings, "idle_reset");
+    let idle = has(findings, FindingKind::IdleReset);
     out.push(if !idle.is_empty() {
         yes("middlebox_idle_timeout", &idle)
     } else {

@@ -12,6 +12,7 @@
 use super::{endpoint_of, evidence, finding, packets, secs, when, Context};
 use crate::model::analysis_flags as af;
 use crate::model::tcp_flags::{FIN, RST, SYN};
+use crate::model::FindingKind;
 use crate::model::{Connection, Finding, PacketNote, Severity, UtcNs};
 
 /// A zero window shorter than this is flow control.
@@ -96,7 +97,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         frames.extend(s.reopened.or(s.died).map(|p| p.frame));
         if let Some(d) = s.died {
             if d.flags & RST != 0 {
-                ctx.claim(c, d.frame, "zero_window_stall");
+                ctx.claim(c, d.frame, FindingKind::ZeroWindowStall);
             }
         }
         let outcome = match (s.reopened, s.died) {
@@ -119,7 +120,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         );
         let severity = if dead { Severity::Error } else { Severity::Warning };
         out.push(finding(
-            "zero_window_stall",
+            FindingKind::ZeroWindowStall,
             severity,
             &[c],
             s.first_zero.ts,
