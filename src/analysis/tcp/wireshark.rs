@@ -287,4 +287,26 @@ mod tests {
         send(true, 2500, 120, 500, 6);
         assert_eq!(send(false, 120, 3000, 0, 7) & af::ACK_LOST_SEGMENT, 0);
     }
+
+    /// The server's data tail was never captured (bound == nextseq): the first ACK beyond it is
+    /// flagged and marks the stall; a dup-ACK from the server then counts as its first (1, not 0), so
+    /// the next client ACK over the same stall is not flagged again.
+    #[test]
+    fn dup_ack_after_the_marker_keeps_the_stall_quiet() {
+        let (mut client, mut server, mut t) =
+            (FlowState::default(), FlowState::default(), ConversationTiming::default());
+        let mut send = |from_server: bool, seq: u32, ack: u32, len: u32, ts: i64| {
+            let s = seg(from_server, seq, ack, len, ts * 10_000_000);
+            if from_server {
+                analyze(&s, &mut server, &mut client, &mut t, 0)
+            } else {
+                analyze(&s, &mut client, &mut server, &mut t, 0)
+            }
+        };
+        send(false, 100, 1000, 10, 0);
+        send(true, 1000, 110, 500, 1);
+        assert_ne!(send(false, 110, 2000, 0, 2) & af::ACK_LOST_SEGMENT, 0);
+        assert_ne!(send(true, 1500, 110, 0, 3) & af::DUPLICATE_ACK, 0);
+        assert_eq!(send(false, 110, 2100, 0, 4) & af::ACK_LOST_SEGMENT, 0);
+    }
 }
