@@ -165,7 +165,9 @@ pub fn analyze(
         }
         // 9. duplicate ACK
         if same_as_last && window != 0 {
-            fwd.dupacknum = fwd.dupacknum.wrapping_add(1);
+            // A dup-ACK after the "ACKed unseen" marker (-1) counts as the first one (1, not 0), so the
+            // marker keeps the same stall from being flagged again.
+            fwd.dupacknum = if fwd.dupacknum == u32::MAX { 1 } else { fwd.dupacknum + 1 };
             ta |= af::DUPLICATE_ACK;
         }
     }
@@ -174,11 +176,13 @@ pub fn analyze(
         fwd.dupacknum = 0;
     }
 
-    // 10. ACKed lost segment. The bound is lowered to the other side's nextseq when above it (plain
-    // unsigned compare, as Wireshark); otherwise the flag is raised once per stalled direction,
-    // marked by a dup-ACK count of -1 (guint32: all ones) until that side's ack number changes.
+    // 10. ACKed lost segment. When the other side's bound is behind its nextseq (serial compare) the
+    // flag is raised and the bound jumps to nextseq, so a hole is reported once and the bound follows
+    // the data again; otherwise (bound stuck at or past nextseq, e.g. a bogus challenge ACK) the flag
+    // is raised once per stalled direction, marked by a dup-ACK count of -1 (guint32: all ones) until
+    // that side's ack number changes. This is what TShark 4.0.17 does on the corpus, frame for frame.
     if rev.maxseqtobeacked != 0 && gt_seq(ack, rev.maxseqtobeacked) && flags & ACK != 0 {
-        if rev.maxseqtobeacked > rev.nextseq {
+        if lt_seq(rev.maxseqtobeacked, rev.nextseq) {
             rev.maxseqtobeacked = rev.nextseq;
             ta |= af::ACK_LOST_SEGMENT;
         } else {
@@ -231,4 +235,78 @@ pub fn analyze(
     fwd.lastack_time = now;
     fwd.lastsegmentflags = ta;
     ta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Endpoint;
+
+    fn seg(from_server: bool, seq: u32, ack: u32, len: u32, ts: i64) -> TcpSegment {
+        let c = Endpoint { ip: "10.0.0.1".parse().unwrap(), port: 50000 };
+        let s = Endpoint { ip: "10.0.0.2".parse().unwrap(), port: 80 };
+        let (src, dst) = if from_server { (s, c) } else { (c, s) };
+        TcpSegment {
+            input: 0,
+            frame: 0,
+            ts,
+            src,
+            dst,
+            seq,
+            ack,
+            flags: ACK,
+            window: 65535,
+            payload_len: len,
+            window_scale: None,
+            has_sack: false,
+        }
+    }
+
+    /// A hole in the server's data (as in zeek_http_206_example_b frames 262-264): the client's ACK
+    /// over it is flagged once; the bound then follows the data again, so a later ACK after the
+    /// server's own ack number changed is not flagged a second time.
+    #[test]
+    fn ack_over_a_hole_is_flagged_once() {
+        let (mut client, mut server, mut t) =
+            (FlowState::default(), FlowState::default(), ConversationTiming::default());
+        let mut send = |from_server: bool, seq: u32, ack: u32, len: u32, ts: i64| {
+            let s = seg(from_server, seq, ack, len, ts * 10_000_000);
+            if from_server {
+                analyze(&s, &mut server, &mut client, &mut t, 0)
+            } else {
+                analyze(&s, &mut client, &mut server, &mut t, 0)
+            }
+        };
+        send(false, 100, 1000, 10, 0);
+        send(true, 1000, 110, 500, 1);
+        // 1500..1700 never captured; this segment starts inside the hole and ends beyond it.
+        send(true, 1600, 110, 400, 2);
+        assert_ne!(send(false, 110, 2000, 0, 3) & af::ACK_LOST_SEGMENT, 0);
+        send(true, 2000, 110, 500, 4);
+        send(false, 110, 2500, 10, 5);
+        send(true, 2500, 120, 500, 6);
+        assert_eq!(send(false, 120, 3000, 0, 7) & af::ACK_LOST_SEGMENT, 0);
+    }
+
+    /// The server's data tail was never captured (bound == nextseq): the first ACK beyond it is
+    /// flagged and marks the stall; a dup-ACK from the server then counts as its first (1, not 0), so
+    /// the next client ACK over the same stall is not flagged again.
+    #[test]
+    fn dup_ack_after_the_marker_keeps_the_stall_quiet() {
+        let (mut client, mut server, mut t) =
+            (FlowState::default(), FlowState::default(), ConversationTiming::default());
+        let mut send = |from_server: bool, seq: u32, ack: u32, len: u32, ts: i64| {
+            let s = seg(from_server, seq, ack, len, ts * 10_000_000);
+            if from_server {
+                analyze(&s, &mut server, &mut client, &mut t, 0)
+            } else {
+                analyze(&s, &mut client, &mut server, &mut t, 0)
+            }
+        };
+        send(false, 100, 1000, 10, 0);
+        send(true, 1000, 110, 500, 1);
+        assert_ne!(send(false, 110, 2000, 0, 2) & af::ACK_LOST_SEGMENT, 0);
+        assert_ne!(send(true, 1500, 110, 0, 3) & af::DUPLICATE_ACK, 0);
+        assert_eq!(send(false, 110, 2100, 0, 4) & af::ACK_LOST_SEGMENT, 0);
+    }
 }
