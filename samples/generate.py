@@ -1033,9 +1033,18 @@ def stale_next_call_client(log, port, meta, channels, duration_s, interval, rest
     down_until = None
     n_conn = 0
 
+    def restart_due():
+        # The server comes back on its own schedule, also while a client waits to reconnect.
+        nonlocal srv, down_until
+        if down_until and time.time() >= down_until:
+            srv = Server(port, "sink")
+            meta["marks"].setdefault("server_restarted", []).append(time.time())
+            down_until = None
+
     def connect(ch, tid):
         nonlocal n_conn
         while True:
+            restart_due()
             try:
                 c = Conn(log, tid, port, channel=ch)
                 n_conn += 1
@@ -1056,10 +1065,7 @@ def stale_next_call_client(log, port, meta, channels, duration_s, interval, rest
             meta["marks"].setdefault("server_killed", []).append(time.time())
             srv.kill9()
             down_until = time.time() + 0.8
-        if down_until and now >= down_until:
-            srv = Server(port, "sink")
-            meta["marks"].setdefault("server_restarted", []).append(time.time())
-            down_until = None
+        restart_due()
         ch = min(nexts, key=nexts.get)
         wait = nexts[ch] - time.time()
         if down_until:

@@ -34,6 +34,7 @@ const SCENARIOS: &[&str] = &[
     "dropped_packets",
     // One-way senders that learn of the crash only at their next send().
     "stale_next_call",
+    "stale_next_call_local",
 ];
 
 fn golden_path(name: &str) -> PathBuf {
