@@ -10,7 +10,7 @@ stops tcpdump with SIGINT and writes the client's log4net-style text log.
 The parent then reads every pcap back, checks that it shows what the
 scenario claims (and fails loudly if not) and writes ``scenarios.json``.
 
-Python 3 standard library only.  Needs: tcpdump, iptables, ip, unshare.
+Python 3 standard library only.  Needs: tcpdump, iptables, ip, unshare, ethtool.
 See samples/README.md for what each scenario contains.
 """
 
