@@ -10,7 +10,7 @@ stops tcpdump with SIGINT and writes the client's log4net-style text log.
 The parent then reads every pcap back, checks that it shows what the
 scenario claims (and fails loudly if not) and writes ``scenarios.json``.
 
-Python 3 standard library only.  Needs: tcpdump, iptables, ip, unshare.
+Python 3 standard library only.  Needs: tcpdump, iptables, ip, unshare, ethtool.
 See samples/README.md for what each scenario contains.
 """
 
@@ -53,7 +53,18 @@ SCENARIOS = [
     ("port_scan", 5013),
     ("zero_window_stall", 5014),
     ("parallel_ports", 5015),
+    # late capture, capture loss, errors logged at the next call (issue 10)
+    ("late_capture_stale", 5016),
+    ("dropped_packets", 5017),
+    ("stale_next_call", 5018),
+    ("stale_next_call_local", 5019),
 ]
+# Scenarios whose client log is also written in local time (LOCAL_OFFSET_S).
+LOCAL_LOGS = {"stale_connection", "stale_next_call_local"}
+# Scenarios that start tcpdump themselves (start_capture()), after their connections exist.
+LATE_CAPTURE = {"late_capture_stale"}
+# Long scenarios may exceed the usual 200 KB pcap limit.
+MAX_PCAP = {"stale_next_call_local": 1024 * 1024}
 PORTS = dict(SCENARIOS)
 
 # Windows socket errors as a .NET client logs them.
@@ -213,7 +224,8 @@ def serve_main(host, port, mode, param):
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     text = line.decode("ascii", "replace")
-                    c.sendall(make_response(text))
+                    if mode != "sink":      # sink: one-way messages, no reply
+                        c.sendall(make_response(text))
                     last = time.monotonic()
                     if " QUIT" in text:
                         c.close()       # server closes first
@@ -882,6 +894,219 @@ def sc_parallel_ports(log, port):
     return {"conns": {"used": {"client": ep(local_a), "server": "%s:%d" % (SERVER_IP, port)}}}
 
 
+_CAPTURE = {}
+
+
+def start_capture():
+    """Starts tcpdump on lo (the file is set by in_netns_main); returns its first line."""
+    td = subprocess.Popen(["tcpdump", "-i", "lo", "-w", _CAPTURE["pcap"], "-U", "-s", "262144",
+                           "--immediate-mode", "-Z", "root", "-n", "tcp"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = td.stderr.readline()
+    if "listening" not in line:
+        raise RuntimeError("tcpdump did not start: %s" % line)
+    time.sleep(0.3)
+    _CAPTURE["td"], _CAPTURE["line"] = td, line
+    return line
+
+
+def sc_late_capture_stale(log, port):
+    """The seed incident as a late-started capture sees it: the client's connections were
+    opened (and used) before anyone started tcpdump, so no handshake is captured; then the
+    server process crashes (its FINs are captured), restarts, and the client's next request
+    on each old connection is reset."""
+    meta = {"conns": {}, "marks": {}}
+    srv = Server(port)
+    a = Conn(log, 7, port, channel="orders")
+    b = Conn(log, 9, port, channel="quotes")
+    meta["conns"]["stale_orders"] = a.endpoints
+    meta["conns"]["stale_quotes"] = b.endpoints
+    a.request(1, "Login")
+    b.request(2, "Subscribe")
+    time.sleep(0.3)
+    meta["marks"]["capture_started"] = time.time()
+    start_capture()                  # the admin starts tcpdump once users complain
+    a.request(3, "PlaceOrder")       # mid-connection traffic, no SYN in the capture
+    b.request(4, "GetQuote")
+    time.sleep(0.5)
+    meta["marks"]["server_killed"] = time.time()
+    srv.kill9()
+    time.sleep(1.0)
+    srv = Server(port)
+    meta["marks"]["server_restarted"] = time.time()
+    time.sleep(0.3)
+    c = Conn(log, 0, port, local_ip=OTHER_CLIENT_IPS[0], quiet=True)
+    c.request(1, "Login")
+    meta["conns"]["other_host_1"] = c.endpoints
+    time.sleep(0.5)
+    reconnected = {}
+    for key, conn, seq, op in (("stale_orders", a, 5, "PlaceOrder"), ("stale_quotes", b, 6, "GetQuote")):
+        try:
+            conn.send(seq, op, split=True)
+            raise RuntimeError("stale send unexpectedly succeeded")
+        except OSError as e:
+            log.sock_error(conn.tid, "Client.Sender", "send", e, ep(conn.local), ep(conn.remote))
+        conn.sock.close()
+        log.warn(conn.tid, "Client.Connection",
+                 "connection lost channel=%s, reconnecting to %s" % (conn.channel, ep(conn.remote)))
+        n = Conn(log, conn.tid, port, channel=conn.channel)
+        n.request(seq, op)
+        reconnected[key + "_reconnect"] = n
+        time.sleep(0.6)
+    for k, n in reconnected.items():
+        meta["conns"][k] = n.endpoints
+        n.close()
+    c.sock.close()
+    time.sleep(0.2)
+    srv.stop()
+    return meta
+
+
+def sc_dropped_packets(log, port):
+    """A 150 KB download in Ethernet-size segments. Two kinds of loss: the path loses every
+    40th full segment of the server AFTER the capture point (iptables INPUT on the client:
+    the capture shows the segment, dup ACKs/SACKs, then its retransmission), and the capture
+    misses packets the stacks did see (two server segments and two client ACKs removed from
+    the file afterwards, as tcpdump's "dropped by kernel" loses them: Wireshark's "previous
+    segment not captured" and "ACKed unseen segment"). netem/tc qdiscs are not available
+    here, and an OUTPUT drop is reported to the sending stack, so true loss before a lo
+    capture cannot be made. The transfer completes and the connection closes normally."""
+    subprocess.run(["ip", "link", "set", "lo", "mtu", "1500"], check=True)
+    # No segmentation offload: netfilter and tcpdump see wire-size segments (needs ethtool).
+    subprocess.run(["ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"], check=True,
+                   stdout=subprocess.DEVNULL)
+    iptables("-A", "INPUT", "-p", "tcp", "-s", SERVER_IP, "--sport", str(port), "-m", "length",
+             "--length", "1400:1500", "-m", "statistic", "--mode", "nth", "--every", "40", "--packet", "7",
+             "-j", "DROP")
+    body = bytes((i * 7) & 0xFF for i in range(150 * 1024))
+
+    def handler(c):
+        buf = b""
+        while b"\n" not in buf:
+            d = c.recv(4096)
+            if not d:
+                return
+            buf += d
+        for i in range(0, len(body), 4096):   # paced, so tcpdump itself keeps up
+            c.sendall(body[i:i + 4096])
+            time.sleep(0.003)
+        c.shutdown(socket.SHUT_WR)
+        try:
+            while c.recv(4096):
+                pass
+        except OSError:
+            pass
+        c.close()
+    ls = thread_server(port, handler)
+    ls.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)   # Ethernet-size segments
+    s = new_socket(CLIENT_IP)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
+    s.connect((SERVER_IP, port))
+    local = s.getsockname()
+    log.info(7, "Client.Connection", "connected channel=download local=%s remote=%s:%d" % (ep(local), SERVER_IP, port))
+    s.sendall(b"REQ 00001 GetFile client=ipcscope-sample\n")
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    assert got == body, "download corrupted (%d of %d bytes)" % (len(got), len(body))
+    log.info(7, "Client.Receiver", "download complete (%d bytes) channel=download" % len(got))
+    s.close()
+    time.sleep(0.3)
+    ls.close()
+    return {"conns": {"download": {"client": ep(local), "server": "%s:%d" % (SERVER_IP, port)}}}
+
+
+def stale_next_call_client(log, port, meta, channels, duration_s, interval, restarts, rng):
+    """Clients that only send (no reply is read): when the server process dies its FIN is
+    ignored, the next send goes out and is reset, and the application learns it only at
+    its NEXT send (interval later), which fails with 10054 and is logged then."""
+    import random  # noqa: F401 (rng is a random.Random)
+    srv = Server(port, "sink")
+    conns = {}
+    seqs = {}
+    nexts = {}
+    t_end = time.time() + duration_s
+    restart_at = sorted(time.time() + duration_s * (i + 1) / (restarts + 1) for i in range(restarts))
+    down_until = None
+    n_conn = 0
+
+    def restart_due():
+        # The server comes back on its own schedule, also while a client waits to reconnect.
+        nonlocal srv, down_until
+        if down_until and time.time() >= down_until:
+            srv = Server(port, "sink")
+            meta["marks"].setdefault("server_restarted", []).append(time.time())
+            down_until = None
+
+    def connect(ch, tid):
+        nonlocal n_conn
+        while True:
+            restart_due()
+            try:
+                c = Conn(log, tid, port, channel=ch)
+                n_conn += 1
+                meta["conns"]["%s_%d" % (ch, n_conn)] = c.endpoints
+                return c
+            except OSError as e:
+                log.sock_error(tid, "Client.Connection", "connect", e, remote="%s:%d" % (SERVER_IP, port))
+                log.warn(tid, "Client.Connection", "retrying in 300 ms")
+                time.sleep(0.3)
+    for i, ch in enumerate(channels):
+        conns[ch] = connect(ch, 7 + i)
+        seqs[ch] = 0
+        nexts[ch] = time.time() + rng.uniform(*interval)
+    while time.time() < t_end:
+        now = time.time()
+        if restart_at and now >= restart_at[0]:
+            restart_at.pop(0)
+            meta["marks"].setdefault("server_killed", []).append(time.time())
+            srv.kill9()
+            down_until = time.time() + 0.8
+        restart_due()
+        ch = min(nexts, key=nexts.get)
+        wait = nexts[ch] - time.time()
+        if down_until:
+            wait = min(wait, down_until - time.time())
+        if restart_at:
+            wait = min(wait, restart_at[0] - time.time())
+        if wait > 0:
+            time.sleep(wait)
+            continue
+        c = conns[ch]
+        seqs[ch] += 1
+        try:
+            c.send(seqs[ch], "Report")
+        except OSError as e:
+            log.sock_error(c.tid, "Client.Sender", "send", e, ep(c.local), ep(c.remote))
+            meta.setdefault("send_errors", []).append(time.time())
+            c.sock.close()
+            log.warn(c.tid, "Client.Connection", "connection lost channel=%s, reconnecting" % ch)
+            conns[ch] = connect(ch, c.tid)
+        nexts[ch] = time.time() + rng.uniform(*interval)
+    for c in conns.values():
+        c.close()
+    time.sleep(0.2)
+    srv.stop()
+
+
+def sc_stale_next_call(log, port):
+    import random
+    meta = {"conns": {}, "marks": {}}
+    stale_next_call_client(log, port, meta, ["orders", "quotes", "audit"], 14.0, (0.1, 2.0), 1,
+                           random.Random(18))
+    return meta
+
+
+def sc_stale_next_call_local(log, port):
+    import random
+    meta = {"conns": {}, "marks": {}}
+    stale_next_call_client(log, port, meta, ["orders", "quotes"], 100.0, (0.05, 0.2), 4, random.Random(19))
+    return meta
+
+
 SCENARIO_FUNCS = {
     "healthy": sc_healthy,
     "stale_connection": sc_stale_connection,
@@ -898,6 +1123,10 @@ SCENARIO_FUNCS = {
     "port_scan": sc_port_scan,
     "zero_window_stall": sc_zero_window_stall,
     "parallel_ports": sc_parallel_ports,
+    "late_capture_stale": sc_late_capture_stale,
+    "dropped_packets": sc_dropped_packets,
+    "stale_next_call": sc_stale_next_call,
+    "stale_next_call_local": sc_stale_next_call_local,
 }
 
 
@@ -919,19 +1148,16 @@ def in_netns_main(name, outdir):
     else:
         sysctl("net.ipv4.ip_local_port_range", "49152 65535")  # Windows range
     pcap = os.path.join(outdir, name + ".pcap")
-    td = subprocess.Popen(["tcpdump", "-i", "lo", "-w", pcap, "-U", "-s", "262144",
-                           "--immediate-mode", "-Z", "root", "-n", "tcp"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = td.stderr.readline()
-    if "listening" not in line:
-        raise RuntimeError("tcpdump did not start: %s" % line)
-    time.sleep(0.3)
+    _CAPTURE["pcap"] = pcap
+    if name not in LATE_CAPTURE:
+        start_capture()
     log = ClientLog()
     t_start = time.time()
     try:
         meta = SCENARIO_FUNCS[name](log, port)
     finally:
         time.sleep(0.5)             # settle, then stop tcpdump cleanly
+        td, line = _CAPTURE["td"], _CAPTURE["line"]
         td.send_signal(signal.SIGINT)
         err = td.communicate(timeout=10)[1]
         for srv in ALL_SERVERS:
@@ -940,8 +1166,10 @@ def in_netns_main(name, outdir):
     meta["t_start"] = t_start
     meta["log"] = log.records
     log.write(os.path.join(outdir, name + "_client_utc.log"))
-    if name == "stale_connection":
+    if name in LOCAL_LOGS:
         log.write(os.path.join(outdir, name + "_client_local.log"), LOCAL_OFFSET_S)
+    if name == "dropped_packets":
+        drop_captured_acks(pcap, meta)
     with open(os.path.join(outdir, name + ".meta.json"), "w") as f:
         json.dump(meta, f)
 
@@ -995,6 +1223,38 @@ def read_pcap(path):
             "win": struct.unpack("!H", tcp[14:16])[0],
         })
     return pkts
+
+
+def drop_captured_acks(path, meta, picks=(0.3, 0.6)):
+    """Removes two of the client's pure ACKs and two of the server's segments from the middle
+    of the download, as a capture that could not keep up would miss them (the stacks saw
+    them; only the file lacks them)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    e = "<" if struct.unpack("<I", data[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    recs, off = [], 24
+    while off + 16 <= len(data):
+        incl = struct.unpack(e + "I", data[off + 8:off + 12])[0]
+        recs.append(data[off:off + 16 + incl])
+        off += 16 + incl
+    pkts = read_pcap(path)
+    client = meta["conns"]["download"]["client"]
+    acks = [p["frame"] for p in pkts if p["src"] == client and p["flags"] == ACK and p["len"] == 0]
+    drop = {acks[int(len(acks) * x)] for x in picks}
+    server = meta["conns"]["download"]["server"]
+    seen, firsts = set(), []
+    for p in pkts:
+        if p["src"] == server and p["len"] > 0 and p["seq"] not in seen:
+            seen.add(p["seq"])
+            firsts.append(p)
+    once = [p["frame"] for p in firsts if sum(q["seq"] == p["seq"] for q in pkts if q["src"] == server) == 1]
+    drop |= {once[int(len(once) * x) + 3] for x in picks}
+    meta["capture_dropped_frames"] = sorted(drop)
+    with open(path, "wb") as f:
+        f.write(data[:24])
+        for i, r in enumerate(recs):
+            if i + 1 not in drop:
+                f.write(r)
 
 
 def split_conns(pkts):
@@ -1329,6 +1589,50 @@ def check_scenario(name, pkts, meta):
         assert refused, "the second port refuses"
         return out, "client tries two ports at once: one refuses (RST), the other is used normally"
 
+    if name == "late_capture_stale":
+        assert not any(p["flags"] & SYN for p in pkts if p["dst"] in (M["stale_orders"]["server"],)
+                       and p["src"] in (M["stale_orders"]["client"], M["stale_quotes"]["client"])), \
+            "the stale connections' handshakes must not be captured"
+        errs = log_lines(meta, lambda r: "10054" in r[4])
+        assert len(errs) == 2
+        for i, role in enumerate(("stale_orders", "stale_quotes")):
+            own = [p for p in pkts if {p["src"], p["dst"]} == {M[role]["client"], M[role]["server"]}]
+            assert own and not own[0]["flags"] & SYN, "capture starts mid-connection"
+            fin = first(own, lambda p: p["src"] == M[role]["server"] and p["flags"] & FIN, "server FIN")
+            rst = first(own, lambda p: p["src"] == M[role]["server"] and p["flags"] & RST, "server RST")
+            assert rst["ts"] > fin["ts"]
+            c = {"client": M[role]["client"], "server": M[role]["server"]}
+            out.append(finding("stale_connection", c, rst, t0, log_error_time_utc=iso_utc(errs[i][0]),
+                               note="no handshake captured: roles come from the ports and the restart"))
+        return out, "capture starts after 2 connections exist; server crash (FIN), restart, old connections reset"
+
+    if name == "dropped_packets":
+        c = C("download")
+        data = [p for p in c["pkts"] if p["src"] == c["server"] and p["len"] > 0]
+        seqs = [p["seq"] for p in data]
+        assert len(seqs) != len(set(seqs)), "segments lost after the capture point are retransmitted %s" % (
+            [(p["frame"], p["seq"] - seqs[0], p["len"]) for p in data[:60]],)
+        assert meta["capture_dropped_frames"], "two ACKs removed"
+        assert not rsts, "the transfer recovers"
+        fins = [p for p in c["pkts"] if p["flags"] & FIN]
+        assert len(fins) == 2
+        return out, "150 KB download: %d server segments lost after the capture point and retransmitted, " \
+            "2 server segments and 2 client ACKs missing from the capture; normal close" % (len(seqs) - len(set(seqs)))
+
+    if name in ("stale_next_call", "stale_next_call_local"):
+        errs = log_lines(meta, lambda r: "10054" in r[4])
+        kills = meta["marks"]["server_killed"]
+        assert len(errs) >= len(kills), "every crash is found at a later send"
+        server_rsts = [p for p in rsts if p["src"] == srv]
+        lags = []
+        for r in errs:
+            before = [p for p in server_rsts if p["ts"] < r[0] and p["dst"] in r[4]]
+            assert before, "each 10054 follows a server RST on that connection"
+            lags.append(r[0] - before[-1]["ts"])
+        meta["lags_s"] = lags
+        return out, "%d crashes; %d send() 10054s logged %.2f-%.2f s after their RSTs (next call); %d log lines" % (
+            len(kills), len(errs), min(lags), max(lags), len(meta["log"]))
+
     raise ValueError(name)
 
 
@@ -1340,7 +1644,7 @@ def attach_log_lines(name, findings, meta):
         if r is None:
             continue
         f["log_error_line"] = format_record(r)
-        if name == "stale_connection":
+        if name in LOCAL_LOGS:
             f["local_log_error_line"] = format_record(r, LOCAL_OFFSET_S)
 
 
@@ -1361,6 +1665,7 @@ def main(argv):
     need("iptables", "iptables")
     need("unshare", "util-linux")
     need("ip", "iproute2")
+    need("ethtool", "ethtool")
     names = argv or [n for n, _ in SCENARIOS]
     for n in names:
         if n not in PORTS:
@@ -1386,12 +1691,12 @@ def main(argv):
             findings, summary = check_scenario(name, pkts, meta)
             attach_log_lines(name, findings, meta)
             logs = [name + "_client_utc.log"]
-            if name == "stale_connection":
+            if name in LOCAL_LOGS:
                 logs.append(name + "_client_local.log")
             for fn in [name + ".pcap"] + logs:
                 shutil.move(os.path.join(tmp, fn), os.path.join(HERE, fn))
             size = os.path.getsize(os.path.join(HERE, name + ".pcap"))
-            assert size < 200 * 1024, "%s.pcap too large (%d bytes)" % (name, size)
+            assert size < MAX_PCAP.get(name, 200 * 1024), "%s.pcap too large (%d bytes)" % (name, size)
             entry = {
                 "name": name,
                 "pcap": name + ".pcap",
@@ -1405,7 +1710,7 @@ def main(argv):
                 "summary": summary,
                 "expected_findings": findings,
             }
-            if name == "stale_connection":
+            if name in LOCAL_LOGS:
                 entry["logs"].append({"file": logs[1], "timezone": "UTC+01:00",
                                       "clock_offset_s": LOCAL_OFFSET_S,
                                       "note": "local time (UTC+01:00) and client clock "

@@ -362,3 +362,43 @@ fn realistic_lags_on_real_captures() {
         }
     }
 }
+
+/// Client logs written when the application's NEXT call fails (samples/generate.py
+/// stale_next_call and stale_next_call_local): one-way senders ignore the crashed server's FIN,
+/// their next send() goes out and is reset, and only the send() after that fails with 10054 and
+/// is logged, one send interval after the RST. The log's true offset is known from the generator.
+fn next_call_log(pcap: &str, log: &str) -> ipcscope::analysis::logs::LogFile {
+    let a = run(&[sample(pcap), sample(log)], &Options::default());
+    assert!(a.inputs.iter().all(|i| i.error.is_none()), "{:?}", a.inputs);
+    a.logs.into_iter().next().expect("the log is read")
+}
+
+/// 1500+ lines in local time (UTC+01:00 without a zone, clock 0.8 s fast), a send every
+/// 50–200 ms for 100 s and four server crashes: the offset is recovered within 50 ms.
+#[test]
+fn next_call_errors_in_a_long_local_log_give_the_offset_within_50ms() {
+    let l = next_call_log("stale_next_call_local.pcap", "stale_next_call_local_client_local.log");
+    assert!(l.lines >= 1500, "{} lines", l.lines);
+    assert_eq!(l.offset_source, "estimated", "{}", l.note);
+    assert!((l.offset_s - 3600.8).abs() < 0.05, "offset {} (want 3600.8), note: {}", l.offset_s, l.note);
+}
+
+/// Sends 0.1–2 s apart: each 10054 is logged 0.5–1.8 s after its RST (one crash, three channels).
+/// The estimate only claims the next-call window: it may be up to the longest lag too late.
+#[test]
+fn next_call_errors_with_slow_sends_stay_within_the_next_call_window() {
+    let l = next_call_log("stale_next_call.pcap", "stale_next_call_client_utc.log");
+    assert_eq!(l.offset_source, "estimated", "{}", l.note);
+    assert!(l.offset_s > -0.05 && l.offset_s < 2.0, "offset {} (true 0)", l.offset_s);
+    assert!(!l.note.is_empty());
+}
+
+/// The target for the same log: within 50 ms. Not met yet: the estimator answers
+/// +1.458 s (confidence 0.656, "ambiguous: +0.813 s to +1.458 s ... lower envelope is taken")
+/// where the truth is 0; see the h9 report. Run with `--ignored`.
+#[test]
+#[ignore = "correlate.rs estimates +1.458 s for a log whose true offset is 0 (next-call lags 0.5-1.8 s)"]
+fn next_call_errors_with_slow_sends_give_the_offset_within_50ms() {
+    let l = next_call_log("stale_next_call.pcap", "stale_next_call_client_utc.log");
+    assert!(l.offset_s.abs() < 0.05, "offset {} (true 0), note: {}", l.offset_s, l.note);
+}

@@ -28,6 +28,13 @@ const SCENARIOS: &[&str] = &[
     "port_scan",
     "zero_window_stall",
     "parallel_ports",
+    // A capture started after the connections existed (no handshakes), the seed incident.
+    "late_capture_stale",
+    // Loss after the capture point (retransmissions) and packets the capture missed: no finding.
+    "dropped_packets",
+    // One-way senders that learn of the crash only at their next send().
+    "stale_next_call",
+    "stale_next_call_local",
 ];
 
 fn golden_path(name: &str) -> PathBuf {
