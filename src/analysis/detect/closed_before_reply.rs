@@ -6,7 +6,10 @@
 //! connection after idle time — the reply was in flight when the closer gave up on it.
 //! Conditions: the answered data comes less than `IN_FLIGHT_NS` after the closer's FIN, and
 //! before the FIN the closer's own data was the last unanswered one (a request awaiting its
-//! reply) or the other side had been sending within `IN_FLIGHT_NS` of the FIN.
+//! reply) or the other side had been sending within `IN_FLIGHT_NS` of the FIN. When the closer is
+//! the server, the data must also have been sent before the client's stack saw the FIN (its ack
+//! does not cover the FIN): a client that keeps sending new requests on a connection its server
+//! closed is a `stale_connection`.
 //! Grouped per client host, server endpoint and closing side. Severity info: the closer chose to
 //! stop reading (UPnP NOTIFY senders, SSH clients quitting, probes); the sender's application may
 //! see WSAECONNRESET 10054 for its last write. Evidence: the FIN, the in-flight data, the RST.
@@ -14,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use super::{endpoint_of, evidence, finding, packets, secs, Context};
-use crate::model::tcp_flags::{FIN, RST};
+use crate::model::tcp_flags::{ACK, FIN, RST};
 use crate::model::FindingKind;
 use crate::model::{Connection, EvidenceRef, Finding, PacketNote, Severity, Side};
 
@@ -56,6 +59,13 @@ pub fn find_early<'a>(ctx: &Context, c: &'a Connection) -> Option<Early<'a>> {
         }
         if ps[..fi].iter().any(|p| p.side == other && p.flags & FIN != 0) {
             continue; // both closed before the data: another story
+        }
+        // A server that closed (crashed, restarted) while its client kept sending new data, sent after
+        // the client's stack had acknowledged the FIN, is the seed's stale connection, not an early close.
+        let fin_end = fin.seq.wrapping_add(fin.payload_len).wrapping_add(1);
+        let sent_unaware_of_fin = data.flags & ACK == 0 || (fin_end.wrapping_sub(data.ack) as i32) > 0;
+        if closer == Side::Server && !sent_unaware_of_fin {
+            continue;
         }
         let last_closer_data = ps[..fi].iter().rposition(|p| p.side == closer && p.payload_len > 0);
         let last_other_data = ps[..fi].iter().rposition(|p| p.side == other && p.payload_len > 0);
