@@ -265,6 +265,42 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// A connection at its first packet: no counters, no packets kept yet, not attributed.
+    pub fn opened(id: u64, input: u32, stream: u64, client: Endpoint, server: Endpoint, ts: UtcNs, frame: u64) -> Self {
+        Connection {
+            id,
+            input,
+            stream,
+            client,
+            server,
+            first_ts: ts,
+            last_ts: ts,
+            state: String::new(),
+            history: String::new(),
+            client_packets: 0,
+            server_packets: 0,
+            client_bytes: 0,
+            server_bytes: 0,
+            client_fin: 0,
+            server_fin: 0,
+            client_rst: 0,
+            server_rst: 0,
+            client_syn: 0,
+            server_synack: 0,
+            keep_alive: 0,
+            keep_alive_ack: 0,
+            retransmissions: 0,
+            first_frame: frame,
+            last_frame: frame,
+            reused_ports: false,
+            head: Vec::new(),
+            tail: Vec::new(),
+            elided: 0,
+            pid: None,
+            process: None,
+        }
+    }
+
     /// All kept packets, head then tail, in order.
     pub fn packets(&self) -> impl Iterator<Item = &PacketNote> {
         self.head.iter().chain(self.tail.iter())

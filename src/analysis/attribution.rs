@@ -106,38 +106,7 @@ mod tests {
     }
 
     fn conn(id: u64, client: Endpoint, server: Endpoint, first: i64, last: i64) -> Connection {
-        Connection {
-            id,
-            input: 0,
-            stream: id,
-            client,
-            server,
-            first_ts: first,
-            last_ts: last,
-            state: String::new(),
-            history: String::new(),
-            client_packets: 0,
-            server_packets: 0,
-            client_bytes: 0,
-            server_bytes: 0,
-            client_fin: 0,
-            server_fin: 0,
-            client_rst: 0,
-            server_rst: 0,
-            client_syn: 0,
-            server_synack: 0,
-            keep_alive: 0,
-            keep_alive_ack: 0,
-            retransmissions: 0,
-            first_frame: 1,
-            last_frame: 1,
-            reused_ports: false,
-            head: Vec::new(),
-            tail: Vec::new(),
-            elided: 0,
-            pid: None,
-            process: None,
-        }
+        Connection { last_ts: last, ..Connection::opened(id, 0, id, client, server, first, 1) }
     }
 
     fn owner(ts: i64, local: Endpoint, remote: Endpoint, pid: u32, name: Option<&str>, op: SocketOp) -> SocketOwner {
