@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use app::analysis::Analysis;
 use app::gui::GuiApp;
-use app::model::{analysis_flags, tcp_flags, Endpoint, EvidenceRef, Finding, PacketNote, Severity, Side};
+use app::model::{analysis_flags, tcp_flags, Endpoint, EvidenceRef, Finding, FindingKind, PacketNote, Severity, Side};
 use eframe::egui;
 
 const CONNECTIONS: usize = 100_000;
@@ -193,7 +193,8 @@ fn synthetic() -> Analysis {
         let c = &a.connections[(i as usize * 331) % CONNECTIONS];
         a.findings.push(Finding {
             id: i + 1,
-            kind: ["reset_by_server", "stale_connection", "port_exhaustion"][i as usize % 3],
+            kind: [FindingKind::ServerRestart, FindingKind::StaleConnection, FindingKind::PortExhaustion]
+                [i as usize % 3],
             severity: [Severity::Error, Severity::Warning, Severity::Info][i as usize % 3],
             first_ts: c.first_ts,
             last_ts: c.last_ts,
