@@ -360,12 +360,15 @@ pub struct PacketDrop {
     pub tcp: Option<(Endpoint, Endpoint, u8)>,
 }
 
-/// How serious a finding is.
+/// How serious a finding or a log line is. Findings use the first three; a log line can also be
+/// debug or carry no level (`Unknown`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Error,
     Warning,
     Info,
+    Debug,
+    Unknown,
 }
 
 impl Severity {
@@ -374,7 +377,15 @@ impl Severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
             Severity::Info => "info",
+            Severity::Debug => "debug",
+            Severity::Unknown => "unknown",
         }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -383,6 +394,14 @@ impl Severity {
 pub struct EvidenceRef {
     pub input: u32,
     pub frame: u64,
+}
+
+/// One line of a text log: its input index and 1-based line number. A typed reference, so two logs
+/// with one file name stay apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogLineRef {
+    pub input: u32,
+    pub line: u64,
 }
 
 /// What a finding diagnoses, one variant per detector rule. Variants are in the order of their
@@ -571,8 +590,8 @@ pub struct Finding {
     pub count: u64,
     pub evidence: Vec<EvidenceRef>,
     pub wireshark_filter: String,
-    /// `file:line` of the log lines this finding explains.
-    pub log_lines: Vec<String>,
+    /// The log lines this finding explains (shown as `file:line` by `Analysis::log_line_label`).
+    pub log_lines: Vec<LogLineRef>,
     pub summary: String,
     pub advice: String,
     /// Connections this finding is about (ids), for the GUI.

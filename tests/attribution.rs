@@ -72,7 +72,7 @@ fn sysmon_3_names_the_process_behind_each_connection() {
         let sysmon: Vec<&SocketOwner> = a.socket_owners.iter().collect();
         assert_eq!(sysmon.len().to_string(), row["count"], "{}", row["file"]);
         assert!(sysmon.iter().all(|o| o.pid != 0 && o.process.as_deref().is_some_and(|p| p.ends_with(".exe"))));
-        let shown = a.system_events.iter().filter(|e| e.kind == "network_connect").count();
+        let shown = a.system_events.iter().filter(|e| e.kind.name() == "network_connect").count();
         assert_eq!(shown.to_string(), row["count"]);
     }
     // The first one, as python-evtx renders it (sysmon-omerbenamram.evtx): installer.exe, pid 4280.

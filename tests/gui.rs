@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use app::analysis::Analysis;
 use app::gui::export::Table;
 use app::gui::{findings, GuiApp};
-use app::model::{tcp_flags, EvidenceRef, Finding, FindingKind, Severity};
+use app::model::{tcp_flags, EvidenceRef, Finding, FindingKind, LogLineRef, Severity};
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -69,7 +69,7 @@ fn reset_finding(a: &Analysis) -> Option<Finding> {
         count: 1,
         evidence: vec![EvidenceRef { input: c.input, frame: rst }],
         wireshark_filter: format!("tcp.port == {} && tcp.flags.reset == 1", c.client.port),
-        log_lines: vec!["client.log:12".into()],
+        log_lines: vec![LogLineRef { input: c.input, line: 12 }],
         summary: format!("connection {} was reset", c.id),
         advice: "check the server's logs at this time".into(),
         connections: vec![c.id],
@@ -131,8 +131,8 @@ fn selecting_a_finding_shows_evidence_and_zooms_the_timeline() {
         h.get_by_label(&format!("Evidence: {evidence}"));
     }
     h.get_by_label(&f.summary);
-    for l in &f.log_lines {
-        h.get_by_label(l);
+    for &l in &f.log_lines {
+        h.get_by_label(&a.log_line_label(l));
     }
     // Its connections are highlighted and the first is the selected one.
     if let Some(&id) = f.connections.first() {
@@ -348,7 +348,7 @@ fn pipe_storm_has_pipe_and_log_lanes_and_pipe_finding_zooms_to_its_opens() {
         let hl = h.state().highlighted_log_events().to_vec();
         assert!(!hl.is_empty(), "the finding's log lines are not highlighted");
         assert!(hl.iter().all(|&i| a.log_events[i].finding == Some(f.id)
-            || f.log_lines.contains(&format!("pipes_busy_storm_client.log:{}", a.log_events[i].line))));
+            || f.log_lines.contains(&LogLineRef { input: a.log_events[i].input, line: a.log_events[i].line })));
     }
     // The whole pipe: counters and the opens in view.
     h.state_mut().select_pipe(pi, None);
@@ -412,8 +412,9 @@ fn local_time_log_marks_are_at_corrected_utc_and_highlighted_for_the_stale_findi
     let hl = h.state().highlighted_log_events().to_vec();
     assert!(!hl.is_empty());
     let lines: Vec<String> = hl.iter().map(|&i| format!("{name}:{}", a.log_events[i].line)).collect();
-    for l in &f.log_lines {
-        assert!(lines.contains(l), "{l} not highlighted ({lines:?})");
+    for &l in &f.log_lines {
+        let l = a.log_line_label(l);
+        assert!(lines.contains(&l), "{l} not highlighted ({lines:?})");
     }
     let (t0, t1) = h.state().visible_range().expect("range");
     assert!(

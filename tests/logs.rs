@@ -70,8 +70,9 @@ fn stale_connection_logs_in_utc_and_local_time_line_up() {
     // Each stale connection explains the send failure of its own connection (golden lines).
     let stale: Vec<_> = a.findings.iter().filter(|f| f.kind.name() == "stale_connection").collect();
     assert_eq!(stale.len(), 2);
-    assert_eq!(stale[0].log_lines, vec!["stale_connection_client_utc.log:9", "stale_connection_client_local.log:9"]);
-    assert_eq!(stale[1].log_lines, vec!["stale_connection_client_utc.log:15", "stale_connection_client_local.log:15"]);
+    let labels = |f: &ipcscope::model::Finding| f.log_lines.iter().map(|&r| a.log_line_label(r)).collect::<Vec<_>>();
+    assert_eq!(labels(stale[0]), vec!["stale_connection_client_utc.log:9", "stale_connection_client_local.log:9"]);
+    assert_eq!(labels(stale[1]), vec!["stale_connection_client_utc.log:15", "stale_connection_client_local.log:15"]);
     // Every 10054 line is linked; corrected times agree between the two logs.
     let linked: Vec<_> = a.log_events.iter().filter(|e| e.codes.contains(&10054)).collect();
     assert_eq!(linked.len(), 4);
@@ -80,6 +81,22 @@ fn stale_connection_logs_in_utc_and_local_time_line_up() {
         a.log_events.iter().find(|e| e.input == input && e.line == line).and_then(|e| e.ts).expect("ts")
     };
     assert!((t(1, 9) - t(2, 9)).abs() < 50_000_000);
+}
+
+#[test]
+fn two_logs_with_one_file_name_stay_apart() {
+    // Two hosts' logs both called client.log: a finding's lines name their input, not the file name.
+    let (d1, d2) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let (l1, l2) = (d1.path().join("client.log"), d2.path().join("client.log"));
+    std::fs::copy(sample("stale_connection_client_utc.log"), &l1).expect("copy");
+    std::fs::copy(sample("stale_connection_client_local.log"), &l2).expect("copy");
+    let a = run(&[sample("stale_connection.pcap"), l1, l2], &Options::default());
+    let stale: Vec<_> = a.findings.iter().filter(|f| f.kind.name() == "stale_connection").collect();
+    assert_eq!(stale.len(), 2);
+    for (f, line) in stale.iter().zip([9, 15]) {
+        let refs: Vec<(u32, u64)> = f.log_lines.iter().map(|r| (r.input, r.line)).collect();
+        assert_eq!(refs, vec![(1, line), (2, line)]);
+    }
 }
 
 #[test]
@@ -155,7 +172,7 @@ fn event_logs_become_timeline_events() {
     let a = run(&[dir.join("DE_renamed_psexec_service_sysmon_17_18.evtx")], &Options::default());
     assert_eq!(a.inputs[0].format, "evtx");
     assert!(a.inputs[0].error.is_none(), "{:?}", a.inputs[0].error);
-    let pipes: Vec<_> = a.system_events.iter().filter(|e| e.kind.starts_with("pipe_")).collect();
+    let pipes: Vec<_> = a.system_events.iter().filter(|e| e.kind.is_pipe()).collect();
     assert_eq!(pipes.len(), 11);
     assert!(pipes.iter().any(|e| e.summary.contains("\\svchost")));
 
@@ -176,7 +193,7 @@ fn a_service_crash_at_the_restart_is_named_in_the_finding() {
         ts: restart + 200_000_000,
         provider: "Service Control Manager".into(),
         event_id: 7031,
-        kind: "service_crashed".into(),
+        kind: ipcscope::analysis::logs::SystemEventKind::ServiceCrashed,
         summary: "service OrderServer terminated unexpectedly".into(),
     });
     ipcscope::analysis::correlate::attach_system_events(&mut a);

@@ -358,7 +358,7 @@ fn corpus_net452_creates_name_no_pipe() {
         assert!(a.pipes.is_empty());
         if file.contains("x86") {
             // Its classic TcpIp Accept and Disconnect land on the timeline (Send/Recv do not).
-            let kinds: Vec<&str> = a.system_events.iter().map(|e| e.kind.as_str()).collect();
+            let kinds: Vec<&str> = a.system_events.iter().map(|e| e.kind.name()).collect();
             assert_eq!(kinds, vec!["tcpip_accept", "tcpip_disconnect"], "{file}");
         }
     }

@@ -20,9 +20,9 @@
 
 use std::collections::HashMap;
 
-use super::logs::{LagStats, LogEvent};
+use super::logs::{LagStats, LogEvent, SystemEventKind};
 use super::{Analysis, Options};
-use crate::model::{tcp_flags, Finding, FindingKind, Side, UtcNs};
+use crate::model::{tcp_flags, Finding, FindingKind, LogLineRef, Side, UtcNs};
 
 const MS: i64 = 1_000_000;
 const SKEW_MAX_NS: i64 = 10 * 1_000_000_000;
@@ -106,9 +106,9 @@ fn raw_anchors(a: &Analysis) -> HashMap<Identity, Vec<UtcNs>> {
         }
     }
     for e in &a.system_events {
-        let id = match e.kind.as_str() {
-            "tcpip_abort" => Identity::Reset,
-            "tcpip_connect_failed" => Identity::Refused,
+        let id = match e.kind {
+            SystemEventKind::TcpipAbort => Identity::Reset,
+            SystemEventKind::TcpipConnectFailed => Identity::Refused,
             _ => continue,
         };
         m.entry(id).or_default().push(e.ts);
@@ -532,13 +532,8 @@ pub fn run(a: &mut Analysis, options: &Options) {
     }
 
     // Link every line to the finding that explains it (nearest anchor), and back.
-    let names: Vec<String> = a
-        .inputs
-        .iter()
-        .map(|i| std::path::Path::new(&i.path).file_name().and_then(|n| n.to_str()).unwrap_or(&i.path).to_string())
-        .collect();
     let mut unexplained: HashMap<u32, u64> = HashMap::new();
-    let mut links: Vec<(usize, String)> = Vec::new();
+    let mut links: Vec<(usize, LogLineRef)> = Vec::new();
     for e in a.log_events.iter_mut() {
         let Some(t) = e.ts else { continue };
         let best = with_anchors
@@ -554,8 +549,7 @@ pub fn run(a: &mut Analysis, options: &Options) {
         match best {
             Some((i, (f, _))) => {
                 e.finding = Some(f.id);
-                let file = names.get(e.input as usize).cloned().unwrap_or_default();
-                links.push((i, format!("{file}:{}", e.line)));
+                links.push((i, LogLineRef { input: e.input, line: e.line }));
             }
             None if !e.codes.is_empty() && !explained.contains(&(e.input, e.line)) => {
                 *unexplained.entry(e.input).or_default() += 1
@@ -575,9 +569,6 @@ pub fn run(a: &mut Analysis, options: &Options) {
     }
 }
 
-/// Kinds of Windows events that say a process or the host stopped.
-const STOP_EVENTS: &[&str] =
-    &["service_crashed", "app_crash", "dotnet_unhandled", "unexpected_shutdown", "os_stopped", "eventlog_stopped"];
 /// An event-log record this close to a server stop is taken as its cause.
 const SYSTEM_EVENT_SLACK_NS: i64 = 30 * 1_000_000_000;
 
@@ -596,9 +587,7 @@ pub fn attach_system_events(a: &mut Analysis) {
         let near: Vec<&super::logs::SystemEvent> = a
             .system_events
             .iter()
-            .filter(|e| {
-                STOP_EVENTS.contains(&e.kind.as_str()) || (e.kind == "service_state" && e.summary.contains("stopped"))
-            })
+            .filter(|e| e.kind.is_stop())
             .filter(|e| e.ts >= f.first_ts - SYSTEM_EVENT_SLACK_NS && e.ts <= f.first_ts + SYSTEM_EVENT_SLACK_NS)
             .collect();
         if let Some(e) = near.iter().min_by_key(|e| (e.ts - f.first_ts).abs()) {

@@ -1,6 +1,7 @@
 //! Application log lines and Windows events on the analysis clock.
 
-use crate::model::UtcNs;
+use crate::ingest::evtx::ServiceState;
+use crate::model::{Severity, UtcNs};
 
 /// One text log file as read.
 #[derive(Clone, Debug, Default)]
@@ -50,8 +51,8 @@ pub struct LogEvent {
     pub zone_offset_s: Option<i32>,
     /// Corrected UTC time.
     pub ts: Option<UtcNs>,
-    /// `error` or `warning`.
-    pub severity: &'static str,
+    /// Error or warning.
+    pub severity: Severity,
     /// Error identities, e.g. `WSAECONNRESET(10054)`.
     pub errors: Vec<String>,
     /// Windows/Winsock/Win32 codes of the errors, for matching.
@@ -71,7 +72,112 @@ pub struct SystemEvent {
     pub ts: UtcNs,
     pub provider: String,
     pub event_id: u32,
-    /// Classification (`service_crashed`, `service_state`, `app_crash`, `pipe_created`, …).
-    pub kind: String,
+    pub kind: SystemEventKind,
     pub summary: String,
+}
+
+/// What a Windows event-log, ETW or Process Monitor record on the timeline says happened. Typed to
+/// the end; `name()` is the public string (summary.json `kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SystemEventKind {
+    /// Service Control Manager 7031/7034.
+    ServiceCrashed,
+    /// Service Control Manager 7036, with the state entered.
+    ServiceState(ServiceState),
+    EventLogStarted,
+    EventLogStopped,
+    UnexpectedShutdown,
+    OsStarted,
+    OsStopped,
+    /// Application Error 1000.
+    AppCrash,
+    /// .NET Runtime 1026.
+    DotNetUnhandled,
+    /// Sysmon 17.
+    PipeCreated,
+    /// Sysmon 18.
+    PipeConnected,
+    /// Sysmon 3.
+    NetworkConnect,
+    /// Microsoft-Windows-TCPIP and classic Kernel TcpIp events.
+    TcpipAccept,
+    TcpipConnect,
+    TcpipConnectFailed,
+    TcpipAbort,
+    TcpipDisconnect,
+    TcpipConnectTimeout,
+    TcpipRetransmitTimeout,
+    TcpipKeepaliveTimeout,
+    TcpipDisconnectTimeout,
+    TcpipReconnect,
+    TcpipRetransmit,
+    /// Process Monitor TCP operations.
+    ProcmonTcpConnect,
+    ProcmonTcpAccept,
+    ProcmonTcpDisconnect,
+    ProcmonTcpReconnect,
+    ProcmonTcpRetransmit,
+}
+
+impl SystemEventKind {
+    pub fn name(self) -> &'static str {
+        use SystemEventKind::*;
+        match self {
+            ServiceCrashed => "service_crashed",
+            ServiceState(_) => "service_state",
+            EventLogStarted => "eventlog_started",
+            EventLogStopped => "eventlog_stopped",
+            UnexpectedShutdown => "unexpected_shutdown",
+            OsStarted => "os_started",
+            OsStopped => "os_stopped",
+            AppCrash => "app_crash",
+            DotNetUnhandled => "dotnet_unhandled",
+            PipeCreated => "pipe_created",
+            PipeConnected => "pipe_connected",
+            NetworkConnect => "network_connect",
+            TcpipAccept => "tcpip_accept",
+            TcpipConnect => "tcpip_connect",
+            TcpipConnectFailed => "tcpip_connect_failed",
+            TcpipAbort => "tcpip_abort",
+            TcpipDisconnect => "tcpip_disconnect",
+            TcpipConnectTimeout => "tcpip_connect_timeout",
+            TcpipRetransmitTimeout => "tcpip_retransmit_timeout",
+            TcpipKeepaliveTimeout => "tcpip_keepalive_timeout",
+            TcpipDisconnectTimeout => "tcpip_disconnect_timeout",
+            TcpipReconnect => "tcpip_reconnect",
+            TcpipRetransmit => "tcpip_retransmit",
+            ProcmonTcpConnect => "procmon_tcp_connect",
+            ProcmonTcpAccept => "procmon_tcp_accept",
+            ProcmonTcpDisconnect => "procmon_tcp_disconnect",
+            ProcmonTcpReconnect => "procmon_tcp_reconnect",
+            ProcmonTcpRetransmit => "procmon_tcp_retransmit",
+        }
+    }
+
+    /// A process or the host stopped: a crash, an unhandled exception, a shutdown, a service that
+    /// entered the stopped state.
+    pub fn is_stop(self) -> bool {
+        use SystemEventKind::*;
+        matches!(
+            self,
+            ServiceCrashed
+                | AppCrash
+                | DotNetUnhandled
+                | UnexpectedShutdown
+                | OsStopped
+                | EventLogStopped
+                | ServiceState(crate::ingest::evtx::ServiceState::Stopped)
+        )
+    }
+
+    /// A Sysmon pipe event.
+    pub fn is_pipe(self) -> bool {
+        matches!(self, SystemEventKind::PipeCreated | SystemEventKind::PipeConnected)
+    }
+}
+
+impl std::fmt::Display for SystemEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }

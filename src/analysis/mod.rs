@@ -113,6 +113,11 @@ impl Analysis {
             .unwrap_or("?")
     }
 
+    /// A log line as `file:line`, the form findings.csv and the details pane show.
+    pub fn log_line_label(&self, r: crate::model::LogLineRef) -> String {
+        format!("{}:{}", self.input_name(r.input), r.line)
+    }
+
     /// Whether any input was damaged or unreadable.
     pub fn any_input_error(&self) -> bool {
         self.inputs.iter().any(|i| i.error.is_some())

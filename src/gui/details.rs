@@ -82,8 +82,8 @@ pub fn show_finding(
     if !f.log_lines.is_empty() {
         ui.add_space(6.0);
         ui.label(RichText::new(format!("Log lines ({})", f.log_lines.len())).strong());
-        for l in f.log_lines.iter().take(200) {
-            ui.label(RichText::new(l).monospace());
+        for &l in f.log_lines.iter().take(200) {
+            ui.label(RichText::new(a.log_line_label(l)).monospace());
         }
         if f.log_lines.len() > 200 {
             ui.label(RichText::new(format!("… and {} more", f.log_lines.len() - 200)).weak());

@@ -115,7 +115,7 @@ impl LogLane {
         by_line.sort_by_key(|&i| (a.log_events[i as usize].line, i));
         let mut errors = vec![0u32; timed.len() + 1];
         for (k, &(_, i)) in timed.iter().enumerate() {
-            errors[k + 1] = errors[k] + u32::from(a.log_events[i as usize].severity == "error");
+            errors[k + 1] = errors[k] + u32::from(a.log_events[i as usize].severity == crate::model::Severity::Error);
         }
         LogLane {
             input,
@@ -156,7 +156,7 @@ impl SystemLane {
         let mut crashes = vec![0u32; order.len() + 1];
         let mut pipe_events = vec![0u32; order.len() + 1];
         for (k, &i) in order.iter().enumerate() {
-            let kind = &a.system_events[i as usize].kind;
+            let kind = a.system_events[i as usize].kind.name();
             crashes[k + 1] = crashes[k] + u32::from(is_crash(kind));
             pipe_events[k + 1] = pipe_events[k] + u32::from(kind.starts_with("pipe"));
         }

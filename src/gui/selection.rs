@@ -95,18 +95,13 @@ impl Selection {
                 }
             }
         }
-        // Its log lines: those linked to it, and the `file:line` references.
+        // Its log lines: those linked to it, and the lines it references.
         let mut logs: Vec<usize> =
             s.analysis.log_events.iter().enumerate().filter(|(_, e)| e.finding == Some(f.id)).map(|(i, _)| i).collect();
         for l in &f.log_lines {
-            if let Some((file, line)) = l.rsplit_once(':') {
-                let (Some(lane), Ok(line)) = (s.model.log_lanes.iter().find(|x| x.name == file), line.parse::<u64>())
-                else {
-                    continue;
-                };
-                if let Some(i) = lane.event_at_line(&s.analysis, line) {
-                    logs.push(i);
-                }
+            let Some(lane) = s.model.log_lanes.iter().find(|x| x.input == l.input) else { continue };
+            if let Some(i) = lane.event_at_line(&s.analysis, l.line) {
+                logs.push(i);
             }
         }
         logs.sort_unstable();

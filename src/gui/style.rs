@@ -98,6 +98,7 @@ pub fn severity_color(s: Severity) -> Color32 {
         Severity::Error => Color32::from_rgb(220, 50, 47),
         Severity::Warning => Color32::from_rgb(230, 160, 20),
         Severity::Info => Color32::from_rgb(70, 140, 220),
+        Severity::Debug | Severity::Unknown => Color32::from_rgb(140, 140, 140),
     }
 }
 

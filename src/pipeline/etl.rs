@@ -4,7 +4,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use crate::analysis::logs::SystemEvent;
+use crate::analysis::logs::{SystemEvent, SystemEventKind};
 use crate::analysis::pipes::PipeAnalyzer;
 use crate::analysis::tcp::TcpAnalyzer;
 use crate::analysis::{Analysis, InputSummary};
@@ -261,11 +261,11 @@ pub(super) fn read_etl(
                     }
                     // Send/Recv/Copy are per-packet noise; connection events go on the timeline.
                     let kind = match t.op {
-                        TcpIpOp::Connect => "tcpip_connect",
-                        TcpIpOp::Accept => "tcpip_accept",
-                        TcpIpOp::Disconnect => "tcpip_disconnect",
-                        TcpIpOp::Reconnect => "tcpip_reconnect",
-                        TcpIpOp::Retransmit => "tcpip_retransmit",
+                        TcpIpOp::Connect => SystemEventKind::TcpipConnect,
+                        TcpIpOp::Accept => SystemEventKind::TcpipAccept,
+                        TcpIpOp::Disconnect => SystemEventKind::TcpipDisconnect,
+                        TcpIpOp::Reconnect => SystemEventKind::TcpipReconnect,
+                        TcpIpOp::Retransmit => SystemEventKind::TcpipRetransmit,
                         _ => continue,
                     };
                     tcpip_events += 1;
@@ -278,7 +278,7 @@ pub(super) fn read_etl(
                             ts: ns(t.origin.filetime),
                             provider: "Kernel TcpIp".into(),
                             event_id: t.opcode as u32,
-                            kind: kind.into(),
+                            kind,
                             summary: format!("{kind} {src} -> {dst} (pid {})", t.process_id),
                         });
                     }
@@ -397,15 +397,15 @@ pub(super) fn read_etl(
 
 fn tcb_event(input: u32, t: &TcpipTcbEvent) -> SystemEvent {
     let kind = match t.kind {
-        TcpipTcbEventKind::AcceptComplete => "tcpip_accept",
-        TcpipTcbEventKind::ConnectComplete => "tcpip_connect",
-        TcpipTcbEventKind::ConnectFailure => "tcpip_connect_failed",
-        TcpipTcbEventKind::AbortRequest | TcpipTcbEventKind::AbortComplete => "tcpip_abort",
-        TcpipTcbEventKind::DisconnectComplete => "tcpip_disconnect",
-        TcpipTcbEventKind::ConnectTimeout => "tcpip_connect_timeout",
-        TcpipTcbEventKind::RetransmitTimeout => "tcpip_retransmit_timeout",
-        TcpipTcbEventKind::KeepaliveTimeout => "tcpip_keepalive_timeout",
-        TcpipTcbEventKind::DisconnectTimeout => "tcpip_disconnect_timeout",
+        TcpipTcbEventKind::AcceptComplete => SystemEventKind::TcpipAccept,
+        TcpipTcbEventKind::ConnectComplete => SystemEventKind::TcpipConnect,
+        TcpipTcbEventKind::ConnectFailure => SystemEventKind::TcpipConnectFailed,
+        TcpipTcbEventKind::AbortRequest | TcpipTcbEventKind::AbortComplete => SystemEventKind::TcpipAbort,
+        TcpipTcbEventKind::DisconnectComplete => SystemEventKind::TcpipDisconnect,
+        TcpipTcbEventKind::ConnectTimeout => SystemEventKind::TcpipConnectTimeout,
+        TcpipTcbEventKind::RetransmitTimeout => SystemEventKind::TcpipRetransmitTimeout,
+        TcpipTcbEventKind::KeepaliveTimeout => SystemEventKind::TcpipKeepaliveTimeout,
+        TcpipTcbEventKind::DisconnectTimeout => SystemEventKind::TcpipDisconnectTimeout,
     };
     let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
     SystemEvent {
@@ -414,7 +414,7 @@ fn tcb_event(input: u32, t: &TcpipTcbEvent) -> SystemEvent {
         ts: ns(t.origin.filetime),
         provider: "Microsoft-Windows-TCPIP".into(),
         event_id: t.kind.id() as u32,
-        kind: kind.into(),
+        kind,
         summary: format!(
             "{kind} {} -> {} (pid {}, status 0x{:08X})",
             addr(t.local),

@@ -4,11 +4,12 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use crate::analysis::logs::{LogEvent, LogFile, SystemEvent};
+use crate::analysis::logs::{LogEvent, LogFile, SystemEvent, SystemEventKind};
 use crate::analysis::pipes::{Pipe, PipeOpen, PipeOutcome, MAX_OPENS_KEPT};
 use crate::analysis::{Analysis, InputSummary};
 use crate::ingest::evtx::{for_each_event_in_file, read_evtx_reader, EvtxEvent};
-use crate::ingest::textlog::{Severity as LogSeverity, TextLogReader};
+use crate::ingest::textlog::TextLogReader;
+use crate::model::Severity;
 
 /// Distinct pipe names taken from one event log.
 const MAX_SYSMON_PIPES: usize = 10_000;
@@ -40,10 +41,9 @@ pub(super) fn read_text_log(
             last = Some(last.map_or(t, |l| l.max(t)));
         }
         let severity = match line.severity {
-            LogSeverity::Error => "error",
-            LogSeverity::Warning => "warning",
+            s @ (Severity::Error | Severity::Warning) => s,
             // Lines without a level still count when they carry an error identity.
-            _ if !line.errors.is_empty() => "error",
+            _ if !line.errors.is_empty() => Severity::Error,
             _ => continue,
         };
         file.errors += 1;
@@ -94,24 +94,37 @@ fn pid_text(pid: Option<u32>) -> String {
 
 fn system_event(input: u32, e: &EvtxEvent) -> Option<SystemEvent> {
     use crate::ingest::evtx::EvtxKind::*;
-    let summary = match &e.kind {
+    use SystemEventKind as K;
+    let (kind, summary) = match &e.kind {
         Other => return None,
-        ServiceCrashed { service, .. } => format!("service {service} terminated unexpectedly"),
-        ServiceState { service, state, .. } => format!("service {service} entered the {} state", state.name()),
-        EventLogStarted => "event log service started (system boot)".into(),
-        EventLogStopped => "event log service stopped (shutdown)".into(),
-        UnexpectedShutdown { .. } => "the previous system shutdown was unexpected".into(),
-        OsStarted { .. } => "operating system started".into(),
-        OsStopped { .. } => "operating system shutting down".into(),
-        AppCrash { app, module, exception_code, process_id, .. } => format!(
-            "{app} crashed in {module} (exception {}, pid {})",
-            exception_code.map(|c| format!("{c:#010x}")).unwrap_or_else(|| "?".into()),
-            pid_text(*process_id)
+        ServiceCrashed { service, .. } => (K::ServiceCrashed, format!("service {service} terminated unexpectedly")),
+        ServiceState { service, state, .. } => {
+            (K::ServiceState(*state), format!("service {service} entered the {} state", state.name()))
+        }
+        EventLogStarted => (K::EventLogStarted, "event log service started (system boot)".into()),
+        EventLogStopped => (K::EventLogStopped, "event log service stopped (shutdown)".into()),
+        UnexpectedShutdown { .. } => (K::UnexpectedShutdown, "the previous system shutdown was unexpected".into()),
+        OsStarted { .. } => (K::OsStarted, "operating system started".into()),
+        OsStopped { .. } => (K::OsStopped, "operating system shutting down".into()),
+        AppCrash { app, module, exception_code, process_id, .. } => (
+            K::AppCrash,
+            format!(
+                "{app} crashed in {module} (exception {}, pid {})",
+                exception_code.map(|c| format!("{c:#010x}")).unwrap_or_else(|| "?".into()),
+                pid_text(*process_id)
+            ),
         ),
-        DotNetUnhandled { app, exception } => format!("{app}: unhandled .NET exception {exception}"),
-        PipeCreated(p) => format!("pipe {} created by {} (pid {})", p.pipe_name, p.image, pid_text(p.process_id)),
-        PipeConnected(p) => format!("pipe {} connected by {} (pid {})", p.pipe_name, p.image, pid_text(p.process_id)),
-        NetworkConnect(n) => crate::ingest::evtx::network_connect_text(n),
+        DotNetUnhandled { app, exception } => {
+            (K::DotNetUnhandled, format!("{app}: unhandled .NET exception {exception}"))
+        }
+        PipeCreated(p) => {
+            (K::PipeCreated, format!("pipe {} created by {} (pid {})", p.pipe_name, p.image, pid_text(p.process_id)))
+        }
+        PipeConnected(p) => (
+            K::PipeConnected,
+            format!("pipe {} connected by {} (pid {})", p.pipe_name, p.image, pid_text(p.process_id)),
+        ),
+        NetworkConnect(n) => (K::NetworkConnect, crate::ingest::evtx::network_connect_text(n)),
     };
     Some(SystemEvent {
         input,
@@ -119,7 +132,7 @@ fn system_event(input: u32, e: &EvtxEvent) -> Option<SystemEvent> {
         ts: e.time_utc_ns,
         provider: e.provider.clone(),
         event_id: e.event_id,
-        kind: e.kind.name().to_string(),
+        kind,
         summary,
     })
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use crate::analysis::logs::SystemEvent;
+use crate::analysis::logs::{SystemEvent, SystemEventKind};
 use crate::analysis::pipes::{pipe_name, PipeAnalyzer, PipeCall, PipeSource};
 use crate::analysis::{Analysis, InputSummary, Options};
 use crate::ingest::procmon::{CsvClock, CsvReader, PmlReader, ProcmonEvent};
@@ -163,11 +163,11 @@ impl Feeder {
             });
         }
         let kind = match sop {
-            SocketOp::Connect => "procmon_tcp_connect",
-            SocketOp::Accept => "procmon_tcp_accept",
-            SocketOp::Disconnect => "procmon_tcp_disconnect",
-            SocketOp::Reconnect => "procmon_tcp_reconnect",
-            SocketOp::Retransmit => "procmon_tcp_retransmit",
+            SocketOp::Connect => SystemEventKind::ProcmonTcpConnect,
+            SocketOp::Accept => SystemEventKind::ProcmonTcpAccept,
+            SocketOp::Disconnect => SystemEventKind::ProcmonTcpDisconnect,
+            SocketOp::Reconnect => SystemEventKind::ProcmonTcpReconnect,
+            SocketOp::Retransmit => SystemEventKind::ProcmonTcpRetransmit,
             _ => return,
         };
         if self.timeline.len() < MAX_TIMELINE_EVENTS {
@@ -177,7 +177,7 @@ impl Feeder {
                 ts,
                 provider: "Process Monitor".into(),
                 event_id: 0,
-                kind: kind.into(),
+                kind,
                 summary: format!("{} {} by {} ({})", e.operation, e.path, e.process, e.pid),
             });
         }

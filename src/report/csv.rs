@@ -119,7 +119,7 @@ pub fn write_findings(a: &Analysis, w: &mut dyn Write) -> Result<()> {
         col("count", fs.iter().map(|f| f.count).collect::<Vec<u64>>()),
         col("evidence", text(&|f| evidence_text(a, f))),
         col("wireshark_filter", text(&|f| f.wireshark_filter.clone())),
-        col("log_lines", text(&|f| f.log_lines.join(" "))),
+        col("log_lines", text(&|f| f.log_lines.iter().map(|&r| a.log_line_label(r)).collect::<Vec<_>>().join(" "))),
         col("summary", text(&|f| f.summary.clone())),
         col("advice", text(&|f| f.advice.clone())),
     ];

@@ -187,7 +187,11 @@ fn finding(a: &Analysis, f: &Finding, h: &mut String) {
         }
         h.push_str("</table>\n");
     } else if !f.log_lines.is_empty() {
-        let _ = writeln!(h, "<p><b>Log lines</b> <span class=\"mono\">{}</span></p>", esc(&f.log_lines.join(" ")));
+        let _ = writeln!(
+            h,
+            "<p><b>Log lines</b> <span class=\"mono\">{}</span></p>",
+            esc(&f.log_lines.iter().map(|&r| a.log_line_label(r)).collect::<Vec<_>>().join(" "))
+        );
     }
     let conns: Vec<&Connection> = a.connections.iter().filter(|c| f.connections.contains(&c.id)).collect();
     let log_ts: Vec<UtcNs> = logs.iter().filter_map(|l| l.ts).collect();

@@ -56,7 +56,7 @@ pub fn summary_json(a: &Analysis) -> Value {
         .system_events
         .iter()
         .take(1000)
-        .map(|e| json!({"utc": format_utc(e.ts), "provider": e.provider, "event_id": e.event_id, "kind": e.kind, "summary": e.summary}))
+        .map(|e| json!({"utc": format_utc(e.ts), "provider": e.provider, "event_id": e.event_id, "kind": e.kind.name(), "summary": e.summary}))
         .collect();
     let mut out = json!({
         "inputs": inputs,

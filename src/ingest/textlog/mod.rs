@@ -16,7 +16,7 @@ mod timestamp;
 pub use crate::model::days_from_civil;
 pub use errors::{extract_errors, ErrorId, ErrorKind};
 pub use reader::{detect_format, read_all, LogLine, TextLogOptions, TextLogReader};
-pub use severity::{detect_severity, Severity};
+pub use severity::{detect_severity, from_syslog_pri, Severity};
 pub use timestamp::{parse_log_offset_arg, parse_offset, TsFormat};
 
 /// Default cap for one physical line; longer lines are truncated and flagged.

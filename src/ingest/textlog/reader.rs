@@ -2,7 +2,7 @@
 
 use super::encoding::Transcode;
 use super::errors::{code_to_id, extract_errors, push_unique, ErrorId, ErrorKind};
-use super::severity::{detect_severity, Severity};
+use super::severity::{detect_severity, from_syslog_pri, Severity};
 use super::timestamp::{parse_at_start, TsFormat, TsHit};
 use super::{DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_RECORD_BYTES, NS_PER_S};
 use crate::model::current_utc_year;
@@ -268,7 +268,7 @@ impl<R: BufRead> TextLogReader<R> {
     fn start_record(&self, l: RawLine, hit: Option<TsHit>) -> LogLine {
         let body_offset = hit.map_or(0, |h| h.len.min(l.text.len()));
         let severity = match hit.and_then(|h| h.pri) {
-            Some(p) => Severity::from_syslog_pri(p),
+            Some(p) => from_syslog_pri(p),
             None => detect_severity(l.text.as_bytes(), body_offset),
         };
         let mut text = l.text;

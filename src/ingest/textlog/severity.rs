@@ -1,33 +1,14 @@
 //! Severity of a record: syslog PRI or a level token near the start of the message.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-    Debug,
-    Unknown,
-}
+pub use crate::model::Severity;
 
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-            Severity::Debug => "debug",
-            Severity::Unknown => "unknown",
-        }
-    }
-
-    /// Syslog PRI (facility*8+severity) to a severity.
-    pub fn from_syslog_pri(pri: u32) -> Severity {
-        match pri & 7 {
-            0..=3 => Severity::Error,
-            4 => Severity::Warning,
-            5 | 6 => Severity::Info,
-            _ => Severity::Debug,
-        }
+/// Syslog PRI (facility*8+severity) to a severity.
+pub fn from_syslog_pri(pri: u32) -> Severity {
+    match pri & 7 {
+        0..=3 => Severity::Error,
+        4 => Severity::Warning,
+        5 | 6 => Severity::Info,
+        _ => Severity::Debug,
     }
 }
 
