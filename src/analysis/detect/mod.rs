@@ -12,6 +12,7 @@ pub mod keepalive;
 pub mod packet_drop;
 pub mod pipe_busy;
 pub mod pipe_churn;
+pub mod pipe_common;
 pub mod pipe_exhaustion;
 pub mod pipe_not_found;
 pub mod port_exhaustion;

@@ -6,12 +6,11 @@
 //! Advice: reuse connections or switch the Remoting channel to TCP, raise the instance count,
 //! retry with WaitNamedPipe.
 
-use super::{bursts, cap_evidence, when, Context};
-use crate::analysis::pipes::{status_name, Pipe, PipeFailure, PipeOutcome};
+use super::pipe_common::{failure_evidence, pid_list, pipe_finding, BURST_GAP_NS};
+use super::{bursts, when, Context};
+use crate::analysis::pipes::{status_name, PipeFailure, PipeOutcome};
 use crate::model::FindingKind;
-use crate::model::{EvidenceRef, Finding, Severity};
-
-pub const BURST_GAP_NS: i64 = 5 * 1_000_000_000;
+use crate::model::{Finding, Severity};
 
 pub const ADVICE: &str = "Every instance of the pipe was connected when these opens came in, so the client got \
 ERROR_PIPE_BUSY 231 (\"All pipe instances are busy\"; .NET Remoting: \"Port is Busy\"). The usual cause is a client \
@@ -19,59 +18,6 @@ that opens and closes the pipe per call (impersonated threads never reuse a .NET
 reuse connections (one pooled/shared channel instead of one per impersonated call) or switch the .NET Remoting \
 channel from IPC (IpcChannel) to TCP (TcpChannel). Otherwise raise the instance count (maxNumberOfServerInstances, \
 nMaxInstances in CreateNamedPipe), and let clients retry with WaitNamedPipe on ERROR_PIPE_BUSY instead of failing.";
-
-/// Sorted, space-separated pids.
-pub fn pid_list(pids: impl IntoIterator<Item = u32>) -> String {
-    let set: std::collections::BTreeSet<u32> = pids.into_iter().collect();
-    set.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")
-}
-
-/// Evidence for failures: Create and OperationEnd records of the first three and the last one.
-pub fn failure_evidence(input: u32, fs: &[&PipeFailure]) -> Vec<EvidenceRef> {
-    let mut ev = Vec::new();
-    let n = fs.len();
-    for (i, f) in fs.iter().enumerate() {
-        if i < 3 || i + 1 == n {
-            ev.push(EvidenceRef { input, frame: f.create_record });
-            ev.push(EvidenceRef { input, frame: f.end_record });
-        }
-    }
-    cap_evidence(ev)
-}
-
-/// A pipe finding with the fields every pipe detector fills the same way.
-#[allow(clippy::too_many_arguments)]
-pub fn pipe_finding(
-    kind: FindingKind,
-    severity: Severity,
-    pipe: &Pipe,
-    pids: String,
-    first_ts: i64,
-    last_ts: i64,
-    count: u64,
-    evidence: Vec<EvidenceRef>,
-    summary: String,
-    advice: &str,
-) -> Finding {
-    Finding {
-        id: 0,
-        kind,
-        severity,
-        first_ts,
-        last_ts,
-        client: String::new(),
-        server: String::new(),
-        pipe: pipe.name.clone(),
-        pid: pids,
-        count,
-        evidence,
-        wireshark_filter: String::new(),
-        log_lines: Vec::new(),
-        summary,
-        advice: advice.to_string(),
-        connections: Vec::new(),
-    }
-}
 
 pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     let mut out = Vec::new();

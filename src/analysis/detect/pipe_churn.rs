@@ -6,7 +6,7 @@
 //! Evidence: a few Create records of short-lived handles with their Cleanup/Close records.
 //! Advice: reuse connections (pooled/shared channel) or switch the Remoting channel to TCP.
 
-use super::pipe_busy::pipe_finding;
+use super::pipe_common::pipe_finding;
 use super::{cap_evidence, when, Context};
 use crate::model::FindingKind;
 use crate::model::{EvidenceRef, Finding, Severity};

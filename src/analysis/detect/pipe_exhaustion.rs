@@ -5,7 +5,7 @@
 //! Evidence: Create/OperationEnd records of the first and last such failures.
 //! Advice: fewer concurrent connections (reuse / TCP) or more instances; retry with WaitNamedPipe.
 
-use super::pipe_busy::{failure_evidence, pid_list, pipe_finding, BURST_GAP_NS};
+use super::pipe_common::{failure_evidence, pid_list, pipe_finding, BURST_GAP_NS};
 use super::{bursts, when, Context};
 use crate::analysis::pipes::{PipeFailure, PipeOutcome};
 use crate::model::FindingKind;

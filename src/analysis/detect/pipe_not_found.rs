@@ -10,7 +10,7 @@
 //! Evidence: first and last failing Create records with their OperationEnd records.
 //! Advice: reuse connections / switch to TCP, keep instances listening, retry on error 2.
 
-use super::pipe_busy::{failure_evidence, pid_list, pipe_finding, BURST_GAP_NS};
+use super::pipe_common::{failure_evidence, pid_list, pipe_finding, BURST_GAP_NS};
 use super::{bursts, when, Context};
 use crate::analysis::pipes::{Pipe, PipeFailure, PipeOutcome};
 use crate::model::FindingKind;
