@@ -471,7 +471,7 @@ fn big_pipe_and_log_lanes_stay_fast() {
             written_ts: None,
             zone_offset_s: None,
             ts: Some(t0 + i as i64 * 600_000),
-            severity: if i % 5 == 0 { "error" } else { "warning" },
+            severity: if i % 5 == 0 { Severity::Error } else { Severity::Warning },
             errors: Vec::new(),
             codes: Vec::new(),
             text: format!("line {i}"),
