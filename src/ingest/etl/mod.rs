@@ -13,6 +13,7 @@
 
 mod bytes;
 pub mod decode;
+mod kinds;
 mod lz77;
 mod merge;
 pub mod pktmon;
