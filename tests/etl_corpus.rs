@@ -703,7 +703,7 @@ fn undecoded_providers_follow_the_oracle() {
     }
     for (file, providers) in &oracle {
         let a = analyze_paths(&[dir.join(file)], &Options::default(), &NoProgress);
-        let und: BTreeMap<String, u64> = a.inputs[0].extra["undecoded_providers"]
+        let und: BTreeMap<String, u64> = a.inputs[0].extra.to_json()["undecoded_providers"]
             .as_array()
             .unwrap()
             .iter()

@@ -179,7 +179,7 @@ fn event_logs_become_timeline_events() {
     // The sysmon sample has garbage chunks after the good ones: reported, records kept.
     let a = run(&[dir.join("sysmon-omerbenamram.evtx")], &Options::default());
     assert!(a.inputs[0].error.as_deref().unwrap_or("").contains("damaged"), "{:?}", a.inputs[0].error);
-    assert_eq!(a.inputs[0].extra["records"], 358);
+    assert_eq!(a.inputs[0].extra.to_json()["records"], 358);
 }
 
 #[test]

@@ -318,7 +318,7 @@ fn corpus_traces_run_through_the_pipeline() {
         let a = analyze(&dir.join(file));
         let i = &a.inputs[0];
         assert!(i.error.is_none(), "{file}: {:?}", i.error);
-        let records = i.extra.get("records").and_then(|v| v.as_u64());
+        let records = i.extra.to_json().get("records").and_then(|v| v.as_u64());
         assert_eq!(records, row["records_total"].parse::<u64>().ok(), "{file}");
         let ft: i64 = row["first_event_filetime"].parse().expect("filetime");
         assert_eq!(i.first_ts, Some((ft - FT_UNIX_EPOCH) * 100), "{file}");

@@ -66,7 +66,7 @@ fn pktmon_frames_and_tcp_counts_equal_oracle() {
         let a = analyze_paths(std::slice::from_ref(&file), &Options::default(), &NoProgress);
         let input = &a.inputs[0];
         assert!(input.error.is_none(), "{:?}", input.error);
-        let pk = &input.extra["pktmon"];
+        let pk = &input.extra.to_json()["pktmon"];
         assert_eq!(pk["events"].as_u64().unwrap() as usize, all.len());
         if method == "l3_dedupe_1ms" {
             // What the pipeline feeds to TCP: one packet per content seen within 1 ms.
@@ -117,7 +117,7 @@ fn pktmon_frames_and_tcp_counts_equal_oracle() {
 fn pktmon_components_paths_and_verdicts_on_the_real_trace() {
     let Some(dir) = common::corpus("etl") else { return };
     let a = analyze_paths(&[dir.join("demikernel_PktMon.etl")], &Options::default(), &NoProgress);
-    let pk = &a.inputs[0].extra["pktmon"];
+    let pk = &a.inputs[0].extra.to_json()["pktmon"];
     let comps = pk["components"].as_array().unwrap();
     let names: Vec<&str> = comps.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(comps.len(), 4, "{names:?}");
@@ -134,7 +134,8 @@ fn pktmon_components_paths_and_verdicts_on_the_real_trace() {
     assert_eq!(appearances, pk["events"].as_u64().unwrap());
     assert_eq!(a.inputs[0].packets, kept);
     // What the reader skipped is listed with counts (relogger metadata), the session header is not.
-    let und = a.inputs[0].extra["undecoded_providers"].as_array().unwrap();
+    let extra = a.inputs[0].extra.to_json();
+    let und = extra["undecoded_providers"].as_array().unwrap();
     let und_total: u64 = und.iter().map(|u| u["records"].as_u64().unwrap()).sum();
     assert_eq!(und_total, 61, "{und:?}");
     assert!(und.iter().all(|u| u["provider"] != PKTMON_PROVIDER.to_string()));
@@ -212,7 +213,7 @@ fn pktmon_sample_stale_connection_with_drop() {
     let path = common::samples().join("pktmon_stale_connection.etl");
     let a = analyze_paths(std::slice::from_ref(&path), &Options::default(), &NoProgress);
     assert!(a.inputs[0].error.is_none(), "{:?}", a.inputs[0].error);
-    let pk = &a.inputs[0].extra["pktmon"];
+    let pk = &a.inputs[0].extra.to_json()["pktmon"];
     // Every packet logged at 3 components (NIC, filter, TCP/IP); the two stale sends dropped.
     let pcap = analyze_paths(&[common::samples().join("stale_connection.pcap")], &Options::default(), &NoProgress);
     assert_eq!(pk["packets"].as_u64().unwrap(), pcap.inputs[0].packets);
@@ -278,7 +279,7 @@ fn pktmon_corrupted_bytes_never_panic() {
             &NoProgress,
         );
         assert_eq!(a.inputs[0].format, "etl");
-        if let Some(pk) = a.inputs[0].extra.get("pktmon") {
+        if let Some(pk) = a.inputs[0].extra.to_json().get("pktmon") {
             assert!(pk["packets"].as_u64().unwrap() <= pk["events"].as_u64().unwrap());
         }
     }

@@ -97,8 +97,9 @@ fn corpus_logs_through_the_pipeline() {
         let input = &a.inputs[0];
         assert_eq!(input.error, None, "{}", row["file"]);
         assert_eq!(input.format, format!("procmon_{}", row["format"]), "{}", row["file"]);
-        assert_eq!(input.extra["events"].to_string(), row["events"], "{}", row["file"]);
-        let ops = input.extra["operations"].as_object().expect("operations");
+        assert_eq!(input.extra.to_json()["events"].to_string(), row["events"], "{}", row["file"]);
+        let extra = input.extra.to_json();
+        let ops = extra["operations"].as_object().expect("operations");
         let ops: Vec<String> = ops.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(ops.join("|"), row["operation_counts"], "{}", row["file"]);
         assert_eq!(input.first_ts.map(format_utc).as_deref(), Some(row["min_event_utc"].as_str()), "{}", row["file"]);
@@ -107,8 +108,8 @@ fn corpus_logs_through_the_pipeline() {
         assert!(a.findings.iter().all(|f| !f.kind.name().starts_with("pipe_")), "{}", row["file"]);
         if row["format"] == "csv" {
             // Alone, a CSV cannot be aligned: its clock is assumed UTC, and summary.json says so.
-            assert_eq!(input.extra["clock"]["source"], "none", "{}", row["file"]);
-            assert_eq!(input.extra["clock"]["offset_s"], 0.0, "{}", row["file"]);
+            assert_eq!(input.extra.to_json()["clock"]["source"], "none", "{}", row["file"]);
+            assert_eq!(input.extra.to_json()["clock"]["offset_s"], 0.0, "{}", row["file"]);
         }
     }
 }
@@ -160,7 +161,7 @@ fn storm_pml_gives_the_etw_findings() {
     use ipcscope::model::SocketOp::*;
     let flow = |op| (op, 5120, "10.1.2.15:80".to_string(), "10.1.2.50:52001".to_string());
     assert_eq!(ops, [flow(Accept), flow(Receive), flow(Disconnect)]);
-    assert_eq!(pml.inputs[0].extra["operations"]["TCP Send"], 1);
+    assert_eq!(pml.inputs[0].extra.to_json()["operations"]["TCP Send"], 1);
 }
 
 /// The CSV export (local time UTC+1, Time of Day only) beside the ETW trace: its clock is
@@ -172,7 +173,7 @@ fn storm_csv_is_aligned_against_the_trace_and_gives_the_etw_findings() {
     let csv = common::samples().join("procmon_pipes_busy_storm.csv");
     let a = analyze(&[csv.clone(), etl.clone()], vec![]);
     assert_eq!(a.inputs[0].format, "procmon_csv");
-    let clock = &a.inputs[0].extra["clock"];
+    let clock = &a.inputs[0].extra.to_json()["clock"];
     assert_eq!(clock["source"], "estimated", "{clock}");
     assert_eq!(clock["offset_s"], 3600.0, "{clock}");
     assert!(clock["anchors_matched"].as_u64().unwrap_or(0) >= 1000, "{clock}");
@@ -183,13 +184,13 @@ fn storm_csv_is_aligned_against_the_trace_and_gives_the_etw_findings() {
 
     // Given by the user instead: used as given, and the date taken from the trace.
     let a = analyze(&[csv.clone(), etl], vec![("procmon_pipes_busy_storm.csv".into(), 3600.0)]);
-    assert_eq!(a.inputs[0].extra["clock"]["source"], "user");
+    assert_eq!(a.inputs[0].extra.to_json()["clock"]["source"], "user");
     assert_eq!(pipe_findings(&a, 0), pipe_findings(&a, 1));
 
     // Alone, nothing to align with: assumed UTC, the date unknown, and summary.json says both;
     // the findings are the same but an hour (and a date) off.
     let a = analyze(&[csv], vec![]);
-    let clock = &a.inputs[0].extra["clock"];
+    let clock = &a.inputs[0].extra.to_json()["clock"];
     assert_eq!(clock["source"], "none", "{clock}");
     assert!(clock["date"].as_str().unwrap_or("").starts_with("unknown"), "{clock}");
     let alone: Vec<_> = pipe_findings(&a, 0).into_iter().map(|f| (f.0, f.2)).collect();
@@ -223,7 +224,7 @@ fn truncated_pml_keeps_what_was_read() {
     );
     let err = a.inputs[0].error.clone().expect("an error");
     assert!(err.contains(&format!("at byte offset {at}")) && err.contains("event 3000"), "{err}");
-    assert_eq!(a.inputs[0].extra["events"], 3000);
+    assert_eq!(a.inputs[0].extra.to_json()["events"], 3000);
     assert!(a.pipes[0].opens > 0, "the events before the damage are analysed");
 }
 
@@ -265,7 +266,7 @@ fn csv_connects_are_aligned_against_capture_syns() {
         &Default::default(),
         &ipcscope::pipeline::NoProgress,
     );
-    let clock = &a.inputs[0].extra["clock"];
+    let clock = &a.inputs[0].extra.to_json()["clock"];
     assert_eq!(clock["source"], "estimated", "{clock}");
     assert_eq!(clock["offset_s"], 7201.0, "{clock}");
     assert_eq!(clock["anchors_matched"], conns.len(), "{clock}");

@@ -3,6 +3,7 @@
 pub mod attribution;
 pub mod correlate;
 pub mod detect;
+pub mod inputs;
 pub mod logs;
 pub mod pipes;
 pub mod smb;
@@ -27,9 +28,8 @@ pub struct InputSummary {
     pub error: Option<String>,
     /// Connections finalised early because the connection table was full.
     pub evicted_connections: u64,
-    /// Format-specific facts merged into this input's `summary.json` entry
-    /// (for ETL: `records` and the logfile header's facts).
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Format-specific facts, typed per format; merged into this input's `summary.json` entry.
+    pub extra: inputs::FormatStats,
 }
 
 /// Settings the detectors take from the command line.

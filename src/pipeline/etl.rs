@@ -4,16 +4,19 @@
 use std::io::BufRead;
 use std::path::Path;
 
+use crate::analysis::inputs::{
+    LogfileFacts, PipeLimits, PktmonComponentStats, PktmonPath, PktmonStats, UndecodedProvider,
+};
 use crate::analysis::logs::{SystemEvent, SystemEventKind};
 use crate::analysis::pipes::PipeAnalyzer;
 use crate::analysis::tcp::TcpAnalyzer;
 use crate::analysis::{Analysis, InputSummary};
 use crate::ingest::decode::{decode_frame, linktype};
+use crate::ingest::etl::ndis::{NdisFrames, NdisStep};
 use crate::ingest::etl::{
-    decode_classic_tcpip, decode_file_event, decode_ndis_fragment, decode_pktmon_component, decode_pktmon_packet,
-    decode_tcpip, direction_name, drop_reason_label, filetime_to_unix_ns, Appearance, Dedupe, EtlReader,
-    FrameAssembler, Guid, PktmonComponent, TcpIpOp, TcpipTcbEvent, TcpipTcbEventKind, DEFAULT_MERGE_WINDOW,
-    PKTMON_PROVIDER,
+    decode_classic_tcpip, decode_file_event, decode_pktmon_component, decode_pktmon_packet, decode_tcpip,
+    direction_name, drop_reason_label, filetime_to_utc, Appearance, Dedupe, EtlReader, Guid, PktmonComponent, TcpIpOp,
+    TcpipTcbEvent, TcpipTcbEventKind, DEFAULT_MERGE_WINDOW, PKTMON_PROVIDER,
 };
 use crate::model::{Endpoint, PacketDrop, SocketOp, SocketOwner};
 use std::collections::{HashMap, HashSet};
@@ -73,12 +76,6 @@ fn op_of(op: TcpIpOp) -> SocketOp {
     }
 }
 
-/// A damaged record's clock can be anything: clamp to 1970..2096 so that differences of two
-/// times never overflow in the detectors (an `as i64` of the raw product would wrap).
-fn ns(ft: i64) -> i64 {
-    filetime_to_unix_ns(ft).clamp(0, 4_000_000_000_000_000_000) as i64
-}
-
 /// Reads one trace in time order. `tick` is called now and then and returns false to cancel.
 pub(super) fn read_etl(
     input: u32,
@@ -97,21 +94,19 @@ pub(super) fn read_etl(
         }
     };
     if let Some(h) = etl.logfile_header() {
-        let facts = serde_json::json!({
-            "pointer_size": h.pointer_size,
-            "clock_type": h.clock_type,
-            "perf_freq": h.perf_freq,
-            "number_of_processors": h.number_of_processors,
-            "logger_name": h.logger_name,
-            "buffer_size": h.buffer_size,
-            "os_build": h.provider_version,
+        summary.extra.etl().logfile_header = Some(LogfileFacts {
+            pointer_size: h.pointer_size,
+            clock_type: h.clock_type,
+            perf_freq: h.perf_freq,
+            number_of_processors: h.number_of_processors,
+            logger_name: h.logger_name.clone(),
+            buffer_size: h.buffer_size,
+            os_build: h.provider_version,
         });
-        summary.extra.insert("logfile_header".into(), facts);
     }
     let mut pipes = PipeAnalyzer::new(input);
     let mut tcp = TcpAnalyzer::new(*next_conn_id);
-    let mut assembler = FrameAssembler::default();
-    let mut frames = 0u64;
+    let mut ndis = NdisFrames::default();
     let mut frame_bytes = 0u64;
     let mut tcpip_events = 0u64;
     let mut system_events: Vec<SystemEvent> = Vec::new();
@@ -159,7 +154,7 @@ pub(super) fn read_etl(
                     let net = p.network_bytes();
                     let tcp_seg = net
                         .and_then(|b| decode_frame(linktype::RAW, b))
-                        .map(|t| t.into_segment(input, frame, ns(p.origin.filetime)));
+                        .map(|t| t.into_segment(input, frame, p.origin.utc()));
                     if net.is_none() {
                         pk_not_ip += 1;
                     }
@@ -169,7 +164,7 @@ pub(super) fn read_etl(
                             drops.push(PacketDrop {
                                 input,
                                 frame,
-                                ts: ns(p.origin.filetime),
+                                ts: p.origin.utc(),
                                 component_id: p.component_id,
                                 component: String::new(),
                                 reason: p.drop_reason,
@@ -200,12 +195,11 @@ pub(super) fn read_etl(
                 }
                 if let Some(fe) = decode_file_event(&r) {
                     pipes.process(&fe);
-                } else if let Some(frag) = decode_ndis_fragment(&r) {
-                    if let Some(frame) = assembler.push(frag) {
-                        frames += 1;
-                        frame_bytes += frame.data.len() as u64;
-                        if let Some(t) = decode_frame(linktype::ETHERNET, &frame.data) {
-                            tcp.process(&t.into_segment(input, frames, ns(frame.origin.filetime)));
+                } else if let Some(step) = ndis.push(&r, input) {
+                    if let NdisStep::Frame { len, segment } = step {
+                        frame_bytes += len;
+                        if let Some(seg) = segment {
+                            tcp.process(&seg);
                         }
                     }
                 } else if let Some(t) = decode_tcpip(&r) {
@@ -227,7 +221,7 @@ pub(super) fn read_etl(
                             owners.push(SocketOwner {
                                 input,
                                 record: t.origin.record_index,
-                                ts: ns(t.origin.filetime),
+                                ts: t.origin.utc(),
                                 local: Endpoint { ip: l.ip(), port: l.port() },
                                 remote: Endpoint { ip: rm.ip(), port: rm.port() },
                                 pid: t.process_id,
@@ -251,7 +245,7 @@ pub(super) fn read_etl(
                         owners.push(SocketOwner {
                             input,
                             record: t.origin.record_index,
-                            ts: ns(t.origin.filetime),
+                            ts: t.origin.utc(),
                             local,
                             remote,
                             pid: t.process_id,
@@ -275,7 +269,7 @@ pub(super) fn read_etl(
                         system_events.push(SystemEvent {
                             input,
                             record_id: t.origin.record_index,
-                            ts: ns(t.origin.filetime),
+                            ts: t.origin.utc(),
                             provider: "Kernel TcpIp".into(),
                             event_id: t.opcode as u32,
                             kind,
@@ -293,22 +287,20 @@ pub(super) fn read_etl(
             }
         }
     }
-    summary.extra.insert("records".into(), records.into());
-    summary.first_ts = first.map(ns);
-    summary.last_ts = last.map(ns);
+    summary.extra.etl().records = records;
+    summary.first_ts = first.map(filetime_to_utc);
+    summary.last_ts = last.map(filetime_to_utc);
 
     let (found, stats) = pipes.finish();
-    summary.extra.insert("pipes".into(), found.len().into());
+    summary.extra.etl().pipes = found.len() as u64;
     if stats.evicted_irps + stats.evicted_handles + stats.pipes_dropped + stats.clients_dropped > 0 {
-        summary.extra.insert(
-            "pipe_limits".into(),
-            serde_json::json!({
-                "evicted_irps": stats.evicted_irps,
-                "evicted_handles": stats.evicted_handles,
-                "pipes_dropped": stats.pipes_dropped,
-                "clients_dropped": stats.clients_dropped,
-            }),
-        );
+        summary.extra.etl().pipe_limits = Some(PipeLimits {
+            evicted_irps: Some(stats.evicted_irps),
+            evicted_handles: stats.evicted_handles,
+            pipes_dropped: stats.pipes_dropped,
+            clients_dropped: stats.clients_dropped,
+            handles_not_tracked: None,
+        });
     }
     analysis.pipes.extend(found);
 
@@ -317,20 +309,20 @@ pub(super) fn read_etl(
     analysis.connections.extend(connections);
     analysis.tcp.add(&counts);
     summary.evicted_connections = evicted;
-    if frames > 0 {
-        summary.packets = frames;
+    if ndis.frames() > 0 {
+        summary.packets = ndis.frames();
         summary.bytes = frame_bytes;
         summary.link_types = vec![linktype::name(linktype::ETHERNET)];
     }
-    if assembler.dropped > 0 {
-        summary.extra.insert("ndis_fragments_dropped".into(), assembler.dropped.into());
+    if ndis.dropped() > 0 {
+        summary.extra.etl().ndis_fragments_dropped = Some(ndis.dropped());
     }
     if tcpip_events > 0 {
-        summary.extra.insert("tcpip_events".into(), tcpip_events.into());
+        summary.extra.etl().tcpip_events = Some(tcpip_events);
     }
     analysis.system_events.extend(system_events);
     if !owners.is_empty() {
-        summary.extra.insert("socket_owners".into(), owners.len().into());
+        summary.extra.etl().socket_owners = Some(owners.len() as u64);
     }
     analysis.socket_owners.extend(owners);
 
@@ -342,40 +334,40 @@ pub(super) fn read_etl(
         }
         let mut comps: Vec<_> = comp_stats.iter().collect();
         comps.sort();
-        let comps: Vec<serde_json::Value> = comps
+        let comps: Vec<PktmonComponentStats> = comps
             .into_iter()
-            .map(|(id, (events, dropped))| {
-                serde_json::json!({"id": id, "name": label(*id), "events": events, "drops": dropped})
+            .map(|(id, (events, dropped))| PktmonComponentStats {
+                id: *id,
+                name: label(*id),
+                events: *events,
+                drops: *dropped,
             })
             .collect();
         let mut paths: Vec<_> = dedupe.paths.iter().collect();
         paths.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let paths: Vec<serde_json::Value> = paths
+        let paths: Vec<PktmonPath> = paths
             .into_iter()
             .take(20)
-            .map(|(p, n)| {
-                let names: Vec<String> = p.iter().map(|id| label(*id)).collect();
-                serde_json::json!({"components": p, "names": names, "packets": n})
+            .map(|(p, n)| PktmonPath {
+                components: p.clone(),
+                names: p.iter().map(|id| label(*id)).collect(),
+                packets: *n,
             })
             .collect();
         let mut types: Vec<_> = pk_types.into_iter().collect();
         types.sort();
-        let types: serde_json::Map<String, serde_json::Value> =
-            types.into_iter().map(|(t, n)| (t.to_string(), n.into())).collect();
-        summary.extra.insert(
-            "pktmon".into(),
-            serde_json::json!({
-                "events": pk_events,
-                "packets": packets,
-                "repeated_appearances": dedupe.repeats,
-                "drops": pk_drops,
-                "truncated": pk_truncated,
-                "not_ip": pk_not_ip,
-                "packet_types": types,
-                "components": comps,
-                "paths": paths,
-            }),
-        );
+        let packet_types = types.into_iter().collect();
+        summary.extra.etl().pktmon = Some(PktmonStats {
+            events: pk_events,
+            packets,
+            repeated_appearances: dedupe.repeats,
+            drops: pk_drops,
+            truncated: pk_truncated,
+            not_ip: pk_not_ip,
+            packet_types,
+            components: comps,
+            paths,
+        });
         summary.packets += pk_first_kept;
         summary.bytes = frame_bytes;
         if summary.link_types.is_empty() {
@@ -385,14 +377,10 @@ pub(super) fn read_etl(
     }
     let mut und: Vec<(Guid, u64)> = undecoded.into_iter().collect();
     und.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.to_string().cmp(&b.0.to_string())));
-    let und: Vec<serde_json::Value> = und
+    summary.extra.etl().undecoded_providers = und
         .into_iter()
-        .map(|(g, n)| match provider_name(&g) {
-            Some(name) => serde_json::json!({"provider": g.to_string(), "name": name, "records": n}),
-            None => serde_json::json!({"provider": g.to_string(), "records": n}),
-        })
+        .map(|(g, n)| UndecodedProvider { provider: g.to_string(), name: provider_name(&g), records: n })
         .collect();
-    summary.extra.insert("undecoded_providers".into(), und.into());
 }
 
 fn tcb_event(input: u32, t: &TcpipTcbEvent) -> SystemEvent {
@@ -411,7 +399,7 @@ fn tcb_event(input: u32, t: &TcpipTcbEvent) -> SystemEvent {
     SystemEvent {
         input,
         record_id: t.origin.record_index,
-        ts: ns(t.origin.filetime),
+        ts: t.origin.utc(),
         provider: "Microsoft-Windows-TCPIP".into(),
         event_id: t.kind.id() as u32,
         kind,

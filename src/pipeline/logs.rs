@@ -4,6 +4,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
+use crate::analysis::inputs::{EventLogStats, FormatStats, TextLogStats};
 use crate::analysis::logs::{LogEvent, LogFile, SystemEvent, SystemEventKind};
 use crate::analysis::pipes::{Pipe, PipeOpen, PipeOutcome, MAX_OPENS_KEPT};
 use crate::analysis::{Analysis, InputSummary};
@@ -83,8 +84,7 @@ pub(super) fn read_text_log(
     summary.packets = 0;
     summary.first_ts = first;
     summary.last_ts = last;
-    summary.extra.insert("lines".into(), file.lines.into());
-    summary.extra.insert("log_format".into(), file.format.clone().into());
+    summary.extra = FormatStats::TextLog(TextLogStats { lines: file.lines, log_format: file.format.clone() });
     analysis.logs.push(file);
 }
 
@@ -179,7 +179,7 @@ pub(super) fn read_evtx(
         summary.error =
             Some(format!("{}: {} damaged chunk(s) or record(s) skipped; first: {w}", path.display(), warnings.len()));
     }
-    summary.extra.insert("records".into(), records.into());
+    summary.extra = FormatStats::EventLog(EventLogStats { records });
     summary.first_ts = first;
     summary.last_ts = last;
     analysis.pipes.extend(sysmon_pipes);

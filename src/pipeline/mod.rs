@@ -237,10 +237,10 @@ fn read_one(
 fn add_smb(smb: SmbAnalyzer, analysis: &mut Analysis, summary: &mut InputSummary) {
     let (pipes, ops, counts) = smb.finish();
     if counts.smb1_messages + counts.smb2_messages + counts.encrypted_messages > 0 {
-        summary.extra.insert("smb_pipe_opens".into(), counts.pipe_opens.into());
-        if counts.encrypted_sessions > 0 {
-            summary.extra.insert("smb_encrypted_sessions".into(), counts.encrypted_sessions.into());
-        }
+        summary.extra = crate::analysis::inputs::FormatStats::Capture(crate::analysis::inputs::CaptureStats {
+            smb_pipe_opens: counts.pipe_opens,
+            smb_encrypted_sessions: (counts.encrypted_sessions > 0).then_some(counts.encrypted_sessions),
+        });
     }
     analysis.pipes.extend(pipes);
     analysis.smb.ops.extend(ops);

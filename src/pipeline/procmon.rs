@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
+use crate::analysis::inputs::{PipeLimits, PmlFacts, ProcmonClock};
 use crate::analysis::logs::{SystemEvent, SystemEventKind};
 use crate::analysis::pipes::{pipe_name, PipeAnalyzer, PipeCall, PipeSource};
 use crate::analysis::{Analysis, InputSummary, Options};
@@ -185,21 +186,20 @@ impl Feeder {
 
     fn finish(self, analysis: &mut Analysis, summary: &mut InputSummary) {
         let (found, stats) = self.pipes.finish();
-        summary.extra.insert("pipes".into(), found.len().into());
+        let facts = summary.extra.procmon();
+        facts.pipes = Some(found.len() as u64);
         if stats.evicted_handles + stats.pipes_dropped + stats.clients_dropped + self.handles_dropped > 0 {
-            summary.extra.insert(
-                "pipe_limits".into(),
-                serde_json::json!({
-                    "evicted_handles": stats.evicted_handles,
-                    "pipes_dropped": stats.pipes_dropped,
-                    "clients_dropped": stats.clients_dropped,
-                    "handles_not_tracked": self.handles_dropped,
-                }),
-            );
+            facts.pipe_limits = Some(PipeLimits {
+                evicted_irps: None,
+                evicted_handles: stats.evicted_handles,
+                pipes_dropped: stats.pipes_dropped,
+                clients_dropped: stats.clients_dropped,
+                handles_not_tracked: Some(self.handles_dropped),
+            });
         }
         analysis.pipes.extend(found);
-        summary.extra.insert("tcp_events".into(), self.tcp_events.into());
-        summary.extra.insert("socket_owners".into(), self.owners.len().into());
+        facts.tcp_events = Some(self.tcp_events);
+        facts.socket_owners = Some(self.owners.len() as u64);
         analysis.socket_owners.extend(self.owners);
         analysis.system_events.extend(self.timeline);
     }
@@ -230,11 +230,10 @@ impl Counts {
     }
 
     fn write(&self, summary: &mut InputSummary, offset_ns: i64) {
-        summary.extra.insert("events".into(), self.events.into());
-        summary.extra.insert("records".into(), self.events.into());
-        let ops: serde_json::Map<String, serde_json::Value> =
-            self.operations.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
-        summary.extra.insert("operations".into(), ops.into());
+        let facts = summary.extra.procmon();
+        facts.events = Some(self.events);
+        facts.records = Some(self.events);
+        facts.operations = Some(self.operations.clone());
         summary.first_ts = self.first.map(|t| t.saturating_sub(offset_ns));
         summary.last_ts = self.last.map(|t| t.saturating_sub(offset_ns));
     }
@@ -298,18 +297,15 @@ fn read_pml_from<R: Read + std::io::Seek>(
         }
     };
     let h = rd.header.clone();
-    summary.extra.insert(
-        "pml_header".into(),
-        serde_json::json!({
-            "version": h.version,
-            "is_64bit": h.is_64bit,
-            "computer_name": h.computer_name,
-            "windows": format!("{}.{}.{}", h.windows_major, h.windows_minor, h.windows_build),
-            "logical_processors": h.logical_processors,
-            "events_in_header": h.events,
-            "process_table_entries": h.process_table_entries,
-        }),
-    );
+    summary.extra.procmon().pml_header = Some(PmlFacts {
+        version: h.version,
+        is_64bit: h.is_64bit,
+        computer_name: h.computer_name.clone(),
+        windows: format!("{}.{}.{}", h.windows_major, h.windows_minor, h.windows_build),
+        logical_processors: h.logical_processors,
+        events_in_header: h.events,
+        process_table_entries: h.process_table_entries,
+    });
     let mut feeder = Feeder::new(input);
     let mut counts = Counts::default();
     for (n, item) in rd.enumerate() {
@@ -357,7 +353,7 @@ pub(super) fn read_csv(
         }
     };
     let clock = rd.clock;
-    summary.extra.insert("columns".into(), rd.header.len().into());
+    summary.extra.procmon().columns = Some(rd.header.len() as u64);
     let mut p = PendingCsv {
         input,
         path: file.to_path_buf(),
@@ -543,27 +539,28 @@ pub(super) fn finish_csvs(analysis: &mut Analysis, options: &Options, pending: V
         } else {
             offset_ns + day_ns
         };
-        let mut clock = serde_json::json!({
-            "offset_s": (reported as f64 / 1e9 * 1e6).round() / 1e6,
-            "source": source,
-            "columns": if date_known { "Date & Time + Time of Day" } else { "Time of Day only (no date)" },
-        });
+        let mut clock = ProcmonClock {
+            offset_s: (reported as f64 / 1e9 * 1e6).round() / 1e6,
+            source,
+            columns: if date_known { "Date & Time + Time of Day" } else { "Time of Day only (no date)" },
+            ..Default::default()
+        };
         if source == "none" {
-            clock["assumed"] = "UTC: no --log-offset was given and no event lined up with another input".into();
+            clock.assumed = Some("UTC: no --log-offset was given and no event lined up with another input");
         }
         if !date_known && source != "estimated" {
-            clock["date"] = match other_first {
-                Some(_) => "assumed: the date of the earliest other input".into(),
-                None => "unknown: times are on 1970-01-01".into(),
-            };
+            clock.date = Some(match other_first {
+                Some(_) => "assumed: the date of the earliest other input",
+                None => "unknown: times are on 1970-01-01",
+            });
         }
         if let Some(e) = est {
-            clock["anchors"] = e.anchors.into();
-            clock["anchors_matched"] = e.matched.into();
+            clock.anchors = Some(e.anchors as u64);
+            clock.anchors_matched = Some(e.matched as u64);
         }
-        summary.extra.insert("clock".into(), clock);
+        summary.extra.procmon().clock = Some(clock);
         if p.not_kept > 0 {
-            summary.extra.insert("events_not_analysed".into(), p.not_kept.into());
+            summary.extra.procmon().events_not_analysed = Some(p.not_kept as u64);
         }
         let mut feeder = Feeder::new(p.input);
         for e in &p.kept {

@@ -24,7 +24,7 @@ pub fn summary_json(a: &Analysis) -> Value {
                 "evicted_connections": i.evicted_connections,
             });
             if let Some(obj) = v.as_object_mut() {
-                obj.extend(i.extra.clone());
+                obj.extend(i.extra.to_json());
             }
             v
         })
@@ -118,11 +118,8 @@ const MAX_RESETS_LISTED: usize = 40;
 pub fn human_summary(a: &Analysis) -> String {
     let mut out = String::new();
     for i in &a.inputs {
-        match i.extra.get("lines").or_else(|| i.extra.get("records")) {
-            Some(n) if i.packets == 0 => {
-                let unit = if i.extra.contains_key("lines") { "lines" } else { "records" };
-                out.push_str(&format!("{} ({}): {n} {unit}", i.path, i.format))
-            }
+        match i.extra.lines_or_records() {
+            Some((n, unit)) if i.packets == 0 => out.push_str(&format!("{} ({}): {n} {unit}", i.path, i.format)),
             _ => out.push_str(&format!("{} ({}): {} packets", i.path, i.format, i.packets)),
         }
         if let (Some(f), Some(l)) = (i.first_ts, i.last_ts) {

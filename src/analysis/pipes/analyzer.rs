@@ -125,10 +125,6 @@ pub fn is_server_disposition(disposition: u8) -> bool {
     matches!(disposition, 2 | 3)
 }
 
-fn ns(ft: i64) -> UtcNs {
-    crate::ingest::etl::filetime_to_unix_ns(ft) as i64
-}
-
 impl PipeAnalyzer {
     pub fn new(input: u32) -> Self {
         Self::with_source(input, PipeSource::Etw)
@@ -184,7 +180,7 @@ impl PipeAnalyzer {
     }
 
     fn create(&mut self, c: &FileCreate) {
-        let ts = ns(c.origin.filetime);
+        let ts = c.origin.utc();
         let op = Begin {
             path: &c.file_name,
             ts,
@@ -295,7 +291,7 @@ impl PipeAnalyzer {
         if self.pending_fo.get(&p.file_object) == Some(&e.irp) {
             self.pending_fo.remove(&p.file_object);
         }
-        self.complete(p, e.status, ns(e.origin.filetime), Some(e.origin.record_index));
+        self.complete(p, e.status, e.origin.utc(), Some(e.origin.record_index));
     }
 
     /// A create finished with `status` (from its OperationEnd, or inferred Ok from a close).
@@ -363,7 +359,7 @@ impl PipeAnalyzer {
     }
 
     fn close(&mut self, h: &FileHandleOp) {
-        self.close_fo(ns(h.origin.filetime), h.origin.record_index, h.file_object);
+        self.close_fo(h.origin.utc(), h.origin.record_index, h.file_object);
     }
 
     fn close_fo(&mut self, ts: UtcNs, record: u64, file_object: u64) {

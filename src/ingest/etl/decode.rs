@@ -49,6 +49,11 @@ pub struct EventOrigin {
 }
 
 impl EventOrigin {
+    /// The event's time on the analysis clock.
+    pub fn utc(&self) -> crate::model::UtcNs {
+        super::filetime_to_utc(self.filetime)
+    }
+
     pub(crate) fn of(r: &RecordRef<'_>) -> Self {
         let h = &r.header;
         EventOrigin { filetime: h.filetime, pid: h.pid, tid: h.tid, record_index: h.record_index, offset: h.offset }

@@ -16,6 +16,7 @@ pub mod decode;
 mod kinds;
 mod lz77;
 mod merge;
+pub mod ndis;
 pub mod pktmon;
 mod reader;
 mod record;
@@ -42,6 +43,13 @@ pub const FILETIME_UNIX_EPOCH: i64 = 116_444_736_000_000_000;
 /// FILETIME (100 ns since 1601, UTC) to nanoseconds since the Unix epoch.
 pub fn filetime_to_unix_ns(ft: i64) -> i128 {
     (ft as i128 - FILETIME_UNIX_EPOCH as i128) * 100
+}
+
+/// FILETIME to the analysis clock, the one conversion every ETL consumer uses. A damaged record's
+/// clock can be anything: clamped to 1970..2096 so that differences of two times never overflow
+/// (an `as i64` of the raw product would wrap).
+pub fn filetime_to_utc(ft: i64) -> crate::model::UtcNs {
+    filetime_to_unix_ns(ft).clamp(0, 4_000_000_000_000_000_000) as i64
 }
 
 /// FILETIME to Unix microseconds, truncated toward negative infinity (as the oracle floors).
