@@ -152,6 +152,9 @@ fn samba_sample_equals_tshark_and_golden_findings() {
         .iter()
         .map(|f| format!("{},{},{},{},{}", f.kind.name(), f.severity.name(), f.pipe, f.pid, f.count))
         .collect();
+    // No finding: each of the 27 srvsvc opens is its own rpcclient process on its own TCP
+    // connection (a remote client is its ip:port, as a local one is its pid), and `nosuchpipe`
+    // never opened, so no server of it was seen and its not-found opens are probes, not a race.
     assert_eq!(have, want, "findings");
 
     let c = &a.smb.counts;
@@ -161,6 +164,18 @@ fn samba_sample_equals_tshark_and_golden_findings() {
     // Every srvsvc handle ended (CLOSE, tree disconnect or connection end): at most one at a time.
     let srvsvc = a.pipes.iter().find(|p| p.name.ends_with("srvsvc")).expect("srvsvc");
     assert_eq!(srvsvc.max_concurrent, 1);
+    let conns: std::collections::BTreeSet<_> = a
+        .smb
+        .ops
+        .iter()
+        .filter(|o| o.pipe_name.trim_start_matches('\\') == "srvsvc" && o.status == Some(0))
+        .map(|o| o.client)
+        .collect();
+    assert_eq!(srvsvc.clients.len(), conns.len(), "one client per TCP connection");
+    assert!(srvsvc.clients.iter().all(|c| c.pid == 0 && c.remote.is_some_and(|r| conns.contains(&r))));
+    assert_eq!(srvsvc.remote_server.map(|s| s.port), Some(445));
+    let nosuch = a.pipes.iter().find(|p| p.name.ends_with("nosuchpipe")).expect("nosuchpipe");
+    assert_eq!((nosuch.not_found, nosuch.server_first_ts), (60, None));
 }
 
 /// Retransmissions, a capture that starts mid-stream and segments cut at odd places give the

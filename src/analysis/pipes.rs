@@ -172,12 +172,16 @@ pub struct PipeFailure {
     pub live_instances: u32,
     /// The server had created an instance before this failure.
     pub server_seen_before: bool,
+    /// The remote client of an open that came over the network (SMB).
+    pub remote: Option<Endpoint>,
 }
 
 /// One client process of a pipe.
 #[derive(Clone, Debug, Default)]
 pub struct PipeClient {
     pub pid: u32,
+    /// A remote (SMB) client is one TCP connection: its ip:port (pid 0).
+    pub remote: Option<Endpoint>,
     pub opens: u64,
     pub ok: u64,
     pub busy: u64,
@@ -234,6 +238,8 @@ pub struct Pipe {
     pub process_names: Vec<(u32, String)>,
     /// Each server process's first and last event on the pipe (bounded by `MAX_SERVER_PROCESSES`).
     pub server_processes: Vec<ServerProcess>,
+    /// The SMB server that answered remote opens of the pipe (its process is not visible).
+    pub remote_server: Option<Endpoint>,
 }
 
 /// A process that created instances of a pipe. It is alive from its first to its last event on
@@ -248,6 +254,42 @@ pub struct ServerProcess {
 }
 
 impl Pipe {
+    /// Who opened the pipe, for finding texts: `w3wp.exe (5120)` where the source names the
+    /// process, `pid 5120` where not, `SMB client 10.1.2.15:49720` for a remote open.
+    pub fn client_label(&self, pid: u32, remote: Option<Endpoint>) -> String {
+        match remote {
+            Some(r) => format!("SMB client {r}"),
+            None => self.process_label(pid),
+        }
+    }
+
+    /// `w3wp.exe (5120)` where the source names the process, else `pid 5120`.
+    pub fn process_label(&self, pid: u32) -> String {
+        match self.process_names.iter().find(|(p, _)| *p == pid) {
+            Some((_, name)) => format!("{name} ({pid})"),
+            None => format!("pid {pid}"),
+        }
+    }
+
+    /// Distinct clients, sorted, at most 3 named (`…, and N more`).
+    pub fn clients_text(&self, who: impl IntoIterator<Item = (u32, Option<Endpoint>)>) -> String {
+        let set: std::collections::BTreeSet<(u32, Option<Endpoint>)> = who.into_iter().collect();
+        let mut parts: Vec<String> = set.iter().take(3).map(|(p, r)| self.client_label(*p, *r)).collect();
+        if set.len() > 3 {
+            parts.push(format!("{} more", set.len() - 3));
+        }
+        parts.join(", ")
+    }
+
+    /// The server: its process where seen, or the SMB server that answered remote opens.
+    pub fn server_label(&self) -> Option<String> {
+        match (self.server_pid, self.remote_server) {
+            (Some(p), _) => Some(self.process_label(p)),
+            (None, Some(s)) => Some(format!("SMB server {s}")),
+            (None, None) => None,
+        }
+    }
+
     /// The server process alive at `ts` (between its first and last event on the pipe).
     pub fn server_alive_at(&self, ts: UtcNs) -> Option<&ServerProcess> {
         self.server_processes.iter().find(|s| s.first_ts <= ts && ts <= s.last_ts)
@@ -405,7 +447,7 @@ struct PipeState {
     p: Pipe,
     rate: RateMeter,
     lifetimes: Decimated,
-    clients: HashMap<u32, ClientState>,
+    clients: HashMap<ClientKey, ClientState>,
     client_handles: u32,
     live_instances: u32,
     handle_stride: u64,
@@ -430,16 +472,16 @@ impl PipeState {
         }
     }
 
-    fn client(&mut self, pid: u32, stats: &mut PipeStats) -> Option<&mut ClientState> {
-        if !self.clients.contains_key(&pid) && self.clients.len() >= MAX_CLIENTS_PER_PIPE {
+    fn client(&mut self, key: ClientKey, stats: &mut PipeStats) -> Option<&mut ClientState> {
+        if !self.clients.contains_key(&key) && self.clients.len() >= MAX_CLIENTS_PER_PIPE {
             stats.clients_dropped += 1;
             return None;
         }
-        Some(
-            self.clients
-                .entry(pid)
-                .or_insert_with(|| ClientState { c: PipeClient { pid, ..Default::default() }, ..Default::default() }),
-        )
+        let (pid, remote) = key;
+        Some(self.clients.entry(key).or_insert_with(|| ClientState {
+            c: PipeClient { pid, remote, ..Default::default() },
+            ..Default::default()
+        }))
     }
 }
 
@@ -456,8 +498,12 @@ struct Begin<'a> {
     remote: Option<Endpoint>,
 }
 
+/// A client: its pid, and for a remote open its ip:port (remote clients are all pid 0).
+type ClientKey = (u32, Option<Endpoint>);
+
 #[derive(Clone, Copy)]
 struct Pending {
+    remote: Option<Endpoint>,
     pipe: usize,
     event: Option<usize>,
     server: bool,
@@ -470,6 +516,7 @@ struct Pending {
 
 #[derive(Clone, Copy)]
 struct OpenHandle {
+    remote: Option<Endpoint>,
     pipe: usize,
     event: Option<usize>,
     server: bool,
@@ -621,6 +668,21 @@ impl PipeAnalyzer {
         self.close_fo(ts, record, handle);
     }
 
+    /// The SMB server answered a remote operation on the pipe at `ts` (an open succeeded, a handle
+    /// was closed, a pipe wait returned): an instance existed and its server was running then. It
+    /// counts as server activity (`server_first_ts`/`server_last_ts`), so a not-found open between
+    /// two such answers is the close/open race, as for a local server. No instance is counted: the
+    /// server's instances are not visible over SMB.
+    pub fn remote_server_seen(&mut self, path: &str, ts: UtcNs, server: Endpoint) {
+        let Some(rest) = pipe_name(path) else { return };
+        let Some(pi) = self.pipe_index(rest, ts) else { return };
+        let Some(st) = self.pipes.get_mut(pi) else { return };
+        st.p.remote_server.get_or_insert(server);
+        st.p.server_first_ts = Some(st.p.server_first_ts.map_or(ts, |f| f.min(ts)));
+        st.p.server_last_ts = Some(st.p.server_last_ts.map_or(ts, |l| l.max(ts)));
+        st.p.last_ts = st.p.last_ts.max(ts);
+    }
+
     /// Counts a create on its pipe and returns what its completion needs.
     fn begin(&mut self, op: &Begin) -> Option<Pending> {
         let rest = pipe_name(op.path)?;
@@ -645,7 +707,7 @@ impl PipeAnalyzer {
         } else {
             st.p.opens += 1;
             st.rate.add(ts);
-            if let Some(cl) = st.client(pid, &mut self.stats) {
+            if let Some(cl) = st.client((pid, op.remote), &mut self.stats) {
                 cl.c.opens += 1;
                 if cl.c.opens == 1 {
                     cl.c.first_ts = ts;
@@ -673,7 +735,8 @@ impl PipeAnalyzer {
         } else {
             None
         };
-        Some(Pending { pipe: pi, event, server, ts, pid, tid: op.tid, file_object: op.handle, record: op.record })
+        let (tid, file_object, record, remote) = (op.tid, op.handle, op.record, op.remote);
+        Some(Pending { remote, pipe: pi, event, server, ts, pid, tid, file_object, record })
     }
 
     fn op_end(&mut self, e: &FileOpEnd) {
@@ -726,9 +789,10 @@ impl PipeAnalyzer {
                     client_handles: st.client_handles,
                     live_instances: st.live_instances,
                     server_seen_before: st.p.server_first_ts.is_some_and(|s| s <= ts),
+                    remote: p.remote,
                 });
             }
-            if let Some(cl) = st.clients.get_mut(&p.pid) {
+            if let Some(cl) = st.clients.get_mut(&(p.pid, p.remote)) {
                 match outcome {
                     PipeOutcome::Ok => cl.c.ok += 1,
                     PipeOutcome::Busy => cl.c.busy += 1,
@@ -743,7 +807,15 @@ impl PipeAnalyzer {
             }
             self.open.insert(
                 p.file_object,
-                OpenHandle { pipe: p.pipe, event: p.event, server: p.server, ts: p.ts, pid: p.pid, record: p.record },
+                OpenHandle {
+                    remote: p.remote,
+                    pipe: p.pipe,
+                    event: p.event,
+                    server: p.server,
+                    ts: p.ts,
+                    pid: p.pid,
+                    record: p.record,
+                },
             );
         }
     }
@@ -779,7 +851,7 @@ impl PipeAnalyzer {
         st.push_handles(ts);
         let life = (ts - o.ts).max(0);
         st.lifetimes.push(life);
-        if let Some(cl) = st.clients.get_mut(&o.pid) {
+        if let Some(cl) = st.clients.get_mut(&(o.pid, o.remote)) {
             cl.lifetimes.push(life);
             cl.c.closed += 1;
             if life <= NS_PER_S {
@@ -811,8 +883,9 @@ impl PipeAnalyzer {
                     c
                 })
                 .collect();
-            clients.sort_by_key(|c| c.pid);
+            clients.sort_by_key(|c| (c.pid, c.remote));
             p.client_pids = clients.iter().map(|c| c.pid).collect();
+            p.client_pids.dedup();
             p.clients = clients;
             out.push(p);
         }
