@@ -493,3 +493,71 @@ fn remote_busy_opens_give_pipe_busy() {
     assert_eq!((pipe.opens, pipe.ok, pipe.busy), (12, 2, 10));
     assert!(pipe.events.iter().all(|e| e.remote.map(|r| r.to_string()) == Some("10.1.0.7:50123".into())));
 }
+
+/// A remote client that calls WaitNamedPipe on ERROR_PIPE_BUSY sends FSCTL_PIPE_WAIT on the IPC$
+/// tree: the pipe_busy finding tells how many waits there were and how many timed out.
+#[test]
+fn remote_pipe_waits_are_told_in_pipe_busy() {
+    let mut w = Wire::new();
+    let path = utf16(r"\\10.1.0.1\IPC$");
+    let mut tc = vec![9, 0, 0, 0, 72, 0];
+    tc.extend((path.len() as u16).to_le_bytes());
+    tc.extend(&path);
+    w.smb2(0, 3, 1, 0, 0, &tc);
+    let mut tr = vec![16, 0, 2, 0];
+    tr.extend([0u8; 12]);
+    w.smb2(1, 3, 1, 0, 1, &tr);
+    let name = utf16("RemotingStorm");
+    let mut create = vec![0u8; 56];
+    create[0] = 57;
+    create[44..46].copy_from_slice(&120u16.to_le_bytes());
+    create[46..48].copy_from_slice(&(name.len() as u16).to_le_bytes());
+    create.extend(&name);
+    // IOCTL FSCTL_PIPE_WAIT (MS-SMB2 2.2.31) with FSCTL_PIPE_WAIT_REQUEST: 50 ms, specified.
+    let mut wait_req = vec![0u8; 14];
+    wait_req[..8].copy_from_slice(&(-500_000i64).to_le_bytes());
+    wait_req[8..12].copy_from_slice(&(name.len() as u32).to_le_bytes());
+    wait_req[12] = 1;
+    wait_req.extend(&name);
+    let mut ioctl = vec![0u8; 56];
+    ioctl[0] = 57;
+    ioctl[4..8].copy_from_slice(&0x0011_0018u32.to_le_bytes());
+    ioctl[8..24].fill(0xff);
+    ioctl[24..28].copy_from_slice(&120u32.to_le_bytes());
+    ioctl[28..32].copy_from_slice(&(wait_req.len() as u32).to_le_bytes());
+    ioctl[48..52].copy_from_slice(&1u32.to_le_bytes()); // SMB2_0_IOCTL_IS_FSCTL
+    ioctl.extend(&wait_req);
+    let error_body = [9u8, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut ioctl_ok = vec![0u8; 48];
+    ioctl_ok[0] = 49;
+    let mut mid = 10u64;
+    for i in 0..4 {
+        w.smb2(0, 5, mid, 0, 1, &create);
+        w.smb2(1, 5, mid, 0xC000_00AC, 1, &error_body);
+        w.smb2(0, 0x0b, mid + 1, 0, 1, &ioctl);
+        if i < 3 {
+            w.smb2(1, 0x0b, mid + 1, 0xC000_00B5, 1, &error_body);
+        } else {
+            w.smb2(1, 0x0b, mid + 1, 0, 1, &ioctl_ok);
+        }
+        mid += 2;
+    }
+    let a = ipcscope::pipeline::analyze_sources(
+        vec![ipcscope::pipeline::Source::Memory { name: "remote_waits.pcap".into(), bytes: w.out }],
+        &Options::default(),
+        &NoProgress,
+    );
+    assert_eq!((a.smb.counts.pipe_opens, a.smb.counts.pipe_waits), (4, 4));
+    let waits: Vec<_> = a.smb.ops.iter().filter(|o| o.op.name() == "SMB2_FSCTL_PIPE_WAIT").collect();
+    assert!(waits.iter().all(|o| o.pipe_name == "RemotingStorm" && o.wait_timeout == Some((-500_000i64) as u64)));
+    let busy = a.findings.iter().find(|f| f.kind.name() == "pipe_busy").expect("pipe_busy");
+    assert_eq!(busy.count, 4);
+    assert!(
+        busy.summary.contains("waited for a free instance 4 times (FSCTL_PIPE_WAIT over SMB, WaitNamedPipe): 1 found one, 3 timed out (STATUS_IO_TIMEOUT)"),
+        "{}",
+        busy.summary
+    );
+    // The successful wait shows the SMB server running.
+    let pipe = a.pipes.iter().find(|p| p.name.ends_with("RemotingStorm")).expect("pipe");
+    assert_eq!(pipe.remote_server.map(|s| s.to_string()).as_deref(), Some("10.1.0.1:445"));
+}

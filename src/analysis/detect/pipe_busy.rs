@@ -92,8 +92,12 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 (None, Some(label)) => format!(" The server is {label}."),
                 _ => String::new(),
             };
+            // Remote clients' WaitNamedPipe calls (FSCTL_PIPE_WAIT) during the burst.
+            let ops = &ctx.analysis.smb.ops;
+            let waits =
+                crate::analysis::smb::pipe_wait_text(ops, pipe.input, &pipe.name, first.ts, last.ts + BURST_GAP_NS);
             let summary = format!(
-                "{} open{} of {} by {who} failed with {status_text} (ERROR_PIPE_BUSY 231, all pipe instances busy) between {} and {}.{server}",
+                "{} open{} of {} by {who} failed with {status_text} (ERROR_PIPE_BUSY 231, all pipe instances busy) between {} and {}.{server}{waits}",
                 burst.len(),
                 if burst.len() == 1 { "" } else { "s" },
                 pipe.name,

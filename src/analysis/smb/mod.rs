@@ -26,7 +26,7 @@ mod summary;
 
 use std::collections::{HashMap, HashSet};
 
-pub use ops::{is_well_known_pipe, IpcEvidence, SmbOpKind, SmbPipeOp};
+pub use ops::{is_well_known_pipe, pipe_wait_text, IpcEvidence, SmbOpKind, SmbPipeOp, STATUS_IO_TIMEOUT};
 pub use summary::{SmbCounts, SmbSummary};
 
 use crate::analysis::pipes::{Pipe, PipeAnalyzer, PipeSource};

@@ -162,3 +162,27 @@ pub fn model_path(name: &str) -> String {
     }
     format!("\\Device\\NamedPipe\\{n}")
 }
+
+/// STATUS_IO_TIMEOUT: a pipe wait whose timeout passed without a free instance.
+pub const STATUS_IO_TIMEOUT: u32 = 0xC000_00B5;
+
+/// What the remote clients' pipe waits (FSCTL_PIPE_WAIT, TRANS_WAIT_NMPIPE: WaitNamedPipe over SMB)
+/// on `pipe` of `input` between `from` and `to` say, for a busy finding: how many there were and
+/// how many timed out with no instance free. Empty when there were none.
+pub fn pipe_wait_text(ops: &[SmbPipeOp], input: u32, pipe: &str, from: UtcNs, to: UtcNs) -> String {
+    let waits: Vec<&SmbPipeOp> = ops
+        .iter()
+        .filter(|o| o.input == input && !o.op.is_open() && o.ts >= from && o.ts <= to)
+        .filter(|o| model_path(&o.pipe_name).eq_ignore_ascii_case(pipe))
+        .collect();
+    if waits.is_empty() {
+        return String::new();
+    }
+    let timed_out = waits.iter().filter(|o| o.status == Some(STATUS_IO_TIMEOUT)).count();
+    let ok = waits.iter().filter(|o| o.status == Some(0)).count();
+    format!(
+        " The clients waited for a free instance {} time{} (FSCTL_PIPE_WAIT over SMB, WaitNamedPipe): {ok} found one, {timed_out} timed out (STATUS_IO_TIMEOUT).",
+        waits.len(),
+        if waits.len() == 1 { "" } else { "s" },
+    )
+}
