@@ -3,6 +3,7 @@
 # its own: no traffic leaves it) and captures them with tcpdump: samples/smb_samba_pipes.pcap.
 # Needs root and the Debian packages samba, smbclient, tcpdump, iproute2, tshark.
 #   sh samples/make_smb_samples.sh     # writes samples/smb_samba_pipes.pcap and its answer key
+#   sh samples/make_smb_samples.sh --key samples/smb_pipes_busy_storm.pcap   # an answer key only
 # The answer key samples/smb_samba_pipes.tshark.tsv is TShark's reading of the same capture (an
 # independent decoder): every CREATE / NT Create AndX request on IPC$ with its final response
 # (TShark's response_to, STATUS_PENDING interim replies skipped) and NT status.
@@ -13,6 +14,35 @@
 #   smbclient opening a pipe that does not exist (STATUS_OBJECT_NAME_NOT_FOUND), 30 times in ~3 s;
 #   one encrypted SMB3 session (smbclient --client-protection=encrypt): counted, unreadable.
 set -eu
+# TShark's answer key of a capture: FILE.pcap -> FILE.tshark.tsv (uses $work for scratch files).
+write_key() {
+    out=$1
+    key=${out%.pcap}.tshark.tsv
+    {
+        printf 'op\treq_frame\tresp_frame\tpipe_name\tnt_status\n'
+        # requests on IPC$ trees
+        tshark -n -r "$out" -Y 'smb2.cmd==5 && smb2.flags.response==0 && smb2.tree contains "IPC$"' \
+            -T fields -E separator=/t -e frame.number -e smb2.filename 2>/dev/null | sed 's/^/SMB2_CREATE\t/' >"$work/req"
+        tshark -n -r "$out" -Y 'smb.cmd==0xa2 && smb.flags.response==0 && smb.path contains "IPC$"' \
+            -T fields -E separator=/t -e frame.number -e smb.file 2>/dev/null | sed 's/^/SMB1_NT_CREATE_ANDX\t/' >>"$work/req"
+        # final responses: request frame, response frame, status
+        tshark -n -r "$out" -Y 'smb2.cmd==5 && smb2.flags.response==1 && smb2.nt_status!=0x103' \
+            -T fields -E separator=/t -e smb2.response_to -e frame.number -e smb2.nt_status 2>/dev/null >"$work/resp"
+        tshark -n -r "$out" -Y 'smb.cmd==0xa2 && smb.flags.response==1' \
+            -T fields -E separator=/t -e smb.response_to -e frame.number -e smb.nt_status 2>/dev/null >>"$work/resp"
+        awk -F'\t' -v OFS='\t' 'NR==FNR { resp[$1] = $2; st[$1] = $3; next }
+            { print $1, $2, resp[$2], $3, st[$2] }' "$work/resp" "$work/req" | sort -t"$(printf '\t')" -k2,2n
+    } >"$key"
+}
+# `sh samples/make_smb_samples.sh --key FILE.pcap`: only the answer key of an existing capture
+# (used for smb_pipes_busy_storm.pcap, which `cargo run --example make_smb_storm_sample` writes).
+if [ "${1:-}" = "--key" ]; then
+    work=$(mktemp -d /tmp/ipcscope-smb.XXXXXX)
+    write_key "$2"
+    rm -rf "$work"
+    echo "wrote $key ($(($(wc -l <"$key") - 1)) pipe opens)"
+    exit 0
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/smb_samba_pipes.pcap}
 ns=ipcscope-smb-$$
@@ -87,20 +117,5 @@ sleep 2
 kill "$(cat "$work/tcpdump.pid")"
 sleep 1
 cp "$work/cap.pcap" "$out"
-key=${out%.pcap}.tshark.tsv
-{
-    printf 'op\treq_frame\tresp_frame\tpipe_name\tnt_status\n'
-    # requests on IPC$ trees
-    tshark -n -r "$out" -Y 'smb2.cmd==5 && smb2.flags.response==0 && smb2.tree contains "IPC$"' \
-        -T fields -E separator=/t -e frame.number -e smb2.filename 2>/dev/null | sed 's/^/SMB2_CREATE\t/' >"$work/req"
-    tshark -n -r "$out" -Y 'smb.cmd==0xa2 && smb.flags.response==0 && smb.path contains "IPC$"' \
-        -T fields -E separator=/t -e frame.number -e smb.file 2>/dev/null | sed 's/^/SMB1_NT_CREATE_ANDX\t/' >>"$work/req"
-    # final responses: request frame, response frame, status
-    tshark -n -r "$out" -Y 'smb2.cmd==5 && smb2.flags.response==1 && smb2.nt_status!=0x103' \
-        -T fields -E separator=/t -e smb2.response_to -e frame.number -e smb2.nt_status 2>/dev/null >"$work/resp"
-    tshark -n -r "$out" -Y 'smb.cmd==0xa2 && smb.flags.response==1' \
-        -T fields -E separator=/t -e smb.response_to -e frame.number -e smb.nt_status 2>/dev/null >>"$work/resp"
-    awk -F'\t' -v OFS='\t' 'NR==FNR { resp[$1] = $2; st[$1] = $3; next }
-        { print $1, $2, resp[$2], $3, st[$2] }' "$work/resp" "$work/req" | sort -t"$(printf '\t')" -k2,2n
-} >"$key"
+write_key "$out"
 echo "wrote $out and $key ($(($(wc -l <"$key") - 1)) pipe opens)"

@@ -28,16 +28,22 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let statuses: std::collections::BTreeSet<u32> = burst.iter().map(|f| f.status).collect();
             let status_text = statuses.iter().map(|s| status_name(*s)).collect::<Vec<_>>().join("/");
             let pids = pid_list(burst.iter().map(|f| f.pid));
-            let server = match pipe.server_pid {
-                Some(p) => format!(
-                    " The server is pid {p} ({} instance{} at most).",
+            let who = pipe.clients_text(burst.iter().map(|f| (f.pid, f.remote)));
+            let server = match (pipe.server_pid, pipe.server_label()) {
+                (Some(_), Some(label)) => format!(
+                    " The server is {label} ({} instance{} at most).",
                     pipe.max_instances,
                     if pipe.max_instances == 1 { "" } else { "s" }
                 ),
-                None => String::new(),
+                (None, Some(label)) => format!(" The server is {label}."),
+                _ => String::new(),
             };
+            // Remote clients' WaitNamedPipe calls (FSCTL_PIPE_WAIT) during the burst.
+            let ops = &ctx.analysis.smb.ops;
+            let waits =
+                crate::analysis::smb::pipe_wait_text(ops, pipe.input, &pipe.name, first.ts, last.ts + BURST_GAP_NS);
             let summary = format!(
-                "{} open{} of {} by pid {pids} failed with {status_text} (ERROR_PIPE_BUSY 231, all pipe instances busy) between {} and {}.{server}",
+                "{} open{} of {} by {who} failed with {status_text} (ERROR_PIPE_BUSY 231, all pipe instances busy) between {} and {}.{server}{waits}",
                 burst.len(),
                 if burst.len() == 1 { "" } else { "s" },
                 pipe.name,

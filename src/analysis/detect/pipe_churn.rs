@@ -31,10 +31,10 @@ server instance; under load other opens fail with STATUS_PIPE_NOT_AVAILABLE (ERR
 binding/handle per client and reuse it; when the client is a .NET Remoting or WCF application, use a TCP \
 channel (TcpChannel, NetTcpBinding) instead of named pipes across machines.";
 
-/// Who opened the pipe: the pid, or for SMB the remote client addresses (SMB shows no pid).
-fn opener(pipe: &crate::analysis::pipes::Pipe, pid: u32) -> String {
-    if pipe.source != crate::analysis::pipes::PipeSource::Smb {
-        return format!("pid {pid}");
+/// Who opened the pipe: the process, or for SMB the remote client (SMB shows no pid).
+fn opener(pipe: &crate::analysis::pipes::Pipe, c: &crate::analysis::pipes::PipeClient) -> String {
+    if c.remote.is_some() || pipe.source != crate::analysis::pipes::PipeSource::Smb {
+        return pipe.client_label(c.pid, c.remote);
     }
     let mut hosts: Vec<String> = Vec::new();
     for e in pipe.events.iter().filter(|e| !e.server_instance) {
@@ -72,7 +72,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let failed = pipe.busy + pipe.not_found > 0;
             let mut summary = format!(
                 "{} opened and closed {} {} times in {:.1} s (peak {:.0} opens/s at {}, median handle lifetime {:.1} ms, {} of {} handles closed within 1 s) instead of reusing a connection.",
-                opener(pipe, c.pid),
+                opener(pipe, c),
                 pipe.name,
                 c.opens,
                 span_s,

@@ -35,7 +35,7 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         for burst in bursts(full, |f| f.ts, BURST_GAP_NS) {
             let (Some(first), Some(last)) = (burst.first(), burst.last()) else { continue };
             let pids = pid_list(burst.iter().map(|f| f.pid).chain(pipe.server_pid));
-            let server = pipe.server_pid.map(|p| format!(", server pid {p}")).unwrap_or_default();
+            let server = pipe.server_label().map(|s| format!(", server {s}")).unwrap_or_default();
             let summary = format!(
                 "{} of {} busy opens of {} between {} and {} failed while {} client handles held all {limit} instances ({limit} = {source}{server}; at most {} concurrent client handles, {} instances created in all).",
                 burst.len(),

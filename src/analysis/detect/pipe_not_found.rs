@@ -47,9 +47,10 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
         for burst in bursts(nf, |f| f.ts, BURST_GAP_NS) {
             let (Some(first), Some(last)) = (burst.first(), burst.last()) else { continue };
             let pids = pid_list(burst.iter().map(|f| f.pid));
-            let server = pipe.server_pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            let who = pipe.clients_text(burst.iter().map(|f| (f.pid, f.remote)));
+            let server = pipe.server_label().map(|s| format!(" ({s})")).unwrap_or_default();
             let summary = format!(
-                "{} open{} of {} by pid {pids} failed with STATUS_OBJECT_NAME_NOT_FOUND (error 2, file not found) between {} and {} although its server{server} was running: no instance was listening at that instant.{}",
+                "{} open{} of {} by {who} failed with STATUS_OBJECT_NAME_NOT_FOUND (error 2, file not found) between {} and {} although its server{server} was running: no instance was listening at that instant.{}",
                 burst.len(),
                 if burst.len() == 1 { "" } else { "s" },
                 pipe.name,

@@ -19,7 +19,7 @@ struct PipeState {
     p: Pipe,
     rate: RateMeter,
     lifetimes: Decimated,
-    clients: HashMap<u32, ClientState>,
+    clients: HashMap<ClientKey, ClientState>,
     client_handles: u32,
     live_instances: u32,
     handle_stride: u64,
@@ -44,16 +44,16 @@ impl PipeState {
         }
     }
 
-    fn client(&mut self, pid: u32, stats: &mut PipeStats) -> Option<&mut ClientState> {
-        if !self.clients.contains_key(&pid) && self.clients.len() >= MAX_CLIENTS_PER_PIPE {
+    fn client(&mut self, key: ClientKey, stats: &mut PipeStats) -> Option<&mut ClientState> {
+        if !self.clients.contains_key(&key) && self.clients.len() >= MAX_CLIENTS_PER_PIPE {
             stats.clients_dropped += 1;
             return None;
         }
-        Some(
-            self.clients
-                .entry(pid)
-                .or_insert_with(|| ClientState { c: PipeClient { pid, ..Default::default() }, ..Default::default() }),
-        )
+        let (pid, remote) = key;
+        Some(self.clients.entry(key).or_insert_with(|| ClientState {
+            c: PipeClient { pid, remote, ..Default::default() },
+            ..Default::default()
+        }))
     }
 }
 
@@ -70,8 +70,12 @@ struct Begin<'a> {
     remote: Option<Endpoint>,
 }
 
+/// A client: its pid, and for a remote open its ip:port (remote clients are all pid 0).
+type ClientKey = (u32, Option<Endpoint>);
+
 #[derive(Clone, Copy)]
 struct Pending {
+    remote: Option<Endpoint>,
     pipe: usize,
     event: Option<usize>,
     server: bool,
@@ -84,6 +88,7 @@ struct Pending {
 
 #[derive(Clone, Copy)]
 struct OpenHandle {
+    remote: Option<Endpoint>,
     pipe: usize,
     event: Option<usize>,
     server: bool,
@@ -231,6 +236,21 @@ impl PipeAnalyzer {
         self.close_fo(ts, record, handle);
     }
 
+    /// The SMB server answered a remote operation on the pipe at `ts` (an open succeeded, a handle
+    /// was closed, a pipe wait returned): an instance existed and its server was running then. It
+    /// counts as server activity (`server_first_ts`/`server_last_ts`), so a not-found open between
+    /// two such answers is the close/open race, as for a local server. No instance is counted: the
+    /// server's instances are not visible over SMB.
+    pub fn remote_server_seen(&mut self, path: &str, ts: UtcNs, server: Endpoint) {
+        let Some(rest) = pipe_name(path) else { return };
+        let Some(pi) = self.pipe_index(rest, ts) else { return };
+        let Some(st) = self.pipes.get_mut(pi) else { return };
+        st.p.remote_server.get_or_insert(server);
+        st.p.server_first_ts = Some(st.p.server_first_ts.map_or(ts, |f| f.min(ts)));
+        st.p.server_last_ts = Some(st.p.server_last_ts.map_or(ts, |l| l.max(ts)));
+        st.p.last_ts = st.p.last_ts.max(ts);
+    }
+
     /// Counts a create on its pipe and returns what its completion needs.
     fn begin(&mut self, op: &Begin) -> Option<Pending> {
         let rest = pipe_name(op.path)?;
@@ -255,7 +275,7 @@ impl PipeAnalyzer {
         } else {
             st.p.opens += 1;
             st.rate.add(ts);
-            if let Some(cl) = st.client(pid, &mut self.stats) {
+            if let Some(cl) = st.client((pid, op.remote), &mut self.stats) {
                 cl.c.opens += 1;
                 if cl.c.opens == 1 {
                     cl.c.first_ts = ts;
@@ -283,7 +303,8 @@ impl PipeAnalyzer {
         } else {
             None
         };
-        Some(Pending { pipe: pi, event, server, ts, pid, tid: op.tid, file_object: op.handle, record: op.record })
+        let (tid, file_object, record, remote) = (op.tid, op.handle, op.record, op.remote);
+        Some(Pending { remote, pipe: pi, event, server, ts, pid, tid, file_object, record })
     }
 
     fn op_end(&mut self, e: &FileOpEnd) {
@@ -336,9 +357,10 @@ impl PipeAnalyzer {
                     client_handles: st.client_handles,
                     live_instances: st.live_instances,
                     server_seen_before: st.p.server_first_ts.is_some_and(|s| s <= ts),
+                    remote: p.remote,
                 });
             }
-            if let Some(cl) = st.clients.get_mut(&p.pid) {
+            if let Some(cl) = st.clients.get_mut(&(p.pid, p.remote)) {
                 match outcome {
                     PipeOutcome::Ok => cl.c.ok += 1,
                     PipeOutcome::Busy => cl.c.busy += 1,
@@ -353,7 +375,15 @@ impl PipeAnalyzer {
             }
             self.open.insert(
                 p.file_object,
-                OpenHandle { pipe: p.pipe, event: p.event, server: p.server, ts: p.ts, pid: p.pid, record: p.record },
+                OpenHandle {
+                    remote: p.remote,
+                    pipe: p.pipe,
+                    event: p.event,
+                    server: p.server,
+                    ts: p.ts,
+                    pid: p.pid,
+                    record: p.record,
+                },
             );
         }
     }
@@ -389,7 +419,7 @@ impl PipeAnalyzer {
         st.push_handles(ts);
         let life = (ts - o.ts).max(0);
         st.lifetimes.push(life);
-        if let Some(cl) = st.clients.get_mut(&o.pid) {
+        if let Some(cl) = st.clients.get_mut(&(o.pid, o.remote)) {
             cl.lifetimes.push(life);
             cl.c.closed += 1;
             if life <= NS_PER_S {
@@ -421,8 +451,9 @@ impl PipeAnalyzer {
                     c
                 })
                 .collect();
-            clients.sort_by_key(|c| c.pid);
+            clients.sort_by_key(|c| (c.pid, c.remote));
             p.client_pids = clients.iter().map(|c| c.pid).collect();
+            p.client_pids.dedup();
             p.clients = clients;
             out.push(p);
         }

@@ -120,12 +120,16 @@ pub struct PipeFailure {
     pub live_instances: u32,
     /// The server had created an instance before this failure.
     pub server_seen_before: bool,
+    /// The remote client of an open that came over the network (SMB).
+    pub remote: Option<Endpoint>,
 }
 
 /// One client process of a pipe.
 #[derive(Clone, Debug, Default)]
 pub struct PipeClient {
     pub pid: u32,
+    /// A remote (SMB) client is one TCP connection: its ip:port (pid 0).
+    pub remote: Option<Endpoint>,
     pub opens: u64,
     pub ok: u64,
     pub busy: u64,
@@ -182,6 +186,8 @@ pub struct Pipe {
     pub process_names: Vec<(u32, String)>,
     /// Each server process's first and last event on the pipe (bounded by `MAX_SERVER_PROCESSES`).
     pub server_processes: Vec<ServerProcess>,
+    /// The SMB server that answered remote opens of the pipe (its process is not visible).
+    pub remote_server: Option<Endpoint>,
 }
 
 /// A process that created instances of a pipe. It is alive from its first to its last event on
@@ -196,6 +202,42 @@ pub struct ServerProcess {
 }
 
 impl Pipe {
+    /// Who opened the pipe, for finding texts: `w3wp.exe (5120)` where the source names the
+    /// process, `pid 5120` where not, `SMB client 10.1.2.15:49720` for a remote open.
+    pub fn client_label(&self, pid: u32, remote: Option<Endpoint>) -> String {
+        match remote {
+            Some(r) => format!("SMB client {r}"),
+            None => self.process_label(pid),
+        }
+    }
+
+    /// `w3wp.exe (5120)` where the source names the process, else `pid 5120`.
+    pub fn process_label(&self, pid: u32) -> String {
+        match self.process_names.iter().find(|(p, _)| *p == pid) {
+            Some((_, name)) => format!("{name} ({pid})"),
+            None => format!("pid {pid}"),
+        }
+    }
+
+    /// Distinct clients, sorted, at most 3 named (`…, and N more`).
+    pub fn clients_text(&self, who: impl IntoIterator<Item = (u32, Option<Endpoint>)>) -> String {
+        let set: std::collections::BTreeSet<(u32, Option<Endpoint>)> = who.into_iter().collect();
+        let mut parts: Vec<String> = set.iter().take(3).map(|(p, r)| self.client_label(*p, *r)).collect();
+        if set.len() > 3 {
+            parts.push(format!("{} more", set.len() - 3));
+        }
+        parts.join(", ")
+    }
+
+    /// The server: its process where seen, or the SMB server that answered remote opens.
+    pub fn server_label(&self) -> Option<String> {
+        match (self.server_pid, self.remote_server) {
+            (Some(p), _) => Some(self.process_label(p)),
+            (None, Some(s)) => Some(format!("SMB server {s}")),
+            (None, None) => None,
+        }
+    }
+
     /// The server process alive at `ts` (between its first and last event on the pipe).
     pub fn server_alive_at(&self, ts: UtcNs) -> Option<&ServerProcess> {
         self.server_processes.iter().find(|s| s.first_ts <= ts && ts <= s.last_ts)

@@ -1,0 +1,229 @@
+//! Per-direction TCP reassembly of SMB messages: in-order bytes by sequence number, NetBIOS
+//! framing, hunting for the next message start after a gap. A flow holds at most one message of
+//! `MAX_MESSAGE` bytes; larger ones are skipped by their length (which never sizes an allocation).
+
+use super::summary::SmbCounts;
+use super::MAX_MESSAGE;
+use crate::ingest::smb as wire;
+use crate::model::{TcpSegment, UtcNs};
+
+/// Reassembly state of one direction of a TCP connection.
+#[derive(Default)]
+pub(super) struct Flow {
+    pub next_seq: Option<u32>,
+    /// At a message boundary (false: hunting for the next NetBIOS header + SMB magic).
+    pub synced: bool,
+    /// Bytes of the current (partial) message, at most `MAX_MESSAGE` + header.
+    pub buf: Vec<u8>,
+    /// Bytes still to skip of an oversized message.
+    pub skip: u64,
+    pub last_ts: UtcNs,
+    /// The flow's first request was counted as a connection.
+    pub counted: bool,
+}
+
+impl Flow {
+    /// A flow that starts at a SYN: the next byte is a message boundary.
+    pub fn at_syn(seg: &TcpSegment) -> Flow {
+        Flow { next_seq: Some(seg.seq.wrapping_add(1)), synced: true, last_ts: seg.ts, ..Default::default() }
+    }
+
+    /// One data segment's captured payload; complete messages (without their NetBIOS header) go to `out`.
+    pub fn accept(&mut self, seg: &TcpSegment, payload: &[u8], counts: &mut SmbCounts, out: &mut Vec<Vec<u8>>) {
+        self.last_ts = seg.ts;
+        let mut data = payload;
+        if let Some(next) = self.next_seq {
+            let d = seg.seq.wrapping_sub(next) as i32;
+            if d < 0 {
+                // Retransmission or overlap: keep only the new bytes.
+                let old = d.unsigned_abs() as usize;
+                if old >= seg.payload_len as usize {
+                    counts.retransmitted_bytes += seg.payload_len as u64;
+                    return;
+                }
+                counts.retransmitted_bytes += old as u64;
+                data = data.get(old..).unwrap_or(&[]);
+            } else if d > 0 {
+                // Bytes missing (not captured, or this segment came early): resync after the gap.
+                lose_sync(self, counts);
+            }
+            let end = seg.seq.wrapping_add(seg.payload_len);
+            if (end.wrapping_sub(next) as i32) > 0 {
+                self.next_seq = Some(end);
+            }
+        } else {
+            self.next_seq = Some(seg.seq.wrapping_add(seg.payload_len));
+        }
+        let truncated = payload.len() < seg.payload_len as usize;
+        feed(self, data, out, counts);
+        if truncated {
+            // The rest of this segment was not captured.
+            lose_sync(self, counts);
+        }
+    }
+}
+
+fn lose_sync(flow: &mut Flow, counts: &mut SmbCounts) {
+    if flow.synced || flow.skip > 0 || !flow.buf.is_empty() {
+        counts.gaps += 1;
+    }
+    flow.synced = false;
+    flow.skip = 0;
+    flow.buf.clear();
+}
+
+/// Appends in-order bytes to a flow; complete messages (without their NetBIOS header) go to `out`.
+pub(super) fn feed(flow: &mut Flow, mut data: &[u8], out: &mut Vec<Vec<u8>>, counts: &mut SmbCounts) {
+    const HUNT_CHUNK: usize = 4096;
+    loop {
+        if flow.skip > 0 {
+            if data.is_empty() {
+                break;
+            }
+            let n = (flow.skip.min(data.len() as u64)) as usize;
+            flow.skip -= n as u64;
+            data = &data[n..];
+            continue;
+        }
+        if !flow.synced {
+            let n = data.len().min(HUNT_CHUNK);
+            flow.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            match (0..flow.buf.len()).find(|&i| wire::is_message_start(&flow.buf[i..])) {
+                Some(i) => {
+                    flow.buf.drain(..i);
+                    flow.synced = true;
+                    counts.resyncs += 1;
+                }
+                None => {
+                    // Keep a tail that may hold the start of a header.
+                    let cut = flow.buf.len().saturating_sub(9);
+                    flow.buf.drain(..cut);
+                    if data.is_empty() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        // Synced: the 4-byte header, then the magic, then the whole message.
+        let need = match wire::nb_header(&flow.buf) {
+            None => wire::NB_HEADER,
+            Some((ty, len)) => {
+                let total = wire::NB_HEADER as u64 + len as u64;
+                if ty != wire::NB_SESSION_MESSAGE {
+                    // NetBIOS session request/response/keep-alive: short, skipped.
+                    if !matches!(ty, 0x81..=0x85) || len > 1024 {
+                        desync(flow, counts);
+                        continue;
+                    }
+                    total as usize
+                } else if flow.buf.len() < 8 {
+                    8
+                } else if !wire::is_message_start(&flow.buf) {
+                    desync(flow, counts);
+                    continue;
+                } else if len as usize > MAX_MESSAGE {
+                    counts.oversized_skipped += 1;
+                    flow.skip = total.saturating_sub(flow.buf.len() as u64);
+                    flow.buf = Vec::new();
+                    continue;
+                } else {
+                    total as usize
+                }
+            }
+        };
+        let n = need.saturating_sub(flow.buf.len()).min(data.len());
+        flow.buf.extend_from_slice(&data[..n]);
+        data = &data[n..];
+        if flow.buf.len() < need {
+            break;
+        }
+        if flow.buf.len() >= 8 || nb_control(&flow.buf) {
+            if let Some((ty, len)) = wire::nb_header(&flow.buf) {
+                let total = wire::NB_HEADER + len as usize;
+                if flow.buf.len() >= total {
+                    if ty == wire::NB_SESSION_MESSAGE {
+                        out.push(flow.buf[wire::NB_HEADER..total].to_vec());
+                    }
+                    flow.buf.drain(..total);
+                }
+            }
+        }
+    }
+}
+
+fn nb_control(b: &[u8]) -> bool {
+    b.first().is_some_and(|&t| t != wire::NB_SESSION_MESSAGE)
+}
+
+/// Bytes at a supposed message start are not one: hunt from the next byte on.
+fn desync(flow: &mut Flow, counts: &mut SmbCounts) {
+    counts.gaps += 1;
+    flow.synced = false;
+    if !flow.buf.is_empty() {
+        flow.buf.drain(..1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow() -> Flow {
+        Flow { next_seq: Some(0), synced: true, ..Default::default() }
+    }
+
+    fn msg(len: usize) -> Vec<u8> {
+        let mut m = vec![0u8, 0, 0, 0];
+        m[1..4].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
+        let mut body = vec![0u8; len];
+        body[..4].copy_from_slice(&wire::MAGIC_SMB2);
+        body[4] = 64;
+        m.extend(body);
+        m
+    }
+
+    #[test]
+    fn messages_split_and_joined_across_segments() {
+        let mut f = flow();
+        let (mut out, mut c) = (Vec::new(), SmbCounts::default());
+        let mut stream = msg(100);
+        stream.extend(msg(70));
+        feed(&mut f, &stream[..3], &mut out, &mut c);
+        feed(&mut f, &stream[3..50], &mut out, &mut c);
+        assert!(out.is_empty());
+        feed(&mut f, &stream[50..], &mut out, &mut c);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), 100);
+        assert_eq!(out[1].len(), 70);
+        assert!(f.buf.is_empty());
+    }
+
+    #[test]
+    fn oversized_message_is_skipped_not_buffered() {
+        let mut f = flow();
+        let (mut out, mut c) = (Vec::new(), SmbCounts::default());
+        let mut big = vec![0u8, 0x10, 0, 0]; // 1 MiB message
+        big.extend(&wire::MAGIC_SMB2);
+        big.extend([64, 0]);
+        feed(&mut f, &big, &mut out, &mut c);
+        assert_eq!(c.oversized_skipped, 1);
+        let rest = vec![0u8; 0x10_0000 - 6];
+        feed(&mut f, &rest, &mut out, &mut c);
+        assert!(f.buf.capacity() <= 64);
+        feed(&mut f, &msg(80), &mut out, &mut c);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn resyncs_after_garbage() {
+        let mut f = Flow::default();
+        let (mut out, mut c) = (Vec::new(), SmbCounts::default());
+        let mut stream = vec![0x55u8; 37];
+        stream.extend(msg(90));
+        feed(&mut f, &stream, &mut out, &mut c);
+        assert_eq!(out.len(), 1);
+        assert_eq!(c.resyncs, 1);
+    }
+}
