@@ -131,6 +131,10 @@ pub struct TcpSegment {
     pub window_scale: Option<u8>,
     /// The segment carries SACK blocks.
     pub has_sack: bool,
+    /// IPv4 TTL / IPv6 hop limit (0 when the source has no IP header).
+    pub ttl: u8,
+    /// IPv4 identification (`None` for IPv6).
+    pub ip_id: Option<u16>,
 }
 
 impl TcpSegment {
@@ -397,6 +401,7 @@ pub enum FindingKind {
     IdleReset,
     KeepaliveReset,
     KeepaliveTimeout,
+    MiddleboxReset,
     PacketDrop,
     PipeBusy,
     PipeChurn,
@@ -408,11 +413,12 @@ pub enum FindingKind {
     RetransmissionTimeout,
     ServerRestart,
     StaleConnection,
+    SuspectedMiddleboxReset,
     ZeroWindowStall,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 20] = [
+    pub const ALL: [FindingKind; 22] = [
         FindingKind::AbortiveClose,
         FindingKind::ClosedBeforeReply,
         FindingKind::ConnectTimeout,
@@ -421,6 +427,7 @@ impl FindingKind {
         FindingKind::IdleReset,
         FindingKind::KeepaliveReset,
         FindingKind::KeepaliveTimeout,
+        FindingKind::MiddleboxReset,
         FindingKind::PacketDrop,
         FindingKind::PipeBusy,
         FindingKind::PipeChurn,
@@ -432,6 +439,7 @@ impl FindingKind {
         FindingKind::RetransmissionTimeout,
         FindingKind::ServerRestart,
         FindingKind::StaleConnection,
+        FindingKind::SuspectedMiddleboxReset,
         FindingKind::ZeroWindowStall,
     ];
 
@@ -446,6 +454,7 @@ impl FindingKind {
             FindingKind::IdleReset => "idle_reset",
             FindingKind::KeepaliveReset => "keepalive_reset",
             FindingKind::KeepaliveTimeout => "keepalive_timeout",
+            FindingKind::MiddleboxReset => "middlebox_reset",
             FindingKind::PacketDrop => "packet_drop",
             FindingKind::PipeBusy => "pipe_busy",
             FindingKind::PipeChurn => "pipe_churn",
@@ -457,6 +466,7 @@ impl FindingKind {
             FindingKind::RetransmissionTimeout => "retransmission_timeout",
             FindingKind::ServerRestart => "server_restart",
             FindingKind::StaleConnection => "stale_connection",
+            FindingKind::SuspectedMiddleboxReset => "suspected_middlebox_reset",
             FindingKind::ZeroWindowStall => "zero_window_stall",
         }
     }
@@ -475,6 +485,7 @@ impl FindingKind {
         ];
         match self {
             StaleConnection | KeepaliveReset | IdleReset | AbortiveClose | ServerRestart => RESET,
+            MiddleboxReset | SuspectedMiddleboxReset => RESET,
             ConnectionRefused => &[Identity(ErrorIdentity::Refused)],
             KeepaliveTimeout | ConnectTimeout | RetransmissionTimeout => TIMEOUT,
             PortExhaustion | PortReuse => &[Identity(ErrorIdentity::AddrInUse)],
