@@ -12,7 +12,7 @@ use ipcscope::analysis::twosided::OffsetSource;
 use ipcscope::analysis::{Analysis, Options};
 use ipcscope::model::tcp_flags::RST;
 use ipcscope::model::{FindingKind, Severity, Side};
-use ipcscope::pipeline::{analyze_paths, NoProgress};
+use ipcscope::pipeline::{analyze_paths, analyze_sources, NoProgress, Source};
 
 /// The shift `editcap -t` gave every server capture.
 const SHIFT_NS: i64 = 3_217_000_000;
@@ -176,4 +176,50 @@ fn corpus_captures_have_no_suspected_middlebox_reset_unless_expected() {
     }
     assert!(walked > 0, "the oracle lists captures");
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// A classic little-endian pcap with every record's timestamp moved by `shift_us` (µs captures) —
+/// a second sensor whose clock is off. `None` for other formats.
+fn shifted_pcap(bytes: &[u8], shift_us: i64) -> Option<Vec<u8>> {
+    let nanos = match bytes.get(0..4)? {
+        [0xd4, 0xc3, 0xb2, 0xa1] => false,
+        [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        _ => return None,
+    };
+    let unit = if nanos { 1_000_000_000 } else { 1_000_000 };
+    let shift = if nanos { shift_us * 1000 } else { shift_us };
+    let mut out = bytes.to_vec();
+    let mut at = 24;
+    while at + 16 <= out.len() {
+        let rd = |o: usize| u32::from_le_bytes(out[o..o + 4].try_into().unwrap()) as i64;
+        let t = rd(at) * unit + rd(at + 4) + shift;
+        let incl = rd(at + 8) as usize;
+        out[at..at + 4].copy_from_slice(&((t / unit) as u32).to_le_bytes());
+        out[at + 4..at + 8].copy_from_slice(&((t % unit) as u32).to_le_bytes());
+        at += 16 + incl;
+    }
+    Some(out)
+}
+
+/// A real capture and a copy of it with its clock 3.217 s ahead, as from a second sensor on the
+/// same link: every connection is matched to itself, the offset is recovered exactly (no delay
+/// between the "two" sensors), and no finding is reported twice.
+#[test]
+fn real_capture_seen_by_a_second_sensor_with_an_offset_clock() {
+    let Some(dir) = common::corpus("pcap") else { return };
+    let path = dir.join("sv_tls-subjectaltname.pcap");
+    let bytes = std::fs::read(&path).expect("corpus capture");
+    let shifted = shifted_pcap(&bytes, 3_217_000).expect("a classic pcap");
+    let single = analyze_paths(&[path.clone()], &Options::default(), &NoProgress);
+    let sources = vec![Source::File(path), Source::Memory { name: "second_sensor.pcap".into(), bytes: shifted }];
+    let a = analyze_sources(sources, &Options::default(), &NoProgress);
+    let clock = &a.twosided.clocks[1];
+    assert_eq!(clock.source, OffsetSource::Estimated);
+    assert_eq!(clock.offset_ns, Some(SHIFT_NS), "{clock:?}");
+    assert_eq!(clock.matched_connections, single.connections.len(), "every connection matched to itself");
+    assert!(a.twosided.shared.iter().all(|s| s.client_end.is_none() && s.lost_count + s.injected_count == 0));
+    assert_eq!(kinds(&a), kinds(&single), "findings merged across the views, none twice");
+    for (f, g) in a.findings.iter().zip(&single.findings) {
+        assert_eq!((f.first_ts, &f.client, &f.server), (g.first_ts, &g.client, &g.server), "on the reference clock");
+    }
 }

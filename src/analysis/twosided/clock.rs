@@ -70,6 +70,16 @@ pub fn estimate(intervals: &[(i64, i64)]) -> Option<Estimate> {
     Some(Estimate { offset_ns: offset, error_ns: lo - hi, consistent: false, connections: intervals.len() })
 }
 
+/// Both captures at one point of the path (two taps on one link, a copy of one capture): every
+/// packet shows the same difference, with no delay to bound it. The median difference, its spread
+/// as the error; `None` without paired packets.
+pub fn estimate_same_point(all: &[i64]) -> Option<Estimate> {
+    let mut v = all.to_vec();
+    v.sort_unstable();
+    let (first, last) = (*v.first()?, *v.last()?);
+    Some(Estimate { offset_ns: v[v.len() / 2], error_ns: (last - first) / 2, consistent: false, connections: 0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

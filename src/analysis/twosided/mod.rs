@@ -190,9 +190,14 @@ pub fn align(analysis: &mut Analysis, options: &Options) {
             clock.offset_ns = Some((o * 1e9).round() as i64);
             clock.source = OffsetSource::User;
         } else {
+            let all: Vec<Deltas> = found.iter().map(|p| deltas(analysis, p)).collect();
             let intervals: Vec<(i64, i64)> =
-                found.iter().filter_map(|p| clock::bounds(&deltas(analysis, p)).map(|(l, h, _)| (l, h))).collect();
-            if let Some(e) = clock::estimate(&intervals) {
+                all.iter().filter_map(|d| clock::bounds(d).map(|(l, h, _)| (l, h))).collect();
+            let estimate = clock::estimate(&intervals).or_else(|| {
+                let flat: Vec<i64> = all.iter().flat_map(|d| d.client.iter().chain(&d.server)).copied().collect();
+                clock::estimate_same_point(&flat)
+            });
+            if let Some(e) = estimate {
                 clock.offset_ns = Some(e.offset_ns);
                 clock.error_ns = Some(e.error_ns);
                 clock.consistent = e.consistent;
