@@ -76,6 +76,19 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether this input is (or, compressed in memory, may be) a packet capture; a cheap look at
+    /// its first bytes.
+    fn may_be_capture(&self) -> bool {
+        match self {
+            Source::File(p) => {
+                ingest::open(p).map(|o| matches!(o.kind, InputKind::Pcap | InputKind::PcapNg)).unwrap_or(false)
+            }
+            Source::Memory { bytes, .. } => {
+                bytes.starts_with(&[0x1f, 0x8b]) || matches!(ingest::sniff(bytes), InputKind::Pcap | InputKind::PcapNg)
+            }
+        }
+    }
+
     fn name(&self) -> PathBuf {
         match self {
             Source::File(p) => p.clone(),
@@ -95,8 +108,8 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
     let mut analysis = Analysis::default();
     let mut next_conn_id = 0u64;
     let count = sources.len();
-    // Per-packet facts for matching are kept only when there can be a second capture.
-    let keep_packet_facts = count > 1;
+    // Per-packet facts for matching are kept only when a second capture is given.
+    let keep_packet_facts = sources.iter().filter(|s| s.may_be_capture()).count() > 1;
     // Process Monitor CSVs wait for every other input: their clock is aligned against them.
     let mut pending_csv = Vec::new();
     progress.phase(Phase::Reading);
@@ -200,6 +213,9 @@ fn read_one(
             let (connections, counts, evicted) = tcp.finish();
             *next_conn_id += connections.len() as u64;
             analysis.connections.extend(connections);
+            if facts.over_cap > 0 {
+                summary.extra.insert("connections_not_matchable".into(), facts.over_cap.into());
+            }
             analysis.twosided.facts.extend(facts.finish());
             analysis.tcp.add(&counts);
             add_smb(smb, analysis, &mut summary);

@@ -14,6 +14,9 @@ pub const HEAD_KEPT: usize = 24;
 pub const TAIL_KEPT: usize = 40;
 /// Resets kept per connection.
 pub const RSTS_KEPT: usize = 8;
+/// Connections per input whose packets are kept (about 2.5 KB each); later ones keep only their
+/// summaries and resets, and are not matched.
+pub const CONNS_WITH_PACKETS_MAX: usize = 200_000;
 
 /// One packet as both captures can compare it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +102,8 @@ pub struct ConnFacts {
     pub tail: VecDeque<PacketFact>,
     /// Packets between head and tail not kept.
     pub elided: u64,
+    /// Head and tail are kept (several captures, under `CONNS_WITH_PACKETS_MAX`).
+    pub keeps_packets: bool,
 }
 
 impl ConnFacts {
@@ -107,7 +112,7 @@ impl ConnFacts {
         self.head.iter().chain(self.tail.iter())
     }
 
-    /// `from_first` of a packet sent by `ep` (None when `ep` is neither end).
+    /// Index into `dirs` of a packet's direction.
     pub fn dir_of(&self, from_first: bool) -> usize {
         usize::from(!from_first)
     }
@@ -118,25 +123,39 @@ pub struct Collector {
     input: u32,
     keep_packets: bool,
     conns: HashMap<u64, ConnFacts>,
+    with_packets: usize,
+    /// Connections that came after `CONNS_WITH_PACKETS_MAX`.
+    pub over_cap: u64,
 }
 
 impl Collector {
     /// `keep_packets`: keep head and tail packets for matching (several inputs in the run).
     pub fn new(input: u32, keep_packets: bool) -> Self {
-        Collector { input, keep_packets, conns: HashMap::new() }
+        Collector { input, keep_packets, conns: HashMap::new(), with_packets: 0, over_cap: 0 }
     }
 
     /// One segment of connection `conn_id` (as the TCP table numbered it).
     pub fn observe(&mut self, conn_id: u64, seg: &TcpSegment) {
         let input = self.input;
-        let c = self.conns.entry(conn_id).or_insert_with(|| ConnFacts {
-            input,
-            first_src: seg.src,
-            dirs: [DirStats::default(); 2],
-            rsts: Vec::new(),
-            head: Vec::new(),
-            tail: VecDeque::new(),
-            elided: 0,
+        let (with_packets, over_cap) = (&mut self.with_packets, &mut self.over_cap);
+        let keep_packets = self.keep_packets;
+        let c = self.conns.entry(conn_id).or_insert_with(|| {
+            let kept = keep_packets && *with_packets < CONNS_WITH_PACKETS_MAX;
+            if kept {
+                *with_packets += 1;
+            } else if keep_packets {
+                *over_cap += 1;
+            }
+            ConnFacts {
+                input,
+                first_src: seg.src,
+                dirs: [DirStats::default(); 2],
+                rsts: Vec::new(),
+                head: Vec::new(),
+                tail: VecDeque::new(),
+                elided: 0,
+                keeps_packets: kept,
+            }
         });
         let from_first = seg.src == c.first_src;
         let fact = PacketFact {
@@ -158,7 +177,7 @@ impl Collector {
         } else {
             c.dirs[dir].add(seg);
         }
-        if !self.keep_packets {
+        if !c.keeps_packets {
             return;
         }
         if c.head.len() < HEAD_KEPT {
@@ -174,11 +193,8 @@ impl Collector {
 
     /// The facts by connection id. Without packet keeping, connections without a reset are dropped.
     pub fn finish(self) -> HashMap<u64, ConnFacts> {
-        let keep = self.keep_packets;
         let mut conns = self.conns;
-        if !keep {
-            conns.retain(|_, c| !c.rsts.is_empty());
-        }
+        conns.retain(|_, c| c.keeps_packets || !c.rsts.is_empty());
         conns
     }
 }
