@@ -223,3 +223,24 @@ fn real_capture_seen_by_a_second_sensor_with_an_offset_clock() {
         assert_eq!((f.first_ts, &f.client, &f.server), (g.first_ts, &g.client, &g.server), "on the reference clock");
     }
 }
+
+/// The connection details show a shared connection's two captures: the comparison lines and the
+/// two aligned rows (egui_kittest, headless).
+#[test]
+fn details_show_the_two_captures_of_a_shared_connection() {
+    use egui_kittest::kittest::Queryable;
+    let a = analyze_paths(&pair("injected"), &Options::default(), &NoProgress);
+    let s = a.twosided.shared.iter().find(|s| s.injected_count > 0).unwrap().clone();
+    let lines = ipcscope::gui::twosided::lines(&a, &s);
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(eframe::egui::Vec2::new(900.0, 300.0))
+        .allow_missing_glyphs()
+        .build_ui(|ui| {
+            ipcscope::gui::twosided::show_views(ui, &a, s.view);
+        });
+    h.run();
+    h.get_by_label("Two captures");
+    h.get_by_label(&format!("lost in between: {}, injected: 1", s.lost_count));
+    h.get_by_label("first RST seen by twosided_injected_client.pcap (frame 21)");
+    assert!(lines[1].contains("client's end: twosided_injected_client.pcap"), "{lines:?}");
+}

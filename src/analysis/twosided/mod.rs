@@ -98,6 +98,8 @@ pub struct SharedConnection {
     pub view_input: u32,
     pub by: MatchedBy,
     pub matched_packets: usize,
+    /// Frame numbers of the paired packets (primary's, view's), of the kept ones.
+    pub paired_frames: Vec<(u64, u64)>,
     /// Which capture sits at the client's end (the other at the server's), when the timing or the
     /// TTLs tell.
     pub client_end: Option<u32>,
@@ -316,6 +318,7 @@ fn compare(a: &Analysis, p: &Pairing, aligned: bool) -> SharedConnection {
         view_input: 0,
         by: p.by,
         matched_packets: p.pairs.len(),
+        paired_frames: Vec::new(),
         client_end: None,
         delay_client_to_server: None,
         delay_server_to_client: None,
@@ -328,6 +331,8 @@ fn compare(a: &Analysis, p: &Pairing, aligned: bool) -> SharedConnection {
     let Some((ca, fa, cb, fb)) = views(a, p) else { return s };
     s.primary_input = ca.input;
     s.view_input = cb.input;
+    let (pa, pb): (Vec<&PacketFact>, Vec<&PacketFact>) = (fa.packets().collect(), fb.packets().collect());
+    s.paired_frames = p.pairs.iter().map(|&(i, j, _)| (pa[i].frame, pb[j].frame)).collect();
     let side_b = |q: &PacketFact| from_client(cb, fb, q) != p.flip;
     let rsts = fa
         .packets()
@@ -472,4 +477,17 @@ pub fn summary_json(a: &Analysis) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+/// A direction's delay for sentences: `48 µs median (min 31 µs, 12 packets)`.
+pub fn describe_delay(d: Option<Delay>) -> String {
+    match d {
+        Some(d) => format!(
+            "{} median (min {}, {} packets)",
+            super::detect::secs(d.median_ns),
+            super::detect::secs(d.min_ns),
+            d.packets
+        ),
+        None => "unknown".into(),
+    }
 }
