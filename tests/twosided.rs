@@ -244,3 +244,15 @@ fn details_show_the_two_captures_of_a_shared_connection() {
     h.get_by_label("first RST seen by twosided_injected_client.pcap (frame 21)");
     assert!(lines[1].contains("client's end: twosided_injected_client.pcap"), "{lines:?}");
 }
+
+/// The standing question "was it a middlebox?" is answered by the two-sided proof.
+#[test]
+fn middlebox_verdict_follows_the_proof() {
+    let a = analyze_paths(&pair("injected"), &Options::default(), &NoProgress);
+    let v = a.verdicts.iter().find(|v| v.question == "middlebox_idle_timeout").unwrap();
+    assert_eq!(v.answer, "yes", "{v:?}");
+    let client = pair("injected").remove(0);
+    let a = analyze_paths(&[client], &Options::default(), &NoProgress);
+    let v = a.verdicts.iter().find(|v| v.question == "middlebox_idle_timeout").unwrap();
+    assert_eq!(v.answer, "unknown", "one capture only suspects it: {v:?}");
+}
