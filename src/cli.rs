@@ -90,6 +90,19 @@ pub struct AnalyzeArgs {
     /// estimated from the network/pipe evidence.
     #[arg(long = "log-offset", value_parser = parse_log_offset)]
     pub log_offsets: Vec<(String, f64)>,
+    /// A capture's clock minus the first capture's, in seconds (`server.pcap=+3.217`); estimated
+    /// from the packets two captures share when not given.
+    #[arg(long = "clock-offset", value_parser = parse_clock_offset, value_name = "FILE=OFFSET")]
+    pub clock_offsets: Vec<(String, f64)>,
+}
+
+fn parse_clock_offset(s: &str) -> Result<(String, f64), String> {
+    let (file, off) = s.rsplit_once('=').ok_or_else(|| format!("expected FILE=SECONDS, got {s:?}"))?;
+    let secs: f64 = off.trim().parse().map_err(|_| format!("{off:?} is not a number of seconds"))?;
+    if file.is_empty() || !secs.is_finite() || secs.abs() > 1e9 {
+        return Err(format!("expected FILE=SECONDS, got {s:?}"));
+    }
+    Ok((file.to_string(), secs))
 }
 
 fn parse_log_offset(s: &str) -> Result<(String, f64), String> {
@@ -169,6 +182,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         ephemeral_range_given: args.ephemeral_range.is_some(),
         time_wait_s: args.time_wait,
         log_offsets: args.log_offsets.clone(),
+        clock_offsets: args.clock_offsets.clone(),
     };
     let terminal = (!args.quiet && std::io::stderr().is_terminal()).then(TerminalProgress::new);
     let sink: &dyn ProgressSink = match &terminal {

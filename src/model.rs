@@ -58,6 +58,10 @@ pub struct TcpSegment {
     pub window_scale: Option<u8>,
     /// The segment carries SACK blocks.
     pub has_sack: bool,
+    /// IPv4 TTL / IPv6 hop limit (0 when the source has no IP header).
+    pub ttl: u8,
+    /// IPv4 identification (`None` for IPv6).
+    pub ip_id: Option<u16>,
 }
 
 impl TcpSegment {
@@ -343,6 +347,7 @@ pub enum FindingKind {
     IdleReset,
     KeepaliveReset,
     KeepaliveTimeout,
+    MiddleboxReset,
     PacketDrop,
     PipeBusy,
     PipeChurn,
@@ -354,11 +359,12 @@ pub enum FindingKind {
     RetransmissionTimeout,
     ServerRestart,
     StaleConnection,
+    SuspectedMiddleboxReset,
     ZeroWindowStall,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 20] = [
+    pub const ALL: [FindingKind; 22] = [
         FindingKind::AbortiveClose,
         FindingKind::ClosedBeforeReply,
         FindingKind::ConnectTimeout,
@@ -367,6 +373,7 @@ impl FindingKind {
         FindingKind::IdleReset,
         FindingKind::KeepaliveReset,
         FindingKind::KeepaliveTimeout,
+        FindingKind::MiddleboxReset,
         FindingKind::PacketDrop,
         FindingKind::PipeBusy,
         FindingKind::PipeChurn,
@@ -378,6 +385,7 @@ impl FindingKind {
         FindingKind::RetransmissionTimeout,
         FindingKind::ServerRestart,
         FindingKind::StaleConnection,
+        FindingKind::SuspectedMiddleboxReset,
         FindingKind::ZeroWindowStall,
     ];
 
@@ -392,6 +400,7 @@ impl FindingKind {
             FindingKind::IdleReset => "idle_reset",
             FindingKind::KeepaliveReset => "keepalive_reset",
             FindingKind::KeepaliveTimeout => "keepalive_timeout",
+            FindingKind::MiddleboxReset => "middlebox_reset",
             FindingKind::PacketDrop => "packet_drop",
             FindingKind::PipeBusy => "pipe_busy",
             FindingKind::PipeChurn => "pipe_churn",
@@ -403,6 +412,7 @@ impl FindingKind {
             FindingKind::RetransmissionTimeout => "retransmission_timeout",
             FindingKind::ServerRestart => "server_restart",
             FindingKind::StaleConnection => "stale_connection",
+            FindingKind::SuspectedMiddleboxReset => "suspected_middlebox_reset",
             FindingKind::ZeroWindowStall => "zero_window_stall",
         }
     }
@@ -421,6 +431,7 @@ impl FindingKind {
         ];
         match self {
             StaleConnection | KeepaliveReset | IdleReset | AbortiveClose | ServerRestart => RESET,
+            MiddleboxReset | SuspectedMiddleboxReset => RESET,
             ConnectionRefused => &[Identity(ErrorIdentity::Refused)],
             KeepaliveTimeout | ConnectTimeout | RetransmissionTimeout => TIMEOUT,
             PortExhaustion | PortReuse => &[Identity(ErrorIdentity::AddrInUse)],

@@ -8,6 +8,7 @@ pub mod logs;
 pub mod pipes;
 pub mod smb;
 pub mod tcp;
+pub mod twosided;
 
 use serde::Serialize;
 
@@ -43,6 +44,9 @@ pub struct Options {
     pub ephemeral_range_given: bool,
     /// Clock offsets of text logs given by the user: (file name or path, log clock minus UTC in s).
     pub log_offsets: Vec<(String, f64)>,
+    /// Clock offsets of captures given by the user: (file name or path, its clock minus the first
+    /// capture's in s).
+    pub clock_offsets: Vec<(String, f64)>,
 }
 
 impl Default for Options {
@@ -52,6 +56,7 @@ impl Default for Options {
             time_wait_s: 240,
             ephemeral_range_given: false,
             log_offsets: Vec::new(),
+            clock_offsets: Vec::new(),
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct Analysis {
     pub verdicts: Vec<Verdict>,
     /// SMB named-pipe opens and counts from packet captures.
     pub smb: smb::SmbSummary,
+    /// Packet facts, capture clocks and connections seen in two captures.
+    pub twosided: twosided::TwoSided,
 }
 
 impl Analysis {

@@ -243,6 +243,7 @@ pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZone
             }
         });
     });
+    crate::gui::twosided::show_views(ui, a, c.id);
 }
 
 /// Shown when nothing is selected: the inputs, TCP counts and the answers to the standing questions.

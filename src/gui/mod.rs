@@ -14,6 +14,7 @@ pub mod session;
 pub mod style;
 pub mod timefmt;
 pub mod timeline;
+pub mod twosided;
 
 use std::path::PathBuf;
 

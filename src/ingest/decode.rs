@@ -47,6 +47,10 @@ pub struct DecodedTcp {
     pub has_sack: bool,
     /// Offset of the TCP payload from the start of the decoded frame (see `payload`).
     pub payload_at: usize,
+    /// IPv4 TTL or IPv6 hop limit (hop counts of injected resets, issue 15).
+    pub ttl: u8,
+    /// IPv4 identification; `None` for IPv6 (no such field without a fragment header).
+    pub ip_id: Option<u16>,
 }
 
 impl DecodedTcp {
@@ -72,6 +76,8 @@ impl DecodedTcp {
             payload_len: self.payload_len,
             window_scale: self.window_scale,
             has_sack: self.has_sack,
+            ttl: self.ttl,
+            ip_id: self.ip_id,
         }
     }
 }
@@ -178,7 +184,10 @@ fn decode_ipv4(d: &[u8]) -> Option<DecodedTcp> {
     let dst = IpAddr::V4(Ipv4Addr::from(be32(d, 16)?));
     // TSO captures have total_len 0: fall back to what was captured.
     let ip_payload = if total_len == 0 { d.len().saturating_sub(ihl) } else { total_len.checked_sub(ihl)? };
-    decode_tcp(src, dst, d.get(ihl..)?, ip_payload)
+    let mut t = decode_tcp(src, dst, d.get(ihl..)?, ip_payload)?;
+    t.ttl = *d.get(8)?;
+    t.ip_id = Some(be16(d, 4)?);
+    Some(t)
 }
 
 fn decode_ipv6(d: &[u8]) -> Option<DecodedTcp> {
@@ -187,6 +196,7 @@ fn decode_ipv6(d: &[u8]) -> Option<DecodedTcp> {
     }
     let payload_len = be16(d, 4)? as usize;
     let mut next = *d.get(6)?;
+    let hop_limit = *d.get(7)?;
     let src = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(d.get(8..24)?).ok()?));
     let dst = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(d.get(24..40)?).ok()?));
     let mut off = 40usize;
@@ -194,7 +204,11 @@ fn decode_ipv6(d: &[u8]) -> Option<DecodedTcp> {
     // Skip extension headers; at most a handful are legal, cap the walk anyway.
     for _ in 0..16 {
         match next {
-            6 => return decode_tcp(src, dst, d.get(off..)?, remaining),
+            6 => {
+                let mut t = decode_tcp(src, dst, d.get(off..)?, remaining)?;
+                t.ttl = hop_limit;
+                return Some(t);
+            }
             0 | 43 | 60 | 135 | 139 | 140 => {
                 let len = (*d.get(off + 1)? as usize + 1) * 8;
                 next = *d.get(off)?;
@@ -271,6 +285,8 @@ fn decode_tcp(src: IpAddr, dst: IpAddr, d: &[u8], ip_payload_len: usize) -> Opti
         has_sack,
         // An address until decode_frame makes it an offset.
         payload_at: d.as_ptr() as usize + hdr_len,
+        ttl: 0,
+        ip_id: None,
     })
 }
 
@@ -305,6 +321,7 @@ mod tests {
         assert_eq!(t.src.to_string(), "10.0.0.1:1234");
         assert_eq!(t.dst.port, 80);
         assert_eq!(t.flags, 0x02);
+        assert_eq!((t.ttl, t.ip_id), (64, Some(0)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod procmon;
 
 use crate::analysis::smb::SmbAnalyzer;
 use crate::analysis::tcp::TcpAnalyzer;
-use crate::analysis::{attribution, correlate, detect, Analysis, InputSummary, Options};
+use crate::analysis::{attribution, correlate, detect, twosided, Analysis, InputSummary, Options};
 use crate::ingest::{self, InputKind};
 
 /// Progress of a run, reported now and then.
@@ -76,6 +76,19 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether this input is (or, compressed in memory, may be) a packet capture; a cheap look at
+    /// its first bytes.
+    fn may_be_capture(&self) -> bool {
+        match self {
+            Source::File(p) => {
+                ingest::open(p).map(|o| matches!(o.kind, InputKind::Pcap | InputKind::PcapNg)).unwrap_or(false)
+            }
+            Source::Memory { bytes, .. } => {
+                bytes.starts_with(&[0x1f, 0x8b]) || matches!(ingest::sniff(bytes), InputKind::Pcap | InputKind::PcapNg)
+            }
+        }
+    }
+
     fn name(&self) -> PathBuf {
         match self {
             Source::File(p) => p.clone(),
@@ -95,6 +108,8 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
     let mut analysis = Analysis::default();
     let mut next_conn_id = 0u64;
     let count = sources.len();
+    // Per-packet facts for matching are kept only when a second capture is given.
+    let keep_packet_facts = sources.iter().filter(|s| s.may_be_capture()).count() > 1;
     // Process Monitor CSVs wait for every other input: their clock is aligned against them.
     let mut pending_csv = Vec::new();
     progress.phase(Phase::Reading);
@@ -108,14 +123,25 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
             continue;
         }
         let input = index as u32;
-        let summary =
-            read_one(input, index, count, source, &mut analysis, &mut next_conn_id, &mut pending_csv, progress);
+        let summary = read_one(
+            input,
+            index,
+            count,
+            source,
+            &mut analysis,
+            &mut next_conn_id,
+            &mut pending_csv,
+            progress,
+            keep_packet_facts,
+        );
         analysis.inputs.push(summary);
     }
     progress.phase(Phase::Analysing);
     procmon::finish_csvs(&mut analysis, options, pending_csv);
+    twosided::align(&mut analysis, options);
     attribution::attribute(&mut analysis);
     detect::run_all(&mut analysis, options);
+    twosided::merge_view_findings(&mut analysis);
     attribution::annotate_findings(&mut analysis);
     correlate::run(&mut analysis, options);
     correlate::attach_system_events(&mut analysis);
@@ -131,6 +157,7 @@ fn read_one(
     next_conn_id: &mut u64,
     pending_csv: &mut Vec<procmon::PendingCsv>,
     progress: &dyn ProgressSink,
+    keep_packet_facts: bool,
 ) -> InputSummary {
     let name = source.name();
     let path = name.as_path();
@@ -164,6 +191,7 @@ fn read_one(
         InputKind::Pcap | InputKind::PcapNg => {
             let mut tcp = TcpAnalyzer::new(*next_conn_id);
             let mut smb = SmbAnalyzer::new(input);
+            let mut facts = twosided::facts::Collector::new(input, keep_packet_facts);
             let mut cancelled = false;
             let (stats, error) = ingest::pcap::read_capture_with_payload(
                 input,
@@ -171,6 +199,9 @@ fn read_one(
                 opened.kind == InputKind::PcapNg,
                 &mut |seg, payload| {
                     tcp.process(&seg);
+                    if let Some(id) = tcp.conn_id_of(&seg) {
+                        facts.observe(id, &seg);
+                    }
                     smb.segment(&seg, payload);
                 },
                 &mut |_| {
@@ -182,6 +213,10 @@ fn read_one(
             let (connections, counts, evicted) = tcp.finish();
             *next_conn_id += connections.len() as u64;
             analysis.connections.extend(connections);
+            if facts.over_cap > 0 {
+                summary.extra.insert("connections_not_matchable".into(), facts.over_cap.into());
+            }
+            analysis.twosided.facts.extend(facts.finish());
             analysis.tcp.add(&counts);
             add_smb(smb, analysis, &mut summary);
             summary.link_types = stats.link_types;

@@ -34,6 +34,8 @@ pub const CONNECTION_COLUMNS: &[&str] = &[
     "last_frame",
     "pid",
     "process",
+    "seen_in",
+    "view_of",
 ];
 
 /// Columns of `findings.csv`, in order.
@@ -97,9 +99,16 @@ pub fn write_connections(a: &Analysis, w: &mut dyn Write) -> Result<()> {
         // Empty cells (nulls) where no event source named the process.
         col("pid", cs.iter().map(|c| c.pid).collect::<Vec<Option<u32>>>()),
         col("process", cs.iter().map(|c| c.process.clone()).collect::<Vec<Option<String>>>()),
+        // Two-sided captures: the inputs this connection was seen in; a view's row names its connection.
+        col("seen_in", cs.iter().map(|c| seen_in(a, c)).collect::<Vec<String>>()),
+        col("view_of", cs.iter().map(|c| a.twosided.view_of.get(&c.id).copied()).collect::<Vec<Option<u64>>>()),
     ];
     debug_assert_eq!(columns.len(), CONNECTION_COLUMNS.len());
     write_frame(columns, n, w)
+}
+
+fn seen_in(a: &Analysis, c: &crate::model::Connection) -> String {
+    a.twosided.seen_in(c).iter().map(|&i| a.input_name(i)).collect::<Vec<_>>().join(";")
 }
 
 pub fn write_findings(a: &Analysis, w: &mut dyn Write) -> Result<()> {

@@ -75,6 +75,12 @@ pub fn summary_json(a: &Analysis) -> Value {
             obj.insert("smb".into(), smb_json(a));
         }
     }
+    // Only runs that aligned several captures get the block.
+    if !a.twosided.clocks.is_empty() {
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("shared_connections".into(), crate::analysis::twosided::summary_json(a));
+        }
+    }
     out
 }
 

@@ -9,6 +9,7 @@ pub mod connection_refused;
 pub mod half_open_reuse;
 pub mod idle_reset;
 pub mod keepalive;
+pub mod middlebox_reset;
 pub mod packet_drop;
 pub mod pipe_busy;
 pub mod pipe_churn;
@@ -21,6 +22,7 @@ pub mod port_scan;
 pub mod retransmission_timeout;
 pub mod server_restart;
 pub mod stale_connection;
+pub mod suspected_middlebox_reset;
 pub mod verdicts;
 pub mod zero_window_stall;
 
@@ -74,6 +76,9 @@ pub fn run_all(analysis: &mut Analysis, options: &Options) {
             Context { analysis, options, claimed: HashMap::new(), restarts: Vec::new(), absorbed: Default::default() };
         // Most specific explanations of a reset first; a scan absorbs its probes before anything.
         findings.extend(port_scan::detect(&mut ctx));
+        // Who sent a reset comes before what it means: proven (two captures), then suspected (one).
+        findings.extend(middlebox_reset::detect(&mut ctx));
+        findings.extend(suspected_middlebox_reset::detect(&mut ctx));
         findings.extend(half_open_reuse::detect(&mut ctx));
         findings.extend(connection_refused::detect(&mut ctx));
         findings.extend(server_restart::detect(&mut ctx));

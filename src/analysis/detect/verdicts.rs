@@ -119,8 +119,16 @@ pub fn answer(ctx: &Context, findings: &[Finding], resets: &[ResetClass]) -> Vec
     });
 
     let idle = has(findings, FindingKind::IdleReset);
-    out.push(if !idle.is_empty() {
+    let injected = has(findings, FindingKind::MiddleboxReset);
+    let suspected = has(findings, FindingKind::SuspectedMiddleboxReset);
+    out.push(if !injected.is_empty() {
+        yes("middlebox_idle_timeout", &injected)
+    } else if !idle.is_empty() {
         yes("middlebox_idle_timeout", &idle)
+    } else if !suspected.is_empty() {
+        let mut v = yes("middlebox_idle_timeout", &suspected);
+        v.answer = "unknown"; // one capture: a capture at the other end would prove it
+        v
     } else {
         no(
             "middlebox_idle_timeout",
