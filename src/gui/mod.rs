@@ -6,6 +6,7 @@
 pub mod app;
 pub mod details;
 pub mod export;
+pub mod fields;
 pub mod findings;
 pub mod lanes;
 pub mod loader;
