@@ -18,6 +18,10 @@ pub struct DetailsAction {
     pub open_pipe: Option<(usize, Option<usize>)>,
     /// Log line (index in `Analysis::log_events`) to show.
     pub open_log: Option<usize>,
+    /// Save the finding's evidence as pcapng.
+    pub save_evidence: bool,
+    /// Save the evidence and open it in Wireshark at the evidence frame.
+    pub open_wireshark: bool,
 }
 
 pub fn show_finding(
@@ -73,6 +77,18 @@ pub fn show_finding(
         if ui.button("Copy Wireshark filter").on_hover_text("Paste into Wireshark's display filter bar").clicked() {
             act.copy = Some(f.wireshark_filter.clone());
         }
+    }
+    if !f.evidence.is_empty() || !f.connections.is_empty() {
+        ui.horizontal(|ui| {
+            let save = ui.button("Save evidence as pcapng").on_hover_text(
+                "A small pcapng with this finding's connections; its evidence frames carry a comment naming the finding",
+            );
+            act.save_evidence = save.clicked();
+            let open = ui
+                .button("Open in Wireshark")
+                .on_hover_text("Saves the evidence and starts Wireshark at the evidence frame (wireshark -r FILE -g FRAME)");
+            act.open_wireshark = open.clicked();
+        });
     }
     if let Some((pipe, opens)) = pipe_opens {
         ui.add_space(6.0);
