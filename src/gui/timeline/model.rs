@@ -108,7 +108,8 @@ pub struct TimelineModel {
     /// Global row of each connection (index in `Analysis::connections`).
     pub conn_row: Vec<u32>,
     pub conn_end: Vec<EndKind>,
-    pub conn_index: HashMap<u64, usize>,
+    /// Connection id → index; foldhash, as the TCP table: a million entries are built per load.
+    pub conn_index: HashMap<u64, usize, foldhash::fast::RandomState>,
     pub pipe_lanes: Vec<PipeLane>,
     pub log_lanes: Vec<LogLane>,
     pub system: SystemLane,
@@ -173,7 +174,7 @@ impl TimelineModel {
             end = origin.after(1_000_000);
         }
 
-        let mut by_server: HashMap<Endpoint, Vec<u32>> = HashMap::new();
+        let mut by_server: HashMap<Endpoint, Vec<u32>, foldhash::fast::RandomState> = HashMap::default();
         for (i, c) in a.connections.iter().enumerate() {
             by_server.entry(c.server).or_default().push(i as u32);
         }
