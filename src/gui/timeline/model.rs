@@ -57,8 +57,8 @@ pub struct Lane {
 }
 
 /// One packed row of connection bars, sorted by start. Bars never overlap, so the ends are
-/// sorted too: a frame finds the first visible bar, and the end of a run of bars merged into
-/// one pixel, by binary search, and a run's colour is the minimum of a contiguous byte slice.
+/// sorted too: a frame finds the first visible bar, and the last bar starting in a pixel
+/// column, by binary search, and a run's colour is the minimum of a contiguous byte slice.
 /// Times are copied here (not read from the connections) so a frame touches only these arrays.
 #[derive(Default)]
 pub struct BarRow {

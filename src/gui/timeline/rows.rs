@@ -227,7 +227,7 @@ pub fn header(shapes: &mut Vec<Shape>, visuals: &Visuals, left: f32, right: f32,
     shapes.push(Shape::rect_filled(row_rect, CornerRadius::ZERO, visuals.faint_bg_color));
 }
 
-/// Bars merged while closer than a pixel.
+/// One mark: a bar, or the bars starting in one pixel column.
 struct Run {
     x0: f32,
     x1: f32,
@@ -264,10 +264,11 @@ fn partition(lo: usize, hi: usize, pred: &impl Fn(usize) -> bool) -> usize {
 
 /// One packed row of connection bars. Returns the connection under the pointer, if any.
 ///
-/// Level of detail: bars closer than a pixel merge into one run coloured by the worst ending in
-/// it. A run's end is found by galloping search over the row's sorted starts, and its colour is
-/// the minimum over a byte slice, so a frame costs O(runs × log) per row, not O(connections):
-/// at the whole-capture view a row of 100,000 bars is at most a few thousand runs.
+/// Level of detail: bars narrower than a pixel are aggregated per pixel column, one mark coloured
+/// by the worst ending among the bars starting in it; wider bars are drawn on their own. A column's
+/// last bar is found by galloping search over the row's sorted starts and its colour is the minimum
+/// over a byte slice, so a frame costs O(columns × log) per row, not O(connections): at the
+/// whole-capture view a row of 500,000 bars is at most one mark per pixel.
 pub fn connections(
     cx: &Ctx<'_>,
     lane: &Lane,
@@ -287,21 +288,25 @@ pub fn connections(
     let mut k = r.end[..n].partition_point(|&e| e < t_lo);
     while k < n && r.start[k] <= t_hi {
         let x0 = axis.x_of(r.start[k]).max(left);
-        let mut x1 = x_end(k);
-        let mut j = k + 1;
-        // Take every bar starting within a pixel of the run's end; each step crosses a pixel or
-        // takes a bar wider than one.
-        loop {
-            let limit = x1 + 1.0;
-            let step = gallop(n - j, |q| axis.x_of(r.start[j + q]) <= limit);
-            if step == 0 {
-                break;
-            }
-            j += step;
-            x1 = x1.max(x_end(j - 1));
+        let x1 = x_end(k);
+        if x1 - x0 >= 1.0 {
+            // A bar a pixel wide or more is drawn on its own.
+            let run = Run { x0, x1, worst: EndKind::ALL[r.kind[k] as usize], count: 1, first: r.items[k] };
+            flush_run(shapes, mesh, a, &run, bar, axis);
+            k += 1;
+            continue;
+        }
+        // Bars narrower than a pixel: all of those starting in this pixel column become one mark
+        // coloured by the worst ending among them, so a reset among thousands still shows.
+        let col = x0.floor();
+        let mut j = k + gallop(n - k, |q| axis.x_of(r.start[k + q]) < col + 1.0).max(1);
+        // Bars never overlap, so only the column's last bar can be wide: it keeps its own colour.
+        if j - 1 > k && x_end(j - 1) - axis.x_of(r.start[j - 1]) >= 1.0 {
+            j -= 1;
         }
         let worst = r.kind[k..j].iter().copied().min().map(|w| EndKind::ALL[w as usize]).unwrap_or(EndKind::Other);
-        let run = Run { x0, x1, worst, count: (j - k) as u32, first: r.items[k] };
+        // Contiguous columns make a continuous bar; the last bar may reach further.
+        let run = Run { x0: col, x1: x_end(j - 1).max(col + 1.0), worst, count: (j - k) as u32, first: r.items[k] };
         flush_run(shapes, mesh, a, &run, bar, axis);
         k = j;
     }
@@ -340,7 +345,7 @@ fn flush_run(shapes: &mut Vec<Shape>, mesh: &mut egui::Mesh, a: &Analysis, r: &R
 const MAX_OUTLINES: usize = 5_000;
 
 /// Outlines of the selected connection and the selected finding's connections, drawn over the
-/// (possibly merged) bars so a highlighted connection stays visible at any zoom.
+/// (possibly aggregated) bars so a highlighted connection stays visible at any zoom.
 pub fn connection_outlines(cx: &Ctx<'_>, hl: &Highlights<'_>, scroll_y: f32, shapes: &mut Vec<Shape>) {
     let (a, model, plot) = (cx.a, cx.model, cx.axis.plot);
     let select_color = cx.visuals.strong_text_color();
@@ -501,6 +506,52 @@ pub fn gutter(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Connection, Endpoint};
+
+    /// 200,000 back-to-back connections in one row over 400 pixels: the row is drawn as at most a
+    /// run per pixel, the one reset among them keeps its colour, and hover finds the bar under it.
+    #[test]
+    fn a_row_of_many_bars_draws_per_pixel_and_keeps_the_worst_ending() {
+        let n = 200_000u64;
+        let server = Endpoint { ip: "10.0.0.1".parse().unwrap(), port: 445 };
+        let client = Endpoint { ip: "10.0.0.2".parse().unwrap(), port: 50000 };
+        let mut a = Analysis::default();
+        for i in 0..n {
+            let mut c = Connection::opened(i, 0, i, client, server, i as i64 * 1000, i);
+            c.last_ts = i as i64 * 1000 + 900;
+            c.state = if i == 123_457 { "RSTR".into() } else { "SF".into() };
+            a.connections.push(c);
+        }
+        let model = TimelineModel::build(&a);
+        let lane = model.lanes.iter().find(|l| matches!(l.kind, super::super::LaneKind::TcpServer(_))).unwrap();
+        assert_eq!(lane.rows.len(), 1, "back-to-back connections share a row");
+        let plot = Rect::from_min_max(Pos2::new(0.0, 0.0), Pos2::new(400.0, 100.0));
+        let axis = TimeAxis::new(model.origin, 0.0, model.span_ns(), plot);
+        let visuals = Visuals::dark();
+        let row_rect = Rect::from_min_max(Pos2::new(0.0, 0.0), Pos2::new(400.0, ROW_HEIGHT));
+        let reset_x = axis.x_of(a.connections[123_457].first_ts);
+        let cx = Ctx {
+            a: &a,
+            model: &model,
+            axis,
+            visuals: &visuals,
+            tz: TimeZoneMode::Utc,
+            pointer: Some(Pos2::new(reset_x, 8.0)),
+        };
+        let (mut shapes, mut mesh) = (Vec::new(), egui::Mesh::default());
+        let hovered = connections(&cx, lane, 0, row_rect, &mut shapes, &mut mesh);
+        let rects = mesh.vertices.len() / 4 + shapes.len();
+        assert!(rects <= 402, "{rects} rects for 400 pixels");
+        let (red, green) =
+            (EndKind::ServerReset.color().gamma_multiply(0.85), EndKind::Graceful.color().gamma_multiply(0.85));
+        let reds = mesh.vertices.iter().filter(|v| v.color == red).count() / 4;
+        let greens = mesh.vertices.iter().filter(|v| v.color == green).count() / 4;
+        assert_eq!(reds, 1, "one red pixel column for the reset");
+        assert!(greens >= 398, "the other columns stay green: {greens}");
+        let i = hovered.expect("a bar under the pointer");
+        let (s, e) = (a.connections[i].first_ts, a.connections[i].last_ts);
+        assert!((axis.x_of(s) - 3.0..=axis.x_of(e).max(axis.x_of(s) + 2.0) + 3.0).contains(&reset_x));
+    }
 
     #[test]
     fn gallop_finds_where_a_prefix_ends() {
