@@ -723,6 +723,13 @@ fn lanes_name_the_process_and_procmon_tcp_events_are_on_the_timeline() {
     let s = h.state().session().expect("session");
     assert_eq!(s.model.system.tcp_events.last().copied(), Some(tcp_events as u32));
     assert_eq!(s.model.system.ts.len(), a.system_events.len(), "every event is on the lane");
+    // The connection details name the process too.
+    let ci = a.connections.iter().position(|c| c.pid == Some(4120)).expect("an attributed connection");
+    h.state_mut().select_connection(ci);
+    h.run();
+    h.get_by_label("Connection details").click();
+    h.run();
+    h.get_by_label("w3wp.exe (4120)");
 }
 
 /// Pipes say where they were seen: an SMB capture's pipes (opened over the network) and a
@@ -747,5 +754,14 @@ fn pipe_lanes_name_their_source_and_server_process() {
     }
     use app::analysis::pipes::PipeSource;
     assert!(a.pipes.iter().any(|p| p.source == PipeSource::Smb), "the SMB capture's pipes");
-    assert!(a.pipes.iter().any(|p| p.source == PipeSource::Procmon), "the ProcMon log's pipes");
+    let pm = a.pipes.iter().position(|p| p.source == PipeSource::Procmon).expect("the ProcMon log's pipes");
+    // The pipe details say where it was seen and name its server.
+    h.state_mut().select_pipe(pm, None);
+    h.run();
+    h.get_by_label("procmon");
+    if let Some(server) =
+        app::gui::fields::pipe_server(&a.pipes[pm]).and_then(|(pid, name)| app::gui::fields::process_label(pid, name))
+    {
+        h.get_by_label(&server);
+    }
 }

@@ -222,6 +222,9 @@ pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZone
             ui.end_row();
         };
         row("input", a.input_name(c.input).to_string());
+        if let Some(p) = super::fields::conn_owner(c).and_then(|(pid, name)| super::fields::process_label(pid, name)) {
+            row("process", p);
+        }
         row("state / history", format!("{}  {}", c.state, c.history));
         row("first", timefmt::format_full(c.first_ts, tz));
         row("last", timefmt::format_full(c.last_ts, tz));
@@ -412,8 +415,13 @@ pub fn show_pipe(
             ui.end_row();
         };
         row("input", a.input_name(p.input).to_string());
-        row("server pid", p.server_pid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()));
-        row("client pids", p.client_pids.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "));
+        row("seen in", super::fields::pipe_source(p).name().to_string());
+        let server = super::fields::pipe_server(p).and_then(|(pid, name)| super::fields::process_label(pid, name));
+        row("server", server.unwrap_or_else(|| "-".into()));
+        let name = |pid: u32| {
+            super::fields::process_label(Some(pid), super::fields::pipe_process_name(p, pid)).unwrap_or_default()
+        };
+        row("clients", p.client_pids.iter().map(|&x| name(x)).collect::<Vec<_>>().join(", "));
         row(
             "opens",
             format!(
