@@ -493,3 +493,276 @@ fn big_pipe_and_log_lanes_stay_fast() {
     eprintln!("zoomed out, 20k opens + 1M log lines: {per_frame:?} per frame (debug build)");
     assert!(per_frame < Duration::from_millis(1500), "frames too slow: {per_frame:?}");
 }
+
+/// Steps frames until the hand-off threads are done (the UI keeps running meanwhile).
+fn wait_handoff(h: &mut Harness<'static, GuiApp>) -> app::gui::app::Message {
+    let start = Instant::now();
+    h.step();
+    while h.state().handoff_running() {
+        assert!(start.elapsed() < Duration::from_secs(60), "hand-off did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+        h.step();
+    }
+    h.run();
+    h.state().status_line().cloned().expect("a status line")
+}
+
+/// Loads a capture, selects the first finding (in display order) with capture evidence and shows
+/// its details; hand-off files go to `dir`.
+fn finding_selected(name: &str, dir: &Path) -> Option<(Harness<'static, GuiApp>, Finding)> {
+    let mut h = loaded_with_finding(name)?;
+    h.state_mut().dialogs = app::gui::handoff::Dialogs::Folder(dir.to_path_buf());
+    let a = h.state().analysis().expect("analysis").clone();
+    let fi = findings::display_order(&a)
+        .into_iter()
+        .find(|&i| !a.findings[i].evidence.is_empty() && !a.findings[i].connections.is_empty())
+        .expect("a finding with capture evidence");
+    h.get_by_label(&findings::row_label(&a.findings[fi])).click();
+    h.run();
+    Some((h, a.findings[fi].clone()))
+}
+
+/// Packets and the 1-based frames carrying a comment, read back with tshark when it is there.
+fn commented_frames(path: &Path) -> Option<Vec<u64>> {
+    let out = std::process::Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(path)
+        .args(["-Y", "frame.comment", "-T", "fields", "-e", "frame.number"])
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "tshark -r {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().expect("frame number")).collect())
+}
+
+#[test]
+fn save_evidence_button_writes_the_findings_pcapng() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some((mut h, f)) = finding_selected("zeek_tcp_rst-inject-rae.pcap", dir.path()) else { return };
+    h.get_by_label("Save evidence as pcapng").click();
+    let status = wait_handoff(&mut h);
+    eprintln!("status: {}", status.text);
+    let path = dir.path().join(app::report::evidence::file_name(&f));
+    assert!(!status.error, "{}", status.text);
+    assert!(status.text.contains(&path.display().to_string()), "status names the file: {}", status.text);
+    let bytes = std::fs::read(&path).expect("evidence file");
+    assert!(bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]), "a pcapng");
+    let first = app::gui::handoff::first_commented_frame(&path).expect("readable").expect("a commented frame");
+    assert!(status.text.contains(&format!("evidence at frame {first}")), "{}", status.text);
+    if let Some(frames) = commented_frames(&path) {
+        eprintln!("tshark: commented frames {frames:?}, finding evidence {:?}", f.evidence);
+        // Wireshark sees the finding's evidence frames as commented, the first one where we say.
+        assert_eq!(frames.first(), Some(&first), "tshark frame.comment");
+        assert!(!frames.is_empty() && frames.len() <= f.evidence.len(), "{frames:?} vs {:?}", f.evidence);
+    }
+    h.get_by_label_contains("Saved evidence of finding");
+}
+
+#[test]
+fn open_in_wireshark_without_wireshark_says_where_the_evidence_is() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let empty = tempfile::tempdir().expect("temp dir");
+    let Some((mut h, f)) = finding_selected("zeek_tcp_rst-inject-rae.pcap", dir.path()) else { return };
+    h.state_mut().wireshark_search_path = Some(std::env::join_paths([empty.path()]).expect("path"));
+    h.get_by_label("Open in Wireshark").click();
+    let status = wait_handoff(&mut h);
+    let path = dir.path().join(app::report::evidence::file_name(&f));
+    assert!(!status.error, "{}", status.text);
+    assert!(status.text.starts_with("Wireshark is not on PATH"), "{}", status.text);
+    assert!(status.text.contains(&path.display().to_string()), "status says where: {}", status.text);
+    assert!(path.is_file(), "evidence saved at {}", path.display());
+    h.get_by_label_contains("Wireshark is not on PATH");
+}
+
+#[cfg(unix)]
+#[test]
+fn open_in_wireshark_starts_wireshark_at_the_evidence_frame() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = tempfile::tempdir().expect("temp dir");
+    let args_file = bin.path().join("args.txt");
+    // A stand-in for Wireshark that records how it was started.
+    let script = bin.path().join("wireshark");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}.tmp'\nmv '{0}.tmp' '{0}'\n", args_file.display()),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let Some((mut h, f)) = finding_selected("zeek_tcp_rst-inject-rae.pcap", dir.path()) else { return };
+    h.state_mut().wireshark_search_path = Some(std::env::join_paths([bin.path()]).expect("path"));
+    h.get_by_label("Open in Wireshark").click();
+    let status = wait_handoff(&mut h);
+    assert!(!status.error && status.text.starts_with("Started Wireshark"), "{}", status.text);
+    let start = Instant::now();
+    while !args_file.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the stand-in was not started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let args: Vec<String> = std::fs::read_to_string(&args_file).expect("args").lines().map(String::from).collect();
+    let path = dir.path().join(app::report::evidence::file_name(&f));
+    let frame = app::gui::handoff::first_commented_frame(&path).expect("readable").expect("a commented frame");
+    assert_eq!(args, vec!["-r".to_string(), path.display().to_string(), "-g".into(), frame.to_string()]);
+}
+
+#[test]
+fn export_report_button_writes_the_html_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(mut h) = loaded_with_finding("zeek_tcp_rst-inject-rae.pcap") else { return };
+    h.state_mut().dialogs = app::gui::handoff::Dialogs::Folder(dir.path().to_path_buf());
+    h.get_by_label("Export report").click();
+    let status = wait_handoff(&mut h);
+    let path = dir.path().join("ipcscope-report.html");
+    assert!(!status.error, "{}", status.text);
+    assert!(status.text.contains(&path.display().to_string()), "{}", status.text);
+    let html = std::fs::read_to_string(&path).expect("report");
+    // The same bytes the batch mode's --html writes.
+    let mut batch = Vec::new();
+    app::report::html::write_html(h.state().analysis().expect("analysis"), &mut batch).expect("html");
+    assert_eq!(html.as_bytes(), &batch[..]);
+    let a = h.state().analysis().expect("analysis");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains(a.findings[0].kind.name()));
+}
+
+#[derive(Debug)]
+struct Dropped(PathBuf);
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_dropped_folder_loads_the_inputs_inside_it() {
+    let Some(corpus) = corpus() else { return };
+    let names = ["cs_tcp_refuseconnection.pcapng", "zeek_tcp_rst-inject-rae.pcap"];
+    // The case folder links to the corpus files (nothing copied), plus a file that is not an input.
+    let case = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(case.path().join("server")).expect("mkdir");
+    let linked = [case.path().join(names[0]), case.path().join("server").join(names[1])];
+    #[cfg(unix)]
+    for (name, link) in names.iter().zip(&linked) {
+        std::os::unix::fs::symlink(corpus.join("pcap").join(name), link).expect("symlink");
+    }
+    #[cfg(not(unix))]
+    for (name, link) in names.iter().zip(&linked) {
+        std::fs::copy(corpus.join("pcap").join(name), link).expect("copy");
+    }
+    std::fs::write(case.path().join("notes.docx"), b"ticket notes").expect("write");
+    let mut h = harness(GuiApp::new(Vec::new()));
+    h.run();
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(case.path().to_path_buf())));
+    wait_loaded(&mut h);
+    assert_eq!(h.state().files(), &linked[..], "the folder's inputs, sorted, the other file left out");
+    // The same findings as the files listed by name.
+    let by_name = app::pipeline::analyze_paths(&linked, &app::analysis::Options::default(), &app::pipeline::NoProgress);
+    let a = h.state().analysis().expect("analysis");
+    let key = |a: &Analysis| a.findings.iter().map(|f| (f.kind, f.summary.clone())).collect::<Vec<_>>();
+    assert_eq!(key(a), key(&by_name));
+    assert_eq!(a.inputs.len(), 2);
+    assert!(a.inputs.iter().all(|i| i.error.is_none()), "{:?}", a.inputs);
+}
+
+/// ProcMon TCP Connect events for the stale-connection sample's connections, made by w3wp.exe
+/// (4120): the lanes name the process and the events are on the timeline.
+#[test]
+fn lanes_name_the_process_and_procmon_tcp_events_are_on_the_timeline() {
+    use app::ingest::procmon::writer::{write_csv, WriterEvent, WriterOp};
+    let pcap = sample("stale_connection.pcap");
+    let cap = app::pipeline::analyze_paths(
+        std::slice::from_ref(&pcap),
+        &app::analysis::Options::default(),
+        &app::pipeline::NoProgress,
+    );
+    let conns: Vec<_> = cap.connections.iter().filter(|c| c.client_syn > 0).collect();
+    assert!(!conns.is_empty());
+    let events: Vec<WriterEvent> = conns
+        .iter()
+        .map(|c| WriterEvent {
+            ts: c.first_ts,
+            pid: 4120,
+            tid: 1,
+            process: "w3wp.exe".into(),
+            op: WriterOp::Tcp {
+                op: 5,
+                local: std::net::SocketAddr::new(c.client.ip, c.client.port),
+                remote: std::net::SocketAddr::new(c.server.ip, c.server.port),
+                length: 0,
+            },
+            path: String::new(),
+            status: 0,
+        })
+        .collect();
+    let mut csv = Vec::new();
+    write_csv(&mut csv, &events, 0).expect("write");
+    let a = app::pipeline::analyze_sources(
+        vec![
+            app::pipeline::Source::Memory { name: "server_procmon.csv".into(), bytes: csv },
+            app::pipeline::Source::Memory {
+                name: "stale_connection.pcap".into(),
+                bytes: std::fs::read(&pcap).unwrap(),
+            },
+        ],
+        &Default::default(),
+        &app::pipeline::NoProgress,
+    );
+    assert!(a.connections.iter().any(|c| c.pid == Some(4120)), "attribution joined the ProcMon owners");
+    let tcp_events = a.system_events.iter().filter(|e| e.kind.starts_with("procmon_tcp")).count();
+    assert_eq!(tcp_events, conns.len(), "one timeline event per TCP Connect");
+    let mut h = harness(GuiApp::new(Vec::new()));
+    h.state_mut().set_analysis(a.clone());
+    h.run();
+    let lanes = h.state().lanes();
+    let server = conns[0].server;
+    let lane = lanes.iter().find(|l| l.id == format!("tcp:{server}")).expect("the server's lane");
+    eprintln!("lane: {}; system lane: {:?}", lane.label, lanes.iter().find(|l| l.id == "system").map(|l| &l.label));
+    assert!(lane.label.contains("w3wp.exe (4120)"), "{}", lane.label);
+    let system = lanes.iter().find(|l| l.id == "system").expect("the Windows events lane");
+    assert!(system.label.contains(&format!("{tcp_events} TCP")), "{}", system.label);
+    let s = h.state().session().expect("session");
+    assert_eq!(s.model.system.tcp_events.last().copied(), Some(tcp_events as u32));
+    assert_eq!(s.model.system.ts.len(), a.system_events.len(), "every event is on the lane");
+    // The connection details name the process too.
+    let ci = a.connections.iter().position(|c| c.pid == Some(4120)).expect("an attributed connection");
+    h.state_mut().select_connection(ci);
+    h.run();
+    h.get_by_label("Connection details").click();
+    h.run();
+    h.get_by_label("w3wp.exe (4120)");
+}
+
+/// Pipes say where they were seen: an SMB capture's pipes (opened over the network) and a
+/// Process Monitor log's pipes name their source in the lane.
+#[test]
+fn pipe_lanes_name_their_source_and_server_process() {
+    let mut h = harness(GuiApp::new(vec![sample("smb_samba_pipes.pcap"), sample("procmon_pipes_busy_storm.pml")]));
+    wait_loaded(&mut h);
+    let a = h.state().analysis().expect("analysis").clone();
+    let lanes = h.state().lanes();
+    for (pi, p) in a.pipes.iter().enumerate() {
+        eprintln!("pipe {pi} lane: {:?}", lanes.iter().find(|l| l.id == format!("pipe:{}", p.name)).map(|l| &l.label));
+        let lane = lanes.iter().find(|l| l.id == format!("pipe:{}", p.name)).expect("a lane per pipe");
+        let src = p.source.name();
+        assert!(lane.label.contains(&format!("[{src}]")), "pipe {pi} from {src}: {}", lane.label);
+        if let (Some(pid), Some(name)) =
+            (p.server_pid, app::gui::fields::pipe_process_name(p, p.server_pid.unwrap_or(0)))
+        {
+            let shown = app::gui::fields::process_label(Some(pid), Some(name)).unwrap();
+            assert!(lane.label.contains(&format!("server {shown}")), "{}", lane.label);
+        }
+    }
+    use app::analysis::pipes::PipeSource;
+    assert!(a.pipes.iter().any(|p| p.source == PipeSource::Smb), "the SMB capture's pipes");
+    let pm = a.pipes.iter().position(|p| p.source == PipeSource::Procmon).expect("the ProcMon log's pipes");
+    // The pipe details say where it was seen and name its server.
+    h.state_mut().select_pipe(pm, None);
+    h.run();
+    h.get_by_label("procmon");
+    if let Some(server) =
+        app::gui::fields::pipe_server(&a.pipes[pm]).and_then(|(pid, name)| app::gui::fields::process_label(pid, name))
+    {
+        h.get_by_label(&server);
+    }
+}

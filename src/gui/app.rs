@@ -7,6 +7,7 @@ use std::time::Duration;
 use eframe::egui;
 
 use super::export::{self, Table};
+use super::handoff::{self, Dialogs, Task};
 use super::loader::{LoadJob, LoadOutcome};
 pub use super::selection::DetailsFocus;
 use super::selection::Selection;
@@ -56,6 +57,14 @@ pub struct GuiApp {
     last_copied: Option<String>,
     recent: Vec<String>,
     hover_text: Option<String>,
+    /// Hand-offs running on their threads (evidence, Wireshark, report).
+    tasks: Vec<Task>,
+    /// The last hand-off's outcome, shown in the status bar.
+    status: Option<Message>,
+    /// Where hand-off files go: native dialogs, or a fixed folder (tests).
+    pub dialogs: Dialogs,
+    /// Where to look for `wireshark` (a PATH-like list); `None` is the process's `PATH`.
+    pub wireshark_search_path: Option<std::ffi::OsString>,
 }
 
 impl Default for GuiApp {
@@ -81,6 +90,10 @@ impl GuiApp {
             last_copied: None,
             recent: Vec::new(),
             hover_text: None,
+            tasks: Vec::new(),
+            status: None,
+            dialogs: Dialogs::Native,
+            wireshark_search_path: None,
         }
     }
 
@@ -94,9 +107,10 @@ impl GuiApp {
         }
     }
 
-    /// Adds inputs to the session; the analysis re-runs over all of them on one clock.
+    /// Adds inputs to the session; the analysis re-runs over all of them on one clock. A folder
+    /// adds the inputs inside it (`loader::input_files`).
     pub fn open_files(&mut self, paths: Vec<PathBuf>) {
-        self.pending.extend(paths);
+        self.pending.extend(super::loader::input_files(paths));
     }
 
     /// Starts a fresh, empty session.
@@ -122,7 +136,7 @@ impl GuiApp {
     }
 
     pub fn analysis(&self) -> Option<&Analysis> {
-        self.session.as_ref().map(|s| &s.analysis)
+        self.session.as_ref().map(|s| &*s.analysis)
     }
 
     pub fn session(&self) -> Option<&Session> {
@@ -330,6 +344,80 @@ impl GuiApp {
         }
     }
 
+    /// The status line of the last hand-off (evidence, Wireshark, report).
+    pub fn status_line(&self) -> Option<&Message> {
+        self.status.as_ref()
+    }
+
+    /// Whether a hand-off is still running on its thread.
+    pub fn handoff_running(&self) -> bool {
+        !self.tasks.is_empty()
+    }
+
+    fn start_task(
+        &mut self,
+        what: String,
+        ctx: Option<egui::Context>,
+        work: impl FnOnce() -> handoff::Outcome + Send + 'static,
+    ) {
+        self.status = Some(Message { error: false, text: format!("{what}…") });
+        self.tasks.push(Task::spawn(what, ctx, work));
+    }
+
+    fn finding_subset(&mut self, index: usize) -> Option<Analysis> {
+        let s = self.session.as_ref()?;
+        let subset = handoff::evidence_subset(&s.analysis, index, &|id| s.model.conn_index.get(&id).copied());
+        if subset.is_none() {
+            self.status = Some(Message { error: true, text: "Select a finding first.".into() });
+        }
+        subset
+    }
+
+    /// "Save evidence as pcapng" for finding `index` (index in `Analysis::findings`): asks where,
+    /// then writes it on a thread; the outcome is the status line.
+    pub fn save_evidence(&mut self, index: usize, ctx: Option<egui::Context>) {
+        let Some(subset) = self.finding_subset(index) else { return };
+        let dialogs = self.dialogs.clone();
+        self.start_task("Saving evidence".into(), ctx, move || handoff::save_evidence_task(subset, dialogs));
+    }
+
+    /// "Open in Wireshark" for finding `index`: saves its evidence and starts
+    /// `wireshark -r FILE -g FRAME`, or says in the status line where the file is when Wireshark
+    /// is not on the search path.
+    pub fn open_in_wireshark(&mut self, index: usize, ctx: Option<egui::Context>) {
+        let Some(subset) = self.finding_subset(index) else { return };
+        let dialogs = self.dialogs.clone();
+        let search = self.wireshark_search_path.clone().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+        self.start_task("Opening in Wireshark".into(), ctx, move || handoff::wireshark_task(subset, dialogs, search));
+    }
+
+    /// "Export report": the HTML report of the whole session, written on a thread.
+    pub fn export_report(&mut self, ctx: Option<egui::Context>) {
+        let Some(a) = self.session.as_ref().map(|s| s.analysis.clone()) else {
+            self.status = Some(Message { error: true, text: "Nothing to export: no inputs loaded.".into() });
+            return;
+        };
+        let dialogs = self.dialogs.clone();
+        self.start_task("Exporting the report".into(), ctx, move || handoff::report_task(a, dialogs));
+    }
+
+    /// Collects finished hand-offs into the status line.
+    fn poll_tasks(&mut self, ctx: &egui::Context) {
+        let mut i = 0;
+        while i < self.tasks.len() {
+            match self.tasks[i].poll() {
+                Some(o) => {
+                    self.tasks.swap_remove(i);
+                    self.status = Some(Message { error: o.error, text: o.text });
+                }
+                None => i += 1,
+            }
+        }
+        if !self.tasks.is_empty() {
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
+    }
+
     /// Draws the whole app.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
@@ -343,6 +431,7 @@ impl GuiApp {
             }
         }
         self.poll_loading(&ctx);
+        self.poll_tasks(&ctx);
 
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
         if !self.errors().is_empty() || !self.messages.is_empty() {

@@ -18,6 +18,10 @@ pub struct DetailsAction {
     pub open_pipe: Option<(usize, Option<usize>)>,
     /// Log line (index in `Analysis::log_events`) to show.
     pub open_log: Option<usize>,
+    /// Save the finding's evidence as pcapng.
+    pub save_evidence: bool,
+    /// Save the evidence and open it in Wireshark at the evidence frame.
+    pub open_wireshark: bool,
 }
 
 pub fn show_finding(
@@ -73,6 +77,18 @@ pub fn show_finding(
         if ui.button("Copy Wireshark filter").on_hover_text("Paste into Wireshark's display filter bar").clicked() {
             act.copy = Some(f.wireshark_filter.clone());
         }
+    }
+    if !f.evidence.is_empty() || !f.connections.is_empty() {
+        ui.horizontal(|ui| {
+            let save = ui.button("Save evidence as pcapng").on_hover_text(
+                "A small pcapng with this finding's connections; its evidence frames carry a comment naming the finding",
+            );
+            act.save_evidence = save.clicked();
+            let open = ui
+                .button("Open in Wireshark")
+                .on_hover_text("Saves the evidence and starts Wireshark at the evidence frame (wireshark -r FILE -g FRAME)");
+            act.open_wireshark = open.clicked();
+        });
     }
     if let Some((pipe, opens)) = pipe_opens {
         ui.add_space(6.0);
@@ -206,6 +222,9 @@ pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZone
             ui.end_row();
         };
         row("input", a.input_name(c.input).to_string());
+        if let Some(p) = super::fields::conn_owner(c).and_then(|(pid, name)| super::fields::process_label(pid, name)) {
+            row("process", p);
+        }
         row("state / history", format!("{}  {}", c.state, c.history));
         row("first", timefmt::format_full(c.first_ts, tz));
         row("last", timefmt::format_full(c.last_ts, tz));
@@ -397,8 +416,13 @@ pub fn show_pipe(
             ui.end_row();
         };
         row("input", a.input_name(p.input).to_string());
-        row("server pid", p.server_pid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()));
-        row("client pids", p.client_pids.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "));
+        row("seen in", super::fields::pipe_source(p).name().to_string());
+        let server = super::fields::pipe_server(p).and_then(|(pid, name)| super::fields::process_label(pid, name));
+        row("server", server.unwrap_or_else(|| "-".into()));
+        let name = |pid: u32| {
+            super::fields::process_label(Some(pid), super::fields::pipe_process_name(p, pid)).unwrap_or_default()
+        };
+        row("clients", p.client_pids.iter().map(|&x| name(x)).collect::<Vec<_>>().join(", "));
         row(
             "opens",
             format!(

@@ -21,6 +21,8 @@ pub const COLOR_LOG_WARNING: Color32 = Color32::from_rgb(235, 175, 30);
 pub const COLOR_SYS_CRASH: Color32 = Color32::from_rgb(225, 60, 55);
 pub const COLOR_SYS_PIPE: Color32 = Color32::from_rgb(170, 120, 230);
 pub const COLOR_SYS_OTHER: Color32 = Color32::from_rgb(80, 170, 220);
+/// Socket events (Process Monitor TCP Connect/Accept/Disconnect, tcpip events).
+pub const COLOR_SYS_TCP: Color32 = Color32::from_rgb(60, 190, 150);
 
 /// One named pipe's lane data.
 pub struct PipeLane {
@@ -72,6 +74,16 @@ impl PipeLane {
             not_found,
             other,
         }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        (self.h_ts.capacity() + self.ts.capacity()) * 8
+            + (self.h_val.capacity()
+                + self.idx.capacity()
+                + self.busy.capacity()
+                + self.not_found.capacity()
+                + self.other.capacity())
+                * 4
     }
 
     /// Open client handles at `t` (the last change at or before it).
@@ -127,6 +139,12 @@ impl LogLane {
         }
     }
 
+    pub fn heap_bytes(&self) -> usize {
+        self.name.capacity()
+            + self.ts.capacity() * 8
+            + (self.idx.capacity() + self.errors.capacity() + self.by_line.capacity()) * 4
+    }
+
     /// The event at `line` of this file, if it is an error/warning line.
     pub fn event_at_line(&self, a: &Analysis, line: u64) -> Option<usize> {
         let k = self.by_line.partition_point(|&i| a.log_events[i as usize].line < line);
@@ -143,6 +161,13 @@ pub struct SystemLane {
     /// Prefix count of crash-like records (length n + 1).
     pub crashes: Vec<u32>,
     pub pipe_events: Vec<u32>,
+    /// Prefix count of socket events (ProcMon `TCP Connect` and the like).
+    pub tcp_events: Vec<u32>,
+}
+
+/// A socket event: ProcMon's `procmon_tcp_*` records, tcpip events.
+pub fn is_tcp(kind: &str) -> bool {
+    kind.contains("tcp")
 }
 
 pub fn is_crash(kind: &str) -> bool {
@@ -155,17 +180,26 @@ impl SystemLane {
         order.sort_by_key(|&i| (a.system_events[i as usize].ts, i));
         let mut crashes = vec![0u32; order.len() + 1];
         let mut pipe_events = vec![0u32; order.len() + 1];
+        let mut tcp_events = vec![0u32; order.len() + 1];
         for (k, &i) in order.iter().enumerate() {
             let kind = a.system_events[i as usize].kind.name();
             crashes[k + 1] = crashes[k] + u32::from(is_crash(kind));
             pipe_events[k + 1] = pipe_events[k] + u32::from(kind.starts_with("pipe"));
+            tcp_events[k + 1] = tcp_events[k] + u32::from(is_tcp(kind));
         }
         SystemLane {
             ts: order.iter().map(|&i| a.system_events[i as usize].ts).collect(),
             idx: order,
             crashes,
             pipe_events,
+            tcp_events,
         }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.ts.capacity() * 8
+            + (self.idx.capacity() + self.crashes.capacity() + self.pipe_events.capacity() + self.tcp_events.capacity())
+                * 4
     }
 }
 
@@ -244,6 +278,8 @@ pub fn system_color(kind: &str) -> Color32 {
         COLOR_SYS_CRASH
     } else if kind.starts_with("pipe") {
         COLOR_SYS_PIPE
+    } else if is_tcp(kind) {
+        COLOR_SYS_TCP
     } else {
         COLOR_SYS_OTHER
     }

@@ -6,7 +6,9 @@
 pub mod app;
 pub mod details;
 pub mod export;
+pub mod fields;
 pub mod findings;
+pub mod handoff;
 pub mod lanes;
 pub mod loader;
 pub mod selection;

@@ -38,7 +38,8 @@ impl EndKind {
     ];
 
     pub fn of(c: &Connection) -> EndKind {
-        match c.state.as_str() {
+        let (client_rst, server_rst) = super::fields::conn_rst(c);
+        match super::fields::conn_state(c) {
             "REJ" => EndKind::Refused,
             "RSTR" | "RSTRH" => EndKind::ServerReset,
             "RSTO" | "RSTOS0" => EndKind::ClientAbort,
@@ -46,8 +47,8 @@ impl EndKind {
             "S0" => EndKind::NoReply,
             "S1" => EndKind::Open,
             "S2" | "S3" | "SH" | "SHR" => EndKind::HalfClosed,
-            _ if c.server_rst > 0 => EndKind::ServerReset,
-            _ if c.client_rst > 0 => EndKind::ClientAbort,
+            _ if server_rst > 0 => EndKind::ServerReset,
+            _ if client_rst > 0 => EndKind::ClientAbort,
             _ => EndKind::Other,
         }
     }

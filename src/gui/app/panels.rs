@@ -57,6 +57,13 @@ impl GuiApp {
                     }
                 });
             });
+            if ui
+                .add_enabled(has, egui::Button::new("Export report"))
+                .on_hover_text("One self-contained HTML file for the ticket: findings, answers, inputs")
+                .clicked()
+            {
+                self.export_report(Some(ui.ctx().clone()));
+            }
             ui.separator();
             ui.label("Time:");
             ui.selectable_value(&mut self.tz, TimeZoneMode::Utc, "UTC");
@@ -140,6 +147,17 @@ impl GuiApp {
                 None => {
                     ui.label("Loading…");
                 }
+            }
+            if !self.tasks.is_empty() {
+                ui.separator();
+                ui.spinner();
+                let what: Vec<&str> = self.tasks.iter().map(|t| t.what.as_str()).collect();
+                ui.label(format!("{}…", what.join(", ")));
+            } else if let Some(m) = &self.status {
+                ui.separator();
+                let red = style::severity_color(crate::model::Severity::Error);
+                let text = if m.error { RichText::new(&m.text).color(red) } else { RichText::new(&m.text) };
+                ui.label(text);
             }
             if let Some(h) = &self.hover_text {
                 ui.separator();
@@ -245,6 +263,14 @@ impl GuiApp {
         }
         if let Some(li) = action.open_log {
             self.select_log_event(li);
+        }
+        if let Some(fi) = self.sel.finding {
+            if action.save_evidence {
+                self.save_evidence(fi, Some(ui.ctx().clone()));
+            }
+            if action.open_wireshark {
+                self.open_in_wireshark(fi, Some(ui.ctx().clone()));
+            }
         }
     }
 

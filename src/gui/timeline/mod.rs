@@ -1,10 +1,10 @@
 //! The timeline: one shared time axis with lanes for named pipes (handle graph and opens), text
 //! logs, Windows events, and one lane per TCP server endpoint with a bar per connection.
 //!
-//! Built to stay smooth with 100k connections: connections are packed into non-overlapping rows
-//! once per analysis (so ends are sorted within a row and the first visible bar is a binary
-//! search away), only visible rows are walked, and bars closer than a pixel are merged into one
-//! bar coloured by the worst ending in it.
+//! Built to stay smooth with a million connections: connections are packed into non-overlapping
+//! rows once per analysis (so ends are sorted within a row and the first visible bar is a binary
+//! search away), only visible rows are walked, and bars narrower than a pixel are aggregated per
+//! pixel column into one mark coloured by the worst ending among them.
 //!
 //! [`model`] is the layout (built once per analysis), [`view`] the user's window, input and the frame,
 //! [`rows`] paints each kind of row and [`ruler`] the time ruler: painters are plain functions from a

@@ -5,13 +5,15 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use super::short_pipe;
+use crate::analysis::pipes::PipeSource;
 use crate::analysis::Analysis;
+use crate::gui::fields;
 use crate::gui::lanes::{LogLane, PipeLane, SystemLane};
 use crate::gui::style::EndKind;
 use crate::model::{Endpoint, TsArith, UtcNs};
 
-/// What a lane groups. Named pipes and log files get their own variants; the drawing code
-/// dispatches on this enum only in `item_span`/`item_end`, so a new kind is a few match arms.
+/// What a lane groups. Named pipes and log files get their own variants; a new kind is a
+/// variant here, its rows in `RowRef`, and a painter in `rows`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LaneKind {
     /// A named pipe; the index is in `TimelineModel::pipe_lanes`.
@@ -50,8 +52,28 @@ pub struct Lane {
     pub kind: LaneKind,
     pub label: String,
     pub items: usize,
-    /// Item indices per packed row, sorted by start; items in a row never overlap.
-    pub rows: Vec<Vec<u32>>,
+    /// Packed rows of bars; items in a row never overlap.
+    pub rows: Vec<BarRow>,
+}
+
+/// One packed row of connection bars, sorted by start. Bars never overlap, so the ends are
+/// sorted too: a frame finds the first visible bar, and the last bar starting in a pixel
+/// column, by binary search, and a run's colour is the minimum of a contiguous byte slice.
+/// Times are copied here (not read from the connections) so a frame touches only these arrays.
+#[derive(Default)]
+pub struct BarRow {
+    /// Index in `Analysis::connections`.
+    pub items: Vec<u32>,
+    pub start: Vec<UtcNs>,
+    pub end: Vec<UtcNs>,
+    /// `EndKind as u8`: lower is worse, so the worst of a run is the minimum.
+    pub kind: Vec<u8>,
+}
+
+impl BarRow {
+    fn bytes(&self) -> usize {
+        self.items.capacity() * 4 + self.start.capacity() * 8 + self.end.capacity() * 8 + self.kind.capacity()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +108,8 @@ pub struct TimelineModel {
     /// Global row of each connection (index in `Analysis::connections`).
     pub conn_row: Vec<u32>,
     pub conn_end: Vec<EndKind>,
-    pub conn_index: HashMap<u64, usize>,
+    /// Connection id → index; foldhash, as the TCP table: a million entries are built per load.
+    pub conn_index: HashMap<u64, usize, foldhash::fast::RandomState>,
     pub pipe_lanes: Vec<PipeLane>,
     pub log_lanes: Vec<LogLane>,
     pub system: SystemLane,
@@ -151,7 +174,7 @@ impl TimelineModel {
             end = origin.after(1_000_000);
         }
 
-        let mut by_server: HashMap<Endpoint, Vec<u32>> = HashMap::new();
+        let mut by_server: HashMap<Endpoint, Vec<u32>, foldhash::fast::RandomState> = HashMap::default();
         for (i, c) in a.connections.iter().enumerate() {
             by_server.entry(c.server).or_default().push(i as u32);
         }
@@ -164,18 +187,17 @@ impl TimelineModel {
         for (i, pl) in pipe_lanes.iter().enumerate() {
             let p = &a.pipes[pl.pipe];
             let failed = p.busy + p.not_found + p.other_failures;
-            lanes.push(Lane {
-                label: format!(
-                    "pipe {}  ({} opens, {} failed, max {} handles)",
-                    short_pipe(&p.name),
-                    p.opens,
-                    failed,
-                    p.max_concurrent
-                ),
-                kind: LaneKind::Pipe(i as u32),
-                items: p.events.len(),
-                rows: Vec::new(),
-            });
+            let mut label = format!("pipe {}", short_pipe(&p.name));
+            // ETW is the usual source; the others are said, SMB pipes being opened from other hosts.
+            match fields::pipe_source(p) {
+                PipeSource::Etw => {}
+                src => label.push_str(&format!(" [{}]", src.name())),
+            }
+            if let Some(server) = fields::pipe_server(p).and_then(|(pid, name)| fields::process_label(pid, name)) {
+                label.push_str(&format!("  server {server}"));
+            }
+            label.push_str(&format!("  ({} opens, {failed} failed, max {} handles)", p.opens, p.max_concurrent));
+            lanes.push(Lane { label, kind: LaneKind::Pipe(i as u32), items: p.events.len(), rows: Vec::new() });
         }
         for (i, l) in log_lanes.iter().enumerate() {
             lanes.push(Lane {
@@ -187,20 +209,41 @@ impl TimelineModel {
         }
         if !a.system_events.is_empty() {
             lanes.push(Lane {
-                label: format!("Windows events  ({})", a.system_events.len()),
+                label: {
+                    let tcp = system.tcp_events.last().copied().unwrap_or(0);
+                    if tcp > 0 {
+                        format!("Windows events  ({}, {tcp} TCP)", a.system_events.len())
+                    } else {
+                        format!("Windows events  ({})", a.system_events.len())
+                    }
+                },
                 kind: LaneKind::System,
                 items: a.system_events.len(),
                 rows: Vec::new(),
             });
         }
+        let conn_end: Vec<EndKind> = a.connections.iter().map(EndKind::of).collect();
         for (server, mut items) in servers {
-            items.sort_by_key(|&i| (a.connections[i as usize].first_ts, i));
-            let rows = pack_rows(&items, |i| {
-                let c = &a.connections[i as usize];
-                (c.first_ts, c.last_ts)
-            });
+            items.sort_by_key(|&i| (fields::conn_span(&a.connections[i as usize]).0, i));
+            let packed = pack_rows(&items, |i| fields::conn_span(&a.connections[i as usize]));
+            let rows: Vec<BarRow> = packed
+                .into_iter()
+                .map(|row| {
+                    let spans = row.iter().map(|&i| fields::conn_span(&a.connections[i as usize]));
+                    BarRow {
+                        start: spans.clone().map(|s| s.0).collect(),
+                        end: spans.map(|s| s.1.max(s.0)).collect(),
+                        kind: row.iter().map(|&i| conn_end[i as usize] as u8).collect(),
+                        items: row,
+                    }
+                })
+                .collect();
+            let owner = lane_owner(a, &items);
             lanes.push(Lane {
-                label: format!("{server}  ({})", items.len()),
+                label: match owner {
+                    Some(p) => format!("{server}  {p}  ({})", items.len()),
+                    None => format!("{server}  ({})", items.len()),
+                },
                 kind: LaneKind::TcpServer(server),
                 items: items.len(),
                 rows,
@@ -235,7 +278,7 @@ impl TimelineModel {
             }
             for (ri, row) in lane.rows.iter().enumerate() {
                 let global = rows.len() as u32;
-                for &item in row {
+                for &item in &row.items {
                     if let LaneKind::TcpServer(_) = lane.kind {
                         conn_row[item as usize] = global;
                     }
@@ -249,7 +292,7 @@ impl TimelineModel {
             lanes,
             rows,
             conn_row,
-            conn_end: a.connections.iter().map(EndKind::of).collect(),
+            conn_end,
             conn_index: a.connections.iter().enumerate().map(|(i, c)| (c.id, i)).collect(),
             pipe_lane_of: {
                 let mut v = vec![None; a.pipes.len()];
@@ -272,21 +315,46 @@ impl TimelineModel {
         self.end.since(self.origin) as f64
     }
 
-    pub(super) fn item_span(&self, a: &Analysis, lane: &Lane, item: u32) -> (UtcNs, UtcNs) {
-        match lane.kind {
-            LaneKind::TcpServer(_) => {
-                a.connections.get(item as usize).map(|c| (c.first_ts, c.last_ts)).unwrap_or((0, 0))
-            }
-            _ => (0, 0),
-        }
+    /// Heap bytes the view keeps for this analysis (layout, bars, lanes), for the benchmark's
+    /// bytes-per-connection figure. Approximate for the hash map (entries plus control bytes).
+    pub fn heap_bytes(&self) -> usize {
+        let lanes: usize = self
+            .lanes
+            .iter()
+            .map(|l| {
+                std::mem::size_of::<Lane>()
+                    + l.label.capacity()
+                    + l.rows.capacity() * std::mem::size_of::<BarRow>()
+                    + l.rows.iter().map(BarRow::bytes).sum::<usize>()
+            })
+            .sum();
+        let index = self.conn_index.capacity() * (std::mem::size_of::<(u64, usize)>() + 1);
+        lanes
+            + index
+            + self.rows.capacity() * std::mem::size_of::<RowRef>()
+            + self.conn_row.capacity() * 4
+            + self.conn_end.capacity() * std::mem::size_of::<EndKind>()
+            + self.pipe_lanes.iter().map(PipeLane::heap_bytes).sum::<usize>()
+            + self.log_lanes.iter().map(LogLane::heap_bytes).sum::<usize>()
+            + self.system.heap_bytes()
     }
+}
 
-    pub(super) fn item_end(&self, lane: &Lane, item: u32) -> EndKind {
-        match lane.kind {
-            LaneKind::TcpServer(_) => self.conn_end.get(item as usize).copied().unwrap_or(EndKind::Other),
-            _ => EndKind::Other,
+/// The process most of a lane's connections belong to (`w3wp.exe (4120)`, `+2` when others are
+/// there too), when event sources named any.
+fn lane_owner(a: &Analysis, items: &[u32]) -> Option<String> {
+    let mut counts: HashMap<(Option<u32>, Option<&str>), u32> = HashMap::new();
+    for &i in items {
+        if let Some(o) = fields::conn_owner(&a.connections[i as usize]) {
+            // Bounded: a lane naming thousands of client processes shows the most common anyway.
+            if counts.len() < 4096 || counts.contains_key(&o) {
+                *counts.entry(o).or_default() += 1;
+            }
         }
     }
+    let (&(pid, name), _) = counts.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0)))?;
+    let label = fields::process_label(pid, name)?;
+    Some(if counts.len() > 1 { format!("{label} +{}", counts.len() - 1) } else { label })
 }
 
 /// Greedy interval packing: each item goes to the row that freed up earliest, else a new row.

@@ -193,6 +193,8 @@ pub fn system_marks(cx: &Ctx<'_>, sl: &SystemLane, row_rect: Rect, shapes: &mut 
             lanes::COLOR_SYS_CRASH
         } else if sl.pipe_events[j] > sl.pipe_events[i] {
             lanes::COLOR_SYS_PIPE
+        } else if sl.tcp_events[j] > sl.tcp_events[i] {
+            lanes::COLOR_SYS_TCP
         } else {
             lanes::COLOR_SYS_OTHER
         };
@@ -225,85 +227,99 @@ pub fn header(shapes: &mut Vec<Shape>, visuals: &Visuals, left: f32, right: f32,
     shapes.push(Shape::rect_filled(row_rect, CornerRadius::ZERO, visuals.faint_bg_color));
 }
 
-/// Bars merged while closer than a pixel.
+/// One mark: a bar, or the bars starting in one pixel column.
 struct Run {
     x0: f32,
     x1: f32,
     worst: EndKind,
     count: u32,
     first: u32,
-    highlighted: bool,
-    selected: bool,
+}
+
+/// First position in `0..=n` where `pred` turns false (`pred` true on a prefix), searching
+/// outward from 0 first: a run usually takes a few bars, so this costs O(log step), not O(log n).
+fn gallop(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let mut bound = 1;
+    while bound <= n && pred(bound - 1) {
+        bound *= 2;
+    }
+    // `pred` holds below `bound / 2`; the turn is in `bound / 2 .. min(bound, n)`.
+    let lo = bound / 2;
+    lo + partition(lo, bound.min(n), &pred)
+}
+
+/// First position in `lo..hi` where `pred` turns false, minus `lo`.
+fn partition(lo: usize, hi: usize, pred: &impl Fn(usize) -> bool) -> usize {
+    let (mut a, mut b) = (lo, hi);
+    while a < b {
+        let m = a + (b - a) / 2;
+        if pred(m) {
+            a = m + 1;
+        } else {
+            b = m;
+        }
+    }
+    a - lo
 }
 
 /// One packed row of connection bars. Returns the connection under the pointer, if any.
+///
+/// Level of detail: bars narrower than a pixel are aggregated per pixel column, one mark coloured
+/// by the worst ending among the bars starting in it; wider bars are drawn on their own. A column's
+/// last bar is found by galloping search over the row's sorted starts and its colour is the minimum
+/// over a byte slice, so a frame costs O(columns × log) per row, not O(connections): at the
+/// whole-capture view a row of 500,000 bars is at most one mark per pixel.
 pub fn connections(
     cx: &Ctx<'_>,
     lane: &Lane,
     row: u32,
     row_rect: Rect,
-    hl: &Highlights<'_>,
     shapes: &mut Vec<Shape>,
     mesh: &mut egui::Mesh,
 ) -> Option<usize> {
-    let (a, model, plot) = (cx.a, cx.model, cx.axis.plot);
-    let (t_lo, t_hi) = (cx.axis.lo(), cx.axis.hi());
-    let select_color = cx.visuals.strong_text_color();
-    let highlight = style::highlight(cx.visuals);
-    let items = &lane.rows[row as usize];
-    // Ends are sorted within a row, so the first visible item is a binary search away.
-    let start = items.partition_point(|&it| model.item_span(a, lane, it).1 < t_lo);
+    let (a, plot, axis) = (cx.a, cx.axis.plot, &cx.axis);
+    let Some(r) = lane.rows.get(row as usize) else { return None };
+    let n = r.items.len().min(r.start.len()).min(r.end.len()).min(r.kind.len());
+    let (t_lo, t_hi) = (axis.lo(), axis.hi());
     let bar = Rect::from_min_max(Pos2::new(0.0, row_rect.top() + 3.0), Pos2::new(0.0, row_rect.bottom() - 3.0));
-    let mut hovered = None;
-    let mut run: Option<Run> = None;
-    for &item in &items[start..] {
-        let (s, e) = model.item_span(a, lane, item);
-        if s > t_hi {
-            break;
+    let (left, right) = (plot.left() - 4.0, plot.right() + 4.0);
+    let x_end = |i: usize| axis.x_of(r.end[i]).min(right);
+    // Ends are sorted within a row, so the first visible bar is a binary search away.
+    let mut k = r.end[..n].partition_point(|&e| e < t_lo);
+    while k < n && r.start[k] <= t_hi {
+        let x0 = axis.x_of(r.start[k]).max(left);
+        let x1 = x_end(k);
+        if x1 - x0 >= 1.0 {
+            // A bar a pixel wide or more is drawn on its own.
+            let run = Run { x0, x1, worst: EndKind::ALL[r.kind[k] as usize], count: 1, first: r.items[k] };
+            flush_run(shapes, mesh, a, &run, bar, axis);
+            k += 1;
+            continue;
         }
-        let (x0, x1) = (cx.axis.x_of(s).max(plot.left() - 4.0), cx.axis.x_of(e).min(plot.right() + 4.0));
-        let idx = item as usize;
-        let highlighted = hl.finding_connections.binary_search(&idx).is_ok();
-        let selected = hl.selected_connection == Some(idx);
-        let end = model.item_end(lane, item);
-        if let Some(p) = cx.pointer {
-            if p.y >= row_rect.top() && p.y < row_rect.bottom() && p.x >= x0 - 3.0 && p.x <= x1.max(x0 + 2.0) + 3.0 {
-                hovered = Some(idx);
-            }
+        // Bars narrower than a pixel: all of those starting in this pixel column become one mark
+        // coloured by the worst ending among them, so a reset among thousands still shows.
+        let col = x0.floor();
+        let mut j = k + gallop(n - k, |q| axis.x_of(r.start[k + q]) < col + 1.0).max(1);
+        // Bars never overlap, so only the column's last bar can be wide: it keeps its own colour.
+        if j - 1 > k && x_end(j - 1) - axis.x_of(r.start[j - 1]) >= 1.0 {
+            j -= 1;
         }
-        match run.as_mut() {
-            Some(r) if x0 <= r.x1 + 1.0 => {
-                r.x1 = r.x1.max(x1);
-                r.worst = r.worst.min(end);
-                r.count += 1;
-                r.highlighted |= highlighted;
-                r.selected |= selected;
-            }
-            _ => {
-                if let Some(r) = run.take() {
-                    flush_run(shapes, mesh, a, &r, bar, &cx.axis, select_color, highlight);
-                }
-                run = Some(Run { x0, x1, worst: end, count: 1, first: item, highlighted, selected });
-            }
-        }
+        let worst = r.kind[k..j].iter().copied().min().map(|w| EndKind::ALL[w as usize]).unwrap_or(EndKind::Other);
+        // Contiguous columns make a continuous bar; the last bar may reach further.
+        let run = Run { x0: col, x1: x_end(j - 1).max(col + 1.0), worst, count: (j - k) as u32, first: r.items[k] };
+        flush_run(shapes, mesh, a, &run, bar, axis);
+        k = j;
     }
-    if let Some(r) = run.take() {
-        flush_run(shapes, mesh, a, &r, bar, &cx.axis, select_color, highlight);
-    }
-    hovered
+    // The bar under the pointer: the last one starting left of it, if it reaches the pointer.
+    let p = cx.pointer_in_row(row_rect)?;
+    let last = r.start[..n].partition_point(|&s| axis.x_of(s) <= p.x + 3.0);
+    (last.saturating_sub(2)..last).rev().find_map(|i| {
+        let (x0, x1) = (axis.x_of(r.start[i]).max(left), x_end(i));
+        (p.x >= x0 - 3.0 && p.x <= x1.max(x0 + 2.0) + 3.0).then_some(r.items[i] as usize)
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn flush_run(
-    shapes: &mut Vec<Shape>,
-    mesh: &mut egui::Mesh,
-    a: &Analysis,
-    r: &Run,
-    bar: Rect,
-    axis: &TimeAxis,
-    select_color: Color32,
-    highlight: Color32,
-) {
+fn flush_run(shapes: &mut Vec<Shape>, mesh: &mut egui::Mesh, a: &Analysis, r: &Run, bar: Rect, axis: &TimeAxis) {
     let x1 = r.x1.max(r.x0 + 2.0);
     let rect = Rect::from_x_y_ranges(r.x0..=x1, bar.y_range());
     let mut color = r.worst.color();
@@ -313,21 +329,45 @@ fn flush_run(
     }
     // Thin bars go into one plain mesh (no rounding, no anti-aliasing): zoomed out there are
     // thousands of them and tessellating each as a shape would dominate the frame.
-    let radius = if rect.width() > 6.0 { CornerRadius::same(2) } else { CornerRadius::ZERO };
     if rect.width() > 6.0 {
-        shapes.push(Shape::rect_filled(rect, radius, color));
+        shapes.push(Shape::rect_filled(rect, CornerRadius::same(2), color));
     } else {
         mesh.add_colored_rect(rect, color);
-    }
-    if r.selected {
-        shapes.push(Shape::rect_stroke(rect.expand(2.0), radius, Stroke::new(2.0, select_color), StrokeKind::Outside));
-    } else if r.highlighted {
-        shapes.push(Shape::rect_stroke(rect.expand(1.5), radius, Stroke::new(1.5, highlight), StrokeKind::Outside));
     }
     if r.count == 1 && x1 - r.x0 >= MARKS_MIN_WIDTH {
         if let Some(c) = a.connections.get(r.first as usize) {
             packet_marks(shapes, c, rect, axis);
         }
+    }
+}
+
+/// Most highlighted connections outlined per frame (a finding may list thousands).
+const MAX_OUTLINES: usize = 5_000;
+
+/// Outlines of the selected connection and the selected finding's connections, drawn over the
+/// (possibly aggregated) bars so a highlighted connection stays visible at any zoom.
+pub fn connection_outlines(cx: &Ctx<'_>, hl: &Highlights<'_>, scroll_y: f32, shapes: &mut Vec<Shape>) {
+    let (a, model, plot) = (cx.a, cx.model, cx.axis.plot);
+    let select_color = cx.visuals.strong_text_color();
+    let highlight = style::highlight(cx.visuals);
+    let selected = hl.selected_connection.into_iter().map(|i| (i, true));
+    let found = hl.finding_connections.iter().take(MAX_OUTLINES).map(|&i| (i, false));
+    for (idx, is_selected) in found.chain(selected) {
+        let (Some(c), Some(&row)) = (a.connections.get(idx), model.conn_row.get(idx)) else { continue };
+        let y = plot.top() + row as f32 * ROW_HEIGHT - scroll_y;
+        if y + ROW_HEIGHT < plot.top() || y > plot.bottom() {
+            continue;
+        }
+        let (s, e) = crate::gui::fields::conn_span(c);
+        let x0 = cx.axis.x_of(s).max(plot.left() - 4.0);
+        let x1 = cx.axis.x_of(e).min(plot.right() + 4.0).max(x0 + 2.0);
+        if x1 < plot.left() || x0 > plot.right() {
+            continue;
+        }
+        let rect = Rect::from_min_max(Pos2::new(x0, y + 3.0), Pos2::new(x1, y + ROW_HEIGHT - 3.0));
+        let radius = if rect.width() > 6.0 { CornerRadius::same(2) } else { CornerRadius::ZERO };
+        let (width, color, grow) = if is_selected { (2.0, select_color, 2.0) } else { (1.5, highlight, 1.5) };
+        shapes.push(Shape::rect_stroke(rect.expand(grow), radius, Stroke::new(width, color), StrokeKind::Outside));
     }
 }
 
@@ -459,6 +499,66 @@ pub fn gutter(
             ));
             let label = painter.layout_no_wrap(lane.label.clone(), label_font.clone(), text_color);
             shapes.push(Shape::galley(Pos2::new(rect.left() + 4.0, y + 1.0), label, text_color));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Connection, Endpoint};
+
+    /// 200,000 back-to-back connections in one row over 400 pixels: the row is drawn as at most a
+    /// run per pixel, the one reset among them keeps its colour, and hover finds the bar under it.
+    #[test]
+    fn a_row_of_many_bars_draws_per_pixel_and_keeps_the_worst_ending() {
+        let n = 200_000u64;
+        let server = Endpoint { ip: "10.0.0.1".parse().unwrap(), port: 445 };
+        let client = Endpoint { ip: "10.0.0.2".parse().unwrap(), port: 50000 };
+        let mut a = Analysis::default();
+        for i in 0..n {
+            let mut c = Connection::opened(i, 0, i, client, server, i as i64 * 1000, i);
+            c.last_ts = i as i64 * 1000 + 900;
+            c.state = if i == 123_457 { "RSTR".into() } else { "SF".into() };
+            a.connections.push(c);
+        }
+        let model = TimelineModel::build(&a);
+        let lane = model.lanes.iter().find(|l| matches!(l.kind, super::super::LaneKind::TcpServer(_))).unwrap();
+        assert_eq!(lane.rows.len(), 1, "back-to-back connections share a row");
+        let plot = Rect::from_min_max(Pos2::new(0.0, 0.0), Pos2::new(400.0, 100.0));
+        let axis = TimeAxis::new(model.origin, 0.0, model.span_ns(), plot);
+        let visuals = Visuals::dark();
+        let row_rect = Rect::from_min_max(Pos2::new(0.0, 0.0), Pos2::new(400.0, ROW_HEIGHT));
+        let reset_x = axis.x_of(a.connections[123_457].first_ts);
+        let cx = Ctx {
+            a: &a,
+            model: &model,
+            axis,
+            visuals: &visuals,
+            tz: TimeZoneMode::Utc,
+            pointer: Some(Pos2::new(reset_x, 8.0)),
+        };
+        let (mut shapes, mut mesh) = (Vec::new(), egui::Mesh::default());
+        let hovered = connections(&cx, lane, 0, row_rect, &mut shapes, &mut mesh);
+        let rects = mesh.vertices.len() / 4 + shapes.len();
+        assert!(rects <= 402, "{rects} rects for 400 pixels");
+        let (red, green) =
+            (EndKind::ServerReset.color().gamma_multiply(0.85), EndKind::Graceful.color().gamma_multiply(0.85));
+        let reds = mesh.vertices.iter().filter(|v| v.color == red).count() / 4;
+        let greens = mesh.vertices.iter().filter(|v| v.color == green).count() / 4;
+        assert_eq!(reds, 1, "one red pixel column for the reset");
+        assert!(greens >= 398, "the other columns stay green: {greens}");
+        let i = hovered.expect("a bar under the pointer");
+        let (s, e) = (a.connections[i].first_ts, a.connections[i].last_ts);
+        assert!((axis.x_of(s) - 3.0..=axis.x_of(e).max(axis.x_of(s) + 2.0) + 3.0).contains(&reset_x));
+    }
+
+    #[test]
+    fn gallop_finds_where_a_prefix_ends() {
+        for n in 0..70usize {
+            for cut in 0..=n {
+                assert_eq!(gallop(n, |i| i < cut), cut, "n {n} cut {cut}");
+            }
         }
     }
 }

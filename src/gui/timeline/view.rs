@@ -188,7 +188,7 @@ pub fn show(
             }
             RowRef::Items { lane: li, row } => {
                 let lane = &model.lanes[li as usize];
-                if let Some(i) = rows::connections(&cx, lane, row, row_rect, hl, &mut shapes, &mut bars) {
+                if let Some(i) = rows::connections(&cx, lane, row, row_rect, &mut shapes, &mut bars) {
                     hovered_item = Some(i);
                 }
                 None
@@ -201,6 +201,7 @@ pub fn show(
 
     // The thin bars go under the wide bars, outlines and marks pushed during the row loop.
     shapes.insert(first_bar_shape, Shape::mesh(bars));
+    rows::connection_outlines(&cx, hl, view.scroll_y, &mut shapes);
     rows::selection_marks(&cx, hl, view.scroll_y, &mut shapes);
 
     // Ruler and gutter are painted over the plot so bars never run under them.
