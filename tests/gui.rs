@@ -709,7 +709,7 @@ fn lanes_name_the_process_and_procmon_tcp_events_are_on_the_timeline() {
         &app::pipeline::NoProgress,
     );
     assert!(a.connections.iter().any(|c| c.pid == Some(4120)), "attribution joined the ProcMon owners");
-    let tcp_events = a.system_events.iter().filter(|e| e.kind.starts_with("procmon_tcp")).count();
+    let tcp_events = a.system_events.iter().filter(|e| e.kind.name().starts_with("procmon_tcp")).count();
     assert_eq!(tcp_events, conns.len(), "one timeline event per TCP Connect");
     let mut h = harness(GuiApp::new(Vec::new()));
     h.state_mut().set_analysis(a.clone());

@@ -31,6 +31,8 @@ pub struct InputSummary {
     pub evicted_connections: u64,
     /// Format-specific facts, typed per format; merged into this input's `summary.json` entry.
     pub extra: inputs::FormatStats,
+    /// Connections of this capture left out of two-sided matching (its bounded table was full).
+    pub connections_not_matchable: u64,
 }
 
 /// Settings the detectors take from the command line.

@@ -213,9 +213,7 @@ fn read_one(
             let (connections, counts, evicted) = tcp.finish();
             *next_conn_id += connections.len() as u64;
             analysis.connections.extend(connections);
-            if facts.over_cap > 0 {
-                summary.extra.insert("connections_not_matchable".into(), facts.over_cap.into());
-            }
+            summary.connections_not_matchable = facts.over_cap;
             analysis.twosided.facts.extend(facts.finish());
             analysis.tcp.add(&counts);
             add_smb(smb, analysis, &mut summary);

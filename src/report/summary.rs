@@ -11,7 +11,8 @@ pub fn summary_json(a: &Analysis) -> Value {
     let inputs: Vec<Value> = a
         .inputs
         .iter()
-        .map(|i| {
+        .enumerate()
+        .map(|(n, i)| {
             let mut v = json!({
                 "path": i.path,
                 "format": i.format,
@@ -25,6 +26,17 @@ pub fn summary_json(a: &Analysis) -> Value {
             });
             if let Some(obj) = v.as_object_mut() {
                 obj.extend(i.extra.to_json());
+                if i.connections_not_matchable > 0 {
+                    obj.insert("connections_not_matchable".into(), i.connections_not_matchable.into());
+                }
+                // Two-sided captures: this input's clock against the reference capture's.
+                if let Some(c) = a.twosided.clocks.iter().find(|c| c.input as usize == n) {
+                    let secs = |ns: Option<i64>| ns.map(|n| json!(n as f64 / 1e9)).unwrap_or(Value::Null);
+                    obj.insert("clock_offset_s".into(), secs(c.offset_ns));
+                    obj.insert("clock_offset_error_s".into(), secs(c.error_ns));
+                    obj.insert("offset_source".into(), c.source.name().into());
+                    obj.insert("matched_connections".into(), (c.matched_connections as u64).into());
+                }
             }
             v
         })

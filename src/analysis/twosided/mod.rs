@@ -224,14 +224,6 @@ pub fn align(analysis: &mut Analysis, options: &Options) {
         analysis.twosided.view_of.insert(p.b, p.a);
         shared.push(compare(analysis, p, aligned.contains(b)));
     }
-    for c in &clocks {
-        let extra = &mut analysis.inputs[c.input as usize].extra;
-        let secs = |ns: Option<i64>| ns.map(|n| serde_json::json!(n as f64 / 1e9)).unwrap_or(serde_json::Value::Null);
-        extra.insert("clock_offset_s".into(), secs(c.offset_ns));
-        extra.insert("clock_offset_error_s".into(), secs(c.error_ns));
-        extra.insert("offset_source".into(), c.source.name().into());
-        extra.insert("matched_connections".into(), (c.matched_connections as u64).into());
-    }
     analysis.twosided.clocks = clocks;
     analysis.twosided.shared = shared;
 }
