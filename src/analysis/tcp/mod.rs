@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::model::analysis_flags as af;
 use crate::model::tcp_flags::{ACK, FIN, RST, SYN};
-use crate::model::{Connection, Endpoint, PacketNote, Side, TcpSegment, UtcNs};
+use crate::model::{ConnState, Connection, Endpoint, History, PacketNote, Side, TcpSegment, UtcNs};
 use wireshark::{ConversationTiming, FlowState};
 use zeek::ZeekConn;
 
@@ -162,7 +162,8 @@ impl Active {
                 head: Vec::with_capacity(HEAD_PACKETS),
                 ..Connection::opened(id, seg.input, stream, client, server, seg.ts, seg.frame)
             },
-            tail: VecDeque::with_capacity(TAIL_PACKETS),
+            // Grows on demand: a short connection never fills a tail.
+            tail: VecDeque::new(),
             client_flow: FlowState::default(),
             server_flow: FlowState::default(),
             timing: ConversationTiming::default(),
@@ -172,9 +173,12 @@ impl Active {
     }
 
     fn finish(mut self) -> Connection {
-        self.conn.state = self.zeek.conn_state().to_string();
+        self.conn.state = self.zeek.conn_state();
         self.conn.history = std::mem::take(&mut self.zeek.history);
-        self.conn.tail = self.tail.into_iter().collect();
+        // Exact-size blocks: a finished connection keeps only what it holds.
+        self.conn.head.shrink_to_fit();
+        self.conn.tail = Vec::from(self.tail);
+        self.conn.tail.shrink_to_fit();
         self.conn
     }
 }
@@ -409,21 +413,27 @@ fn flip_roles(c: &mut Connection) {
     for p in c.head.iter_mut().chain(c.tail.iter_mut()) {
         p.side = p.side.other();
     }
-    let body: String = c
-        .history
-        .trim_start_matches('^')
-        .chars()
-        .map(|ch| if ch.is_ascii_uppercase() { ch.to_ascii_lowercase() } else { ch.to_ascii_uppercase() })
-        .collect();
-    c.history = if c.history.starts_with('^') { body } else { format!("^{body}") };
-    let state = match c.state.as_str() {
-        "RSTO" => "RSTR",
-        "RSTR" => "RSTO",
-        "SH" => "SHR",
-        "SHR" => "SH",
-        "S2" => "S3",
-        "S3" => "S2",
+    let h = c.history.as_str();
+    let swapped = h.trim_start_matches('^').chars().map(|ch| {
+        if ch.is_ascii_uppercase() {
+            ch.to_ascii_lowercase()
+        } else {
+            ch.to_ascii_uppercase()
+        }
+    });
+    let mut flipped = History::default();
+    if !h.starts_with('^') {
+        flipped.push('^');
+    }
+    swapped.for_each(|ch| flipped.push(ch));
+    c.history = flipped;
+    c.state = match c.state {
+        ConnState::RSTO => ConnState::RSTR,
+        ConnState::RSTR => ConnState::RSTO,
+        ConnState::SH => ConnState::SHR,
+        ConnState::SHR => ConnState::SH,
+        ConnState::S2 => ConnState::S3,
+        ConnState::S3 => ConnState::S2,
         s => s,
     };
-    c.state = state.to_string();
 }
