@@ -365,15 +365,29 @@ fn ephemeral_port(p: u16) -> bool {
 /// The first-packet guess (and Zeek's port rule) stands when nothing decides.
 pub fn assign_roles(conns: &mut [Connection]) {
     use std::collections::HashSet;
+    // Only the endpoints of connections without a handshake are ever looked up: the sets below
+    // hold those alone (a capture of a million handshakes needs none of them).
+    let wanted: HashSet<Endpoint, foldhash::fast::RandomState> =
+        conns.iter().filter(|c| c.client_syn == 0 && c.server_synack == 0).flat_map(|c| [c.client, c.server]).collect();
+    if wanted.is_empty() {
+        return;
+    }
     let mut servers: HashSet<Endpoint> = HashSet::new();
     let mut clients: HashSet<Endpoint> = HashSet::new();
     let mut peers: HashMap<Endpoint, HashSet<Endpoint>> = HashMap::new();
     for c in conns.iter() {
         if c.client_syn > 0 || c.server_synack > 0 {
-            servers.insert(c.server);
-            clients.insert(c.client);
+            if wanted.contains(&c.server) {
+                servers.insert(c.server);
+            }
+            if wanted.contains(&c.client) {
+                clients.insert(c.client);
+            }
         }
         for (a, b) in [(c.client, c.server), (c.server, c.client)] {
+            if !wanted.contains(&a) {
+                continue;
+            }
             let set = peers.entry(a).or_default();
             if set.len() < 64 {
                 set.insert(b);
