@@ -141,7 +141,13 @@ fn write_short(path: &Path, n: u64, span_s: u64, needle: bool) -> std::io::Resul
         }
         let cl = i / 1000;
         let client: Ep = ([10, 1 + (cl >> 16) as u8, (cl >> 8) as u8, cl as u8], 49152 + (i % 1000) as u16);
-        let server: Ep = ([10, 200, 0, 1 + (i % servers) as u8], 443);
+        let mut server: Ep = ([10, 200, 0, 1 + (i % servers) as u8], 443);
+        if needle && i == needle_at {
+            // A pooled connection to a backend of its own: a server that keeps accepting others
+            // while one idle connection is closed reads as server_restart (its rule: "or the server
+            // accepting again later"), which is not this incident.
+            server = ([10, 200, 1, 1], 8443);
+        }
         let (c, s) = ((i as u32).wrapping_mul(7919), (i as u32).wrapping_mul(104_729));
         o.emit(ts, client, server, c, 0, SYN, 0)?;
         o.emit(ts + 40, server, client, s, c + 1, SYN_ACK, 0)?;

@@ -451,3 +451,86 @@ fn flip_roles(c: &mut Connection) {
         s => s,
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tcp_flags::PSH;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn ep(last: u8, port: u16) -> Endpoint {
+        Endpoint { ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port }
+    }
+
+    fn seg(frame: u64, to_server: bool, seq: u32, ack: u32, flags: u8, len: u32) -> TcpSegment {
+        let (c, s) = (ep(1, 50000), ep(2, 443));
+        let (src, dst) = if to_server { (c, s) } else { (s, c) };
+        TcpSegment {
+            input: 0,
+            frame,
+            ts: 1_000_000 * frame as i64,
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            window: 1000,
+            payload_len: len,
+            window_scale: None,
+            has_sack: false,
+        }
+    }
+
+    /// A short connection closed by the server: its finished record keeps its notes in blocks of
+    /// exactly their size, and state and history without a heap block.
+    #[test]
+    fn short_connection_is_compact() {
+        let mut t = TcpAnalyzer::new(0);
+        let pkts = [
+            seg(1, true, 100, 0, SYN, 0),
+            seg(2, false, 500, 101, SYN | ACK, 0),
+            seg(3, true, 101, 501, ACK, 0),
+            seg(4, true, 101, 501, PSH | ACK, 10),
+            seg(5, false, 501, 111, PSH | ACK, 20),
+            seg(6, false, 521, 111, FIN | ACK, 0),
+            seg(7, true, 111, 522, FIN | ACK, 0),
+            seg(8, false, 522, 112, ACK, 0),
+        ];
+        for p in &pkts {
+            t.process(p);
+        }
+        let (conns, counts, _) = t.finish();
+        assert_eq!(conns.len(), 1);
+        assert_eq!(counts.tcp_frames, 8);
+        let c = &conns[0];
+        assert_eq!(c.state, "SF");
+        // Zeek: the server's first pure ACK is its last packet, so `a` comes after `F`.
+        assert_eq!(c.history, "ShADdfFa");
+        assert!(matches!(c.history, History::Inline { .. }));
+        assert_eq!((c.head.len(), c.tail.len()), (HEAD_PACKETS, 2));
+        assert_eq!((c.head.capacity(), c.tail.capacity()), (c.head.len(), c.tail.len()));
+        let frames: Vec<u64> = c.packets().map(|p| p.frame).collect();
+        assert_eq!(frames, (1..=8).collect::<Vec<u64>>());
+    }
+
+    /// A history longer than the inline buffer spills to the heap with every letter kept, and
+    /// flipping roles swaps case, the `^` marker and the directional states.
+    #[test]
+    fn long_history_spills_and_flips() {
+        let mut h = History::default();
+        let letters = "ShADadTtTtWwGgFfRrQqIiSsHh";
+        letters.chars().for_each(|ch| h.push(ch));
+        assert!(matches!(h, History::Heap(_)));
+        assert_eq!(h, letters);
+        let mut c = Connection::opened(0, 0, 0, ep(1, 50000), ep(2, 443), 0, 1);
+        c.history = h;
+        c.state = ConnState::RSTO;
+        flip_roles(&mut c);
+        assert_eq!(c.history.as_str(), format!("^{}", "sHadADtTtTwWgGfFrRqQiIsShH"));
+        assert_eq!(c.state, ConnState::RSTR);
+        flip_roles(&mut c);
+        assert_eq!(c.history, letters);
+        assert_eq!(ConnState::parse("RSTOS0"), Some(ConnState::RSTOS0));
+        assert_eq!(ConnState::parse("XX"), None);
+    }
+}
