@@ -163,8 +163,10 @@ pub struct Connection {
     pub server: Endpoint,
     pub first_ts: UtcNs,
     pub last_ts: UtcNs,
-    pub state: String,
-    pub history: String,
+    /// Zeek's `conn_state` (one byte, not a String: a finished connection must stay small).
+    pub state: ConnState,
+    /// Zeek's `history` letters, inline up to 22 letters.
+    pub history: History,
     pub client_packets: u64,
     pub server_packets: u64,
     /// TCP payload bytes.
@@ -206,8 +208,8 @@ impl Connection {
             server,
             first_ts: ts,
             last_ts: ts,
-            state: String::new(),
-            history: String::new(),
+            state: ConnState::Unset,
+            history: History::default(),
             client_packets: 0,
             server_packets: 0,
             client_bytes: 0,
@@ -238,6 +240,186 @@ impl Connection {
     }
     pub fn duration_s(&self) -> f64 {
         (self.last_ts - self.first_ts) as f64 / 1e9
+    }
+}
+
+/// Zeek's `conn_state` of a connection; `Unset` (prints empty) before the connection is finalised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ConnState {
+    #[default]
+    Unset,
+    S0,
+    S1,
+    SF,
+    REJ,
+    S2,
+    S3,
+    RSTO,
+    RSTR,
+    RSTOS0,
+    RSTRH,
+    SH,
+    SHR,
+    OTH,
+}
+
+impl ConnState {
+    const ALL: [ConnState; 14] = [
+        ConnState::Unset,
+        ConnState::S0,
+        ConnState::S1,
+        ConnState::SF,
+        ConnState::REJ,
+        ConnState::S2,
+        ConnState::S3,
+        ConnState::RSTO,
+        ConnState::RSTR,
+        ConnState::RSTOS0,
+        ConnState::RSTRH,
+        ConnState::SH,
+        ConnState::SHR,
+        ConnState::OTH,
+    ];
+
+    /// The Zeek name (`SF`, `RSTR`, …); empty for `Unset`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Unset => "",
+            ConnState::S0 => "S0",
+            ConnState::S1 => "S1",
+            ConnState::SF => "SF",
+            ConnState::REJ => "REJ",
+            ConnState::S2 => "S2",
+            ConnState::S3 => "S3",
+            ConnState::RSTO => "RSTO",
+            ConnState::RSTR => "RSTR",
+            ConnState::RSTOS0 => "RSTOS0",
+            ConnState::RSTRH => "RSTRH",
+            ConnState::SH => "SH",
+            ConnState::SHR => "SHR",
+            ConnState::OTH => "OTH",
+        }
+    }
+
+    /// The state of a Zeek name; `None` for a name Zeek does not print.
+    pub fn parse(s: &str) -> Option<ConnState> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ConnState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for ConnState {
+    fn eq(&self, o: &str) -> bool {
+        self.as_str() == o
+    }
+}
+impl PartialEq<&str> for ConnState {
+    fn eq(&self, o: &&str) -> bool {
+        self.as_str() == *o
+    }
+}
+impl PartialEq<String> for ConnState {
+    fn eq(&self, o: &String) -> bool {
+        self.as_str() == o
+    }
+}
+
+/// For fixtures: an unknown name reads as `OTH`.
+impl From<&str> for ConnState {
+    fn from(s: &str) -> Self {
+        ConnState::parse(s).unwrap_or(ConnState::OTH)
+    }
+}
+
+const HISTORY_INLINE: usize = 22;
+
+/// Zeek history letters (ASCII): inline up to 22 letters (nearly every connection), else on the heap.
+/// 24 bytes and no allocation for a normal connection, where a String cost 24 bytes plus a heap block.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum History {
+    Inline { len: u8, buf: [u8; HISTORY_INLINE] },
+    Heap(Box<str>),
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History::Inline { len: 0, buf: [0; HISTORY_INLINE] }
+    }
+}
+
+impl History {
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII is ever pushed, so the bytes are always UTF-8.
+            History::Inline { len, buf } => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
+            History::Heap(s) => s,
+        }
+    }
+
+    /// Appends one letter; a non-ASCII char is ignored (Zeek's letters are ASCII).
+    pub fn push(&mut self, ch: char) {
+        if !ch.is_ascii() {
+            return;
+        }
+        match self {
+            History::Inline { len, buf } if (*len as usize) < HISTORY_INLINE => {
+                buf[*len as usize] = ch as u8;
+                *len += 1;
+            }
+            _ => {
+                let mut s = self.as_str().to_string();
+                s.push(ch);
+                *self = History::Heap(s.into_boxed_str());
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for History {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for History {
+    fn from(s: &str) -> Self {
+        let mut h = History::default();
+        s.chars().for_each(|c| h.push(c));
+        h
+    }
+}
+
+impl PartialEq<str> for History {
+    fn eq(&self, o: &str) -> bool {
+        self.as_str() == o
+    }
+}
+impl PartialEq<&str> for History {
+    fn eq(&self, o: &&str) -> bool {
+        self.as_str() == *o
+    }
+}
+impl PartialEq<String> for History {
+    fn eq(&self, o: &String) -> bool {
+        self.as_str() == o
     }
 }
 

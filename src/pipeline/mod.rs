@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod etl;
 mod logs;
+mod pcap;
 mod procmon;
 
 use crate::analysis::smb::SmbAnalyzer;
@@ -186,47 +187,9 @@ fn read_one(
     };
     report(0);
     summary.format = opened.kind.name().to_string();
-    let gz_note = if opened.gzip { " (offset in the decompressed stream)" } else { "" };
     match opened.kind {
         InputKind::Pcap | InputKind::PcapNg => {
-            let mut tcp = TcpAnalyzer::new(*next_conn_id);
-            let mut smb = SmbAnalyzer::new(input);
-            let mut facts = twosided::facts::Collector::new(input, keep_packet_facts);
-            let mut cancelled = false;
-            let (stats, error) = ingest::pcap::read_capture_with_payload(
-                input,
-                opened.reader,
-                opened.kind == InputKind::PcapNg,
-                &mut |seg, payload| {
-                    tcp.process(&seg);
-                    if let Some(id) = tcp.conn_id_of(&seg) {
-                        facts.observe(id, &seg);
-                    }
-                    smb.segment(&seg, payload);
-                },
-                &mut |_| {
-                    report(counter.load(Ordering::Relaxed));
-                    cancelled = progress.cancelled();
-                    !cancelled
-                },
-            );
-            let (connections, counts, evicted) = tcp.finish();
-            *next_conn_id += connections.len() as u64;
-            analysis.connections.extend(connections);
-            summary.connections_not_matchable = facts.over_cap;
-            analysis.twosided.facts.extend(facts.finish());
-            analysis.tcp.add(&counts);
-            add_smb(smb, analysis, &mut summary);
-            summary.link_types = stats.link_types;
-            summary.packets = stats.packets;
-            summary.bytes = stats.bytes;
-            summary.first_ts = stats.first_ts;
-            summary.last_ts = stats.last_ts;
-            summary.evicted_connections = evicted;
-            summary.error = error.map(|e| format!("{}: damaged {e}{gz_note}", path.display()));
-            if cancelled && summary.error.is_none() {
-                summary.error = Some("loading was cancelled".into());
-            }
+            pcap::read_pcap(input, opened, path, &report, progress, analysis, next_conn_id, &mut summary, keep_packet_facts);
         }
         InputKind::Etl => {
             etl::read_etl(input, opened.reader, path, analysis, next_conn_id, &mut summary, &|| {

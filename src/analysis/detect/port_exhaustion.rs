@@ -8,7 +8,7 @@
 //! WSAEADDRINUSE 10048 / WSAENOBUFS 10055); warning when the closing rate would exhaust the range
 //! within one TIME_WAIT period. Evidence: the first SYN, the SYN at the peak, the last SYN.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::{evidence, finding, packets, when, Context};
@@ -52,7 +52,7 @@ impl PortUsage {
 
 /// The client's own FIN came before any FIN or RST from the server.
 fn client_closed_first(c: &Connection) -> bool {
-    for p in packets(c) {
+    for p in c.packets() {
         if p.flags & (FIN | RST) != 0 {
             return p.side == Side::Client && p.flags & FIN != 0;
         }
@@ -80,8 +80,8 @@ pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
     let mut out = Vec::new();
     for ((input, client), mut conns) in per_client {
         conns.sort_by_key(|c| c.first_ts);
-        // Hold intervals per port; a port reused early cut its previous TIME_WAIT short.
-        let mut per_port: HashMap<u16, Vec<(UtcNs, UtcNs)>> = HashMap::new();
+        // Hold intervals (port, open, release), grouped by port below; one vector, not one per port.
+        let mut slots: Vec<(u16, UtcNs, UtcNs)> = Vec::with_capacity(conns.len());
         let mut reused_early = false;
         let mut closed_by_client = 0;
         for c in &conns {
@@ -94,23 +94,26 @@ pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
             } else {
                 c.last_ts
             };
-            let slots = per_port.entry(c.client.port).or_default();
-            if let Some(prev) = slots.last_mut() {
-                if prev.1 > c.first_ts {
-                    reused_early = true;
-                    prev.1 = c.first_ts;
-                }
-            }
-            slots.push((c.first_ts, release));
+            slots.push((c.client.port, c.first_ts, release));
         }
-        let mut events: Vec<(UtcNs, i32)> = Vec::new();
-        for slots in per_port.values() {
-            for &(a, b) in slots {
-                events.push((a, 1));
-                events.push((b.max(a), -1));
+        // Stable: each port's intervals stay in time order. A port reused early cut its previous
+        // TIME_WAIT short.
+        slots.sort_by_key(|s| s.0);
+        let mut ports_used = 0usize;
+        for i in 0..slots.len() {
+            if i == 0 || slots[i - 1].0 != slots[i].0 {
+                ports_used += 1;
+            } else if slots[i - 1].2 > slots[i].1 {
+                reused_early = true;
+                slots[i - 1].2 = slots[i].1;
             }
         }
-        events.sort();
+        let mut events: Vec<(UtcNs, i32)> = Vec::with_capacity(slots.len() * 2);
+        for &(_, a, b) in &slots {
+            events.push((a, 1));
+            events.push((b.max(a), -1));
+        }
+        events.sort_unstable();
         let (mut held, mut peak, mut peak_at) = (0i64, 0i64, 0);
         for (t, d) in events {
             held += d as i64;
@@ -126,7 +129,7 @@ pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
         let (dlo, dhi) = ctx.options.ephemeral_range;
         let width = (hi as usize).saturating_sub(lo as usize) + 1;
         // Ports outside the configured range, used densely: the client's real range is that band.
-        let dense = per_port.len() >= MIN_CONNECTIONS && per_port.len() * 10 >= width * 9;
+        let dense = ports_used >= MIN_CONNECTIONS && ports_used * 10 >= width * 9;
         // A band inferred from a dense use of ports is the range only with evidence of pressure:
         // SYNs that stalled (retransmitted, unanswered) or the client's own 10048/10055 lines.
         let pressure = syn_stalls(&conns) > 0 || address_errors(ctx, input);

@@ -19,10 +19,20 @@ them, and let the server close first so that TIME_WAIT stays on the server.";
 
 pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     let tw = ctx.options.time_wait_s as i64 * 1_000_000_000;
+    let key = |c: &Connection| {
+        if c.client <= c.server {
+            (c.input, c.client, c.server)
+        } else {
+            (c.input, c.server, c.client)
+        }
+    };
+    // Only 4-tuples where a connection started with reused ports can pair: group those alone, not
+    // every connection of the capture.
+    let reused: std::collections::HashSet<_> =
+        ctx.analysis.connections.iter().filter(|c| c.reused_ports && c.client_syn > 0).map(key).collect();
     let mut by_tuple: BTreeMap<_, Vec<&Connection>> = BTreeMap::new();
-    for c in &ctx.analysis.connections {
-        let key = if c.client <= c.server { (c.input, c.client, c.server) } else { (c.input, c.server, c.client) };
-        by_tuple.entry(key).or_default().push(c);
+    for c in ctx.analysis.connections.iter().filter(|c| !reused.is_empty() && reused.contains(&key(c))) {
+        by_tuple.entry(key(c)).or_default().push(c);
     }
     let mut groups: BTreeMap<_, Vec<(&Connection, &Connection, bool)>> = BTreeMap::new();
     for conns in by_tuple.values() {

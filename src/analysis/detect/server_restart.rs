@@ -32,13 +32,13 @@ restart must notice the close (recv returning 0, FD_CLOSE) and reconnect; otherw
 /// The server's first FIN or RST after its SYN/ACK (if the handshake was seen), when the client
 /// had not closed before it.
 pub fn server_end(c: &Connection) -> Option<(UtcNs, u64, u8)> {
-    let ps = packets(c);
-    let from = match ps.iter().position(|p| p.side == Side::Server && p.flags & SYN != 0) {
+    // Iterators, not a packet vector: this runs on every established connection.
+    let from = match c.packets().position(|p| p.side == Side::Server && p.flags & SYN != 0) {
         Some(i) => i + 1,
         None if c.server_synack > 0 => return None, // the SYN/ACK was not kept: too long ago
         None => 0,
     };
-    for p in &ps[from..] {
+    for p in c.packets().skip(from) {
         if p.side == Side::Client && p.flags & (FIN | RST) != 0 {
             return None;
         }
@@ -51,6 +51,9 @@ pub fn server_end(c: &Connection) -> Option<(UtcNs, u64, u8)> {
 
 /// After the server's close, the client sent data that was answered by a server RST.
 fn client_kept_sending(c: &Connection, after: UtcNs) -> bool {
+    if c.server_rst == 0 {
+        return false;
+    }
     let ps = packets(c);
     ps.iter().enumerate().any(|(i, p)| {
         p.side == Side::Client
@@ -75,6 +78,10 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             .filter_map(|c| server_end(c).map(|(t, f, fl)| (t, f, fl, *c)))
             .collect();
         ends.sort_by_key(|e| e.0);
+        // First packets of this server's refused attempts, in time order: whether a cluster has
+        // refusals is then a binary search, not a scan of every connection.
+        let mut refused_at: Vec<UtcNs> = conns.iter().filter(|c| refused(c)).map(|c| c.first_ts).collect();
+        refused_at.sort_unstable();
         let mut i = 0;
         while i < ends.len() {
             let start = ends[i].0;
@@ -85,6 +92,17 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
             let cluster = &ends[i..=j];
             i = j + 1;
             let end_of_cluster = cluster.last().map(|e| e.0).unwrap_or(start);
+            // What can confirm a restart: refusals after it, a client sending on a closed connection,
+            // or (for `all_closed`) several connections with a reset among them. Without any of these
+            // the cluster is skipped before the scans below (each over all of the server's connections).
+            let from = refused_at.partition_point(|&t| t < start);
+            let may_refuse =
+                refused_at.get(from).is_some_and(|&t| t.saturating_sub(end_of_cluster) <= REFUSAL_WINDOW_NS);
+            let may_all_close = cluster.len() >= 2 && cluster.iter().any(|e| e.2 & RST != 0);
+            let stale = cluster.iter().any(|e| client_kept_sending(e.3, e.0));
+            if !may_refuse && !may_all_close && !stale {
+                continue;
+            }
 
             let refusals: Vec<&Connection> = conns
                 .iter()
@@ -93,7 +111,6 @@ pub fn detect(ctx: &mut Context) -> Vec<Finding> {
                 })
                 .copied()
                 .collect();
-            let stale = cluster.iter().any(|e| client_kept_sending(e.3, e.0));
             let open_then: Vec<&&Connection> =
                 conns.iter().filter(|c| was_established(c) && c.first_ts < start && c.last_ts >= start).collect();
             let accepted_meanwhile = conns.iter().any(|c| {

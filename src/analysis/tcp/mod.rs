@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::model::analysis_flags as af;
 use crate::model::tcp_flags::{ACK, FIN, RST, SYN};
-use crate::model::{Connection, Endpoint, PacketNote, Side, TcpSegment, UtcNs};
+use crate::model::{ConnState, Connection, Endpoint, History, PacketNote, Side, TcpSegment, UtcNs};
 use wireshark::{ConversationTiming, FlowState};
 use zeek::ZeekConn;
 
@@ -162,7 +162,8 @@ impl Active {
                 head: Vec::with_capacity(HEAD_PACKETS),
                 ..Connection::opened(id, seg.input, stream, client, server, seg.ts, seg.frame)
             },
-            tail: VecDeque::with_capacity(TAIL_PACKETS),
+            // Grows on demand: a short connection never fills a tail.
+            tail: VecDeque::new(),
             client_flow: FlowState::default(),
             server_flow: FlowState::default(),
             timing: ConversationTiming::default(),
@@ -172,9 +173,12 @@ impl Active {
     }
 
     fn finish(mut self) -> Connection {
-        self.conn.state = self.zeek.conn_state().to_string();
+        self.conn.state = self.zeek.conn_state();
         self.conn.history = std::mem::take(&mut self.zeek.history);
-        self.conn.tail = self.tail.into_iter().collect();
+        // Exact-size blocks: a finished connection keeps only what it holds.
+        self.conn.head.shrink_to_fit();
+        self.conn.tail = Vec::from(self.tail);
+        self.conn.tail.shrink_to_fit();
         self.conn
     }
 }
@@ -361,15 +365,29 @@ fn ephemeral_port(p: u16) -> bool {
 /// The first-packet guess (and Zeek's port rule) stands when nothing decides.
 pub fn assign_roles(conns: &mut [Connection]) {
     use std::collections::HashSet;
+    // Only the endpoints of connections without a handshake are ever looked up: the sets below
+    // hold those alone (a capture of a million handshakes needs none of them).
+    let wanted: HashSet<Endpoint, foldhash::fast::RandomState> =
+        conns.iter().filter(|c| c.client_syn == 0 && c.server_synack == 0).flat_map(|c| [c.client, c.server]).collect();
+    if wanted.is_empty() {
+        return;
+    }
     let mut servers: HashSet<Endpoint> = HashSet::new();
     let mut clients: HashSet<Endpoint> = HashSet::new();
     let mut peers: HashMap<Endpoint, HashSet<Endpoint>> = HashMap::new();
     for c in conns.iter() {
         if c.client_syn > 0 || c.server_synack > 0 {
-            servers.insert(c.server);
-            clients.insert(c.client);
+            if wanted.contains(&c.server) {
+                servers.insert(c.server);
+            }
+            if wanted.contains(&c.client) {
+                clients.insert(c.client);
+            }
         }
         for (a, b) in [(c.client, c.server), (c.server, c.client)] {
+            if !wanted.contains(&a) {
+                continue;
+            }
             let set = peers.entry(a).or_default();
             if set.len() < 64 {
                 set.insert(b);
@@ -409,21 +427,110 @@ fn flip_roles(c: &mut Connection) {
     for p in c.head.iter_mut().chain(c.tail.iter_mut()) {
         p.side = p.side.other();
     }
-    let body: String = c
-        .history
-        .trim_start_matches('^')
-        .chars()
-        .map(|ch| if ch.is_ascii_uppercase() { ch.to_ascii_lowercase() } else { ch.to_ascii_uppercase() })
-        .collect();
-    c.history = if c.history.starts_with('^') { body } else { format!("^{body}") };
-    let state = match c.state.as_str() {
-        "RSTO" => "RSTR",
-        "RSTR" => "RSTO",
-        "SH" => "SHR",
-        "SHR" => "SH",
-        "S2" => "S3",
-        "S3" => "S2",
+    let h = c.history.as_str();
+    let swapped = h.trim_start_matches('^').chars().map(|ch| {
+        if ch.is_ascii_uppercase() {
+            ch.to_ascii_lowercase()
+        } else {
+            ch.to_ascii_uppercase()
+        }
+    });
+    let mut flipped = History::default();
+    if !h.starts_with('^') {
+        flipped.push('^');
+    }
+    swapped.for_each(|ch| flipped.push(ch));
+    c.history = flipped;
+    c.state = match c.state {
+        ConnState::RSTO => ConnState::RSTR,
+        ConnState::RSTR => ConnState::RSTO,
+        ConnState::SH => ConnState::SHR,
+        ConnState::SHR => ConnState::SH,
+        ConnState::S2 => ConnState::S3,
+        ConnState::S3 => ConnState::S2,
         s => s,
     };
-    c.state = state.to_string();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tcp_flags::PSH;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn ep(last: u8, port: u16) -> Endpoint {
+        Endpoint { ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port }
+    }
+
+    fn seg(frame: u64, to_server: bool, seq: u32, ack: u32, flags: u8, len: u32) -> TcpSegment {
+        let (c, s) = (ep(1, 50000), ep(2, 443));
+        let (src, dst) = if to_server { (c, s) } else { (s, c) };
+        TcpSegment {
+            input: 0,
+            frame,
+            ts: 1_000_000 * frame as i64,
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            window: 1000,
+            payload_len: len,
+            window_scale: None,
+            has_sack: false,
+        }
+    }
+
+    /// A short connection closed by the server: its finished record keeps its notes in blocks of
+    /// exactly their size, and state and history without a heap block.
+    #[test]
+    fn short_connection_is_compact() {
+        let mut t = TcpAnalyzer::new(0);
+        let pkts = [
+            seg(1, true, 100, 0, SYN, 0),
+            seg(2, false, 500, 101, SYN | ACK, 0),
+            seg(3, true, 101, 501, ACK, 0),
+            seg(4, true, 101, 501, PSH | ACK, 10),
+            seg(5, false, 501, 111, PSH | ACK, 20),
+            seg(6, false, 521, 111, FIN | ACK, 0),
+            seg(7, true, 111, 522, FIN | ACK, 0),
+            seg(8, false, 522, 112, ACK, 0),
+        ];
+        for p in &pkts {
+            t.process(p);
+        }
+        let (conns, counts, _) = t.finish();
+        assert_eq!(conns.len(), 1);
+        assert_eq!(counts.tcp_frames, 8);
+        let c = &conns[0];
+        assert_eq!(c.state, "SF");
+        // Zeek: the server's first pure ACK is its last packet, so `a` comes after `F`.
+        assert_eq!(c.history, "ShADdfFa");
+        assert!(matches!(c.history, History::Inline { .. }));
+        assert_eq!((c.head.len(), c.tail.len()), (HEAD_PACKETS, 2));
+        assert_eq!((c.head.capacity(), c.tail.capacity()), (c.head.len(), c.tail.len()));
+        let frames: Vec<u64> = c.packets().map(|p| p.frame).collect();
+        assert_eq!(frames, (1..=8).collect::<Vec<u64>>());
+    }
+
+    /// A history longer than the inline buffer spills to the heap with every letter kept, and
+    /// flipping roles swaps case, the `^` marker and the directional states.
+    #[test]
+    fn long_history_spills_and_flips() {
+        let mut h = History::default();
+        let letters = "ShADadTtTtWwGgFfRrQqIiSsHh";
+        letters.chars().for_each(|ch| h.push(ch));
+        assert!(matches!(h, History::Heap(_)));
+        assert_eq!(h, letters);
+        let mut c = Connection::opened(0, 0, 0, ep(1, 50000), ep(2, 443), 0, 1);
+        c.history = h;
+        c.state = ConnState::RSTO;
+        flip_roles(&mut c);
+        assert_eq!(c.history.as_str(), format!("^{}", "sHadADtTtTwWgGfFrRqQiIsShH"));
+        assert_eq!(c.state, ConnState::RSTR);
+        flip_roles(&mut c);
+        assert_eq!(c.history, letters);
+        assert_eq!(ConnState::parse("RSTOS0"), Some(ConnState::RSTOS0));
+        assert_eq!(ConnState::parse("XX"), None);
+    }
 }

@@ -3,6 +3,7 @@
 
 use crate::model::analysis_flags as af;
 use crate::model::tcp_flags::{ACK, FIN, RST, SYN};
+use crate::model::{ConnState, History};
 
 /// Zeek's TCP endpoint states (the numbers Zeek prints).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl Default for ZeekEndpoint {
 pub struct ZeekConn {
     pub orig: ZeekEndpoint,
     pub resp: ZeekEndpoint,
-    pub history: String,
+    pub history: History,
     seen: u32,
 }
 
@@ -222,7 +223,7 @@ impl ZeekConn {
     }
 
     /// Zeek's `conn_state()`.
-    pub fn conn_state(&self) -> &'static str {
+    pub fn conn_state(&self) -> ConnState {
         use EndpointState::*;
         let os = self.orig.state;
         let rs = self.resp.state;
@@ -230,32 +231,32 @@ impl ZeekConn {
         let r_inactive = matches!(rs, Inactive | Partial);
         if rs == Reset {
             if matches!(os, SynSent | SynAckSent) || (os == Reset && self.orig.size == 0 && self.resp.size == 0) {
-                return "REJ";
+                return ConnState::REJ;
             }
-            return if o_inactive { "RSTRH" } else { "RSTR" };
+            return if o_inactive { ConnState::RSTRH } else { ConnState::RSTR };
         }
         if os == Reset {
             if r_inactive {
-                return if rstos0_history(&self.history) { "RSTOS0" } else { "OTH" };
+                return if rstos0_history(&self.history) { ConnState::RSTOS0 } else { ConnState::OTH };
             }
-            return "RSTO";
+            return ConnState::RSTO;
         }
         if rs == Closed && os == Closed {
-            return "SF";
+            return ConnState::SF;
         }
         if os == Closed {
-            return if r_inactive { "SH" } else { "S2" };
+            return if r_inactive { ConnState::SH } else { ConnState::S2 };
         }
         if rs == Closed {
-            return if o_inactive { "SHR" } else { "S3" };
+            return if o_inactive { ConnState::SHR } else { ConnState::S3 };
         }
         if os == SynSent && rs == Inactive {
-            return "S0";
+            return ConnState::S0;
         }
         if os == Established && rs == Established {
-            return "S1";
+            return ConnState::S1;
         }
-        "OTH"
+        ConnState::OTH
     }
 }
 
