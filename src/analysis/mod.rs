@@ -102,6 +102,15 @@ pub struct Analysis {
     pub verdicts: Vec<Verdict>,
     /// SMB named-pipe opens and counts from packet captures.
     pub smb: smb::SmbSummary,
+    /// Files found in input folders and not read (unknown format, empty, unreadable).
+    pub skipped: Vec<SkippedInput>,
+}
+
+/// A file of an input folder that was not read, and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SkippedInput {
+    pub path: String,
+    pub reason: String,
 }
 
 impl Analysis {

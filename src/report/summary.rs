@@ -75,6 +75,13 @@ pub fn summary_json(a: &Analysis) -> Value {
             obj.insert("smb".into(), smb_json(a));
         }
     }
+    // Only runs given folders that held files not read (outputs of file lists stay as they were).
+    if !a.skipped.is_empty() {
+        if let Some(obj) = out.as_object_mut() {
+            let skipped: Vec<Value> = a.skipped.iter().map(|s| json!({"path": s.path, "reason": s.reason})).collect();
+            obj.insert("skipped_inputs".into(), Value::Array(skipped));
+        }
+    }
     out
 }
 
