@@ -44,6 +44,9 @@ Inputs (recognised by content, not by name; gzip-compressed files are read throu
   .etl                   ETW traces (netsh trace, pktmon: NDIS packets and TCP/IP events)
   .evtx                  Windows event logs (System, Application, ...)
   text logs              application logs with timestamps (ERROR lines are linked to findings)
+  FOLDER                 a case folder: walked recursively, every file sniffed; files of unknown
+                         format are listed in summary.json (skipped_inputs); ring-buffer captures
+                         (NAME_00001_YYYYMMDDhhmmss.pcapng ...) are read as one capture
 
 Outputs written by --out DIR:
   summary.json           inputs, verdicts on the standing questions, findings, counters
@@ -51,6 +54,8 @@ Outputs written by --out DIR:
   findings.csv           one row per finding (kind, severity, evidence, advice, Wireshark filter)
   pipes.csv              named-pipe instances and their accounting
   log_events.csv         log lines read (text logs and event logs) and the findings they belong to
+  *.parquet              the same four tables as Parquet with --format parquet|both (docs/schema.md;
+                         in builds with the cargo feature `parquet`)
 Written by --html FILE: one self-contained HTML report (no script, no external resource).
 Written by --evidence DIR:
   finding-NNNN-KIND.pcapng   per finding, its evidence packets; evidence frames carry a comment
@@ -62,9 +67,12 @@ Examples:
 
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
-    /// Input files, recognised by content.
+    /// Input files and case folders, recognised by content.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Tables written by --out: csv, parquet or both.
+    #[arg(long, default_value = "csv", value_parser = parse_format)]
+    pub format: report::Format,
     /// Write summary.json, connections.csv, findings.csv, pipes.csv and log_events.csv into this
     /// folder (without it, a summary is printed).
     #[arg(long)]
@@ -103,6 +111,10 @@ fn parse_clock_offset(s: &str) -> Result<(String, f64), String> {
         return Err(format!("expected FILE=SECONDS, got {s:?}"));
     }
     Ok((file.to_string(), secs))
+}
+
+fn parse_format(s: &str) -> Result<report::Format, String> {
+    report::Format::parse(s).ok_or_else(|| format!("{s}: expected csv, parquet or both"))
 }
 
 fn parse_log_offset(s: &str) -> Result<(String, f64), String> {
@@ -174,7 +186,7 @@ impl ProgressSink for TerminalProgress {
 pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     for f in &args.files {
         if !f.exists() {
-            bail!("{}: no such file", f.display());
+            bail!("{}: no such file or folder", f.display());
         }
     }
     let options = Options {
@@ -205,6 +217,12 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             eprintln!("error: {e}");
         }
     }
+    if !analysis.skipped.is_empty() && !args.quiet {
+        eprintln!(
+            "{} files in the folders given were not read (see skipped_inputs in summary.json)",
+            analysis.skipped.len()
+        );
+    }
     match &args.out {
         Some(dir) if !args.quiet => eprintln!(
             "{} connections, {} findings written to {}",
@@ -225,7 +243,7 @@ fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) ->
     // Messages are returned, to be printed once the progress line is cleared.
     let mut said = Vec::new();
     if let Some(dir) = &args.out {
-        report::write_all(analysis, dir)?;
+        report::write_all_as(analysis, dir, args.format)?;
     }
     if let Some(file) = &args.html {
         let (dir, name) = split_output_path(file)?;

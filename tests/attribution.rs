@@ -146,11 +146,11 @@ fn tcpip_owners_join_the_capture_and_reach_csv_and_findings() {
     let stale = a.findings.iter().find(|f| f.kind.name() == "stale_connection").unwrap();
     assert_eq!(stale.pid, "5120");
     assert!(stale.summary.ends_with("Process: pid 5120."), "{}", stale.summary);
-    // connections.csv: pid,process appended at the end.
+    // connections.csv: pid,process appended after last_frame (conn_uid,community_id after them).
     let mut buf = Vec::new();
     ipcscope::report::csv::write_connections(&a, &mut buf).unwrap();
     let text = String::from_utf8(buf).unwrap();
     let mut lines = text.lines();
-    assert!(lines.next().unwrap().contains(",last_frame,pid,process"));
-    assert!(lines.all(|l| l.contains(",5120,,")), "{text}");
+    assert!(lines.next().unwrap().ends_with(",last_frame,pid,process,conn_uid,community_id,seen_in,view_of"));
+    assert!(lines.all(|l| l.split(',').nth(22) == Some("5120") && l.split(',').nth(23) == Some("")), "{text}");
 }

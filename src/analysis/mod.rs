@@ -33,6 +33,8 @@ pub struct InputSummary {
     pub extra: inputs::FormatStats,
     /// Connections of this capture left out of two-sided matching (its bounded table was full).
     pub connections_not_matchable: u64,
+    /// The files of a ring-buffer input, read as one capture in this order.
+    pub ring_files: Vec<std::path::PathBuf>,
 }
 
 /// Settings the detectors take from the command line.
@@ -111,6 +113,15 @@ pub struct Analysis {
     pub smb: smb::SmbSummary,
     /// Packet facts, capture clocks and connections seen in two captures.
     pub twosided: twosided::TwoSided,
+    /// Files found in input folders and not read (unknown format, empty, unreadable).
+    pub skipped: Vec<SkippedInput>,
+}
+
+/// A file of an input folder that was not read, and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SkippedInput {
+    pub path: String,
+    pub reason: String,
 }
 
 impl Analysis {

@@ -6,6 +6,7 @@ pub mod etl;
 pub mod evtx;
 pub mod pcap;
 pub mod procmon;
+pub mod ring;
 pub mod textlog;
 // SMB message bytes (named pipes over the network), fed from the pcap branch.
 pub mod smb;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod etl;
+pub mod inputs;
 mod logs;
 mod pcap;
 mod procmon;
@@ -70,10 +71,13 @@ impl ProgressSink for AtomicBool {
     }
 }
 
-/// An input: a file, or bytes already in memory (tests, fuzzing, drag-and-drop of data).
+/// An input: a file, or bytes already in memory (tests, fuzzing, drag-and-drop of data), or
+/// (`Ring`) ring-buffer capture files that continue each other, read as one capture.
+#[derive(Debug)]
 pub enum Source {
     File(PathBuf),
     Memory { name: String, bytes: Vec<u8> },
+    Ring(Vec<PathBuf>),
 }
 
 impl Source {
@@ -87,6 +91,8 @@ impl Source {
             Source::Memory { bytes, .. } => {
                 bytes.starts_with(&[0x1f, 0x8b]) || matches!(ingest::sniff(bytes), InputKind::Pcap | InputKind::PcapNg)
             }
+            // Ring files are grouped only when they are captures.
+            Source::Ring(_) => true,
         }
     }
 
@@ -94,14 +100,18 @@ impl Source {
         match self {
             Source::File(p) => p.clone(),
             Source::Memory { name, .. } => PathBuf::from(name),
+            Source::Ring(files) => files.first().cloned().unwrap_or_default(),
         }
     }
 }
 
-/// Reads every input in order (one clock: all timestamps are UTC) and analyses them.
+/// Reads every input in order (one clock: all timestamps are UTC) and analyses them. Folders are
+/// walked (see [`inputs`]); ring-buffer capture files are read as one capture.
 pub fn analyze_paths(paths: &[PathBuf], options: &Options, progress: &dyn ProgressSink) -> Analysis {
-    let sources: Vec<Source> = paths.iter().cloned().map(Source::File).collect();
-    analyze_sources(sources, options, progress)
+    let listing = inputs::list(paths);
+    let mut analysis = analyze_sources(listing.sources, options, progress);
+    analysis.skipped = listing.skipped;
+    analysis
 }
 
 /// Like `analyze_paths`, for files or in-memory inputs.
@@ -166,6 +176,10 @@ fn read_one(
     let opened = match source {
         Source::File(p) => ingest::open(&p),
         Source::Memory { bytes, .. } => ingest::open_bytes(bytes),
+        Source::Ring(files) => {
+            summary.ring_files = files.clone();
+            ingest::ring::open_ring(&files)
+        }
     };
     let opened = match opened {
         Ok(o) => o,

@@ -1,12 +1,53 @@
-//! CSV tables through polars: `connections.csv`, `findings.csv`.
+//! `connections.csv` and `findings.csv` (and their Parquet twins): table descriptions for
+//! [`super::table`].
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
-use polars::prelude::*;
 
+use super::ids;
+use super::table::{self, Cell, Col, Kind, Table};
 use crate::analysis::Analysis;
-use crate::model::format_utc;
+use crate::model::{Connection, Finding};
+
+const fn col(name: &'static str, kind: Kind) -> Col {
+    Col { name, kind }
+}
+
+/// Columns of `connections.csv`, with their types, in order.
+pub const CONNECTION_COLS: &[Col] = &[
+    col("conn_id", Kind::U64),
+    col("input", Kind::Str),
+    col("client", Kind::Str),
+    col("server", Kind::Str),
+    col("first_utc", Kind::Ts),
+    col("last_utc", Kind::Ts),
+    col("duration_s", Kind::F64(6)),
+    col("state", Kind::Str),
+    col("history", Kind::Str),
+    col("client_packets", Kind::U64),
+    col("server_packets", Kind::U64),
+    col("client_bytes", Kind::U64),
+    col("server_bytes", Kind::U64),
+    col("client_fin", Kind::U64),
+    col("server_fin", Kind::U64),
+    col("client_rst", Kind::U64),
+    col("server_rst", Kind::U64),
+    col("keep_alive", Kind::U64),
+    col("keep_alive_ack", Kind::U64),
+    col("retransmissions", Kind::U64),
+    col("first_frame", Kind::U64),
+    col("last_frame", Kind::U64),
+    // Empty cells (nulls) where no event source named the process.
+    col("pid", Kind::U64),
+    col("process", Kind::Str),
+    col("conn_uid", Kind::Str),
+    col("community_id", Kind::Str),
+    // Two-sided captures: the inputs this connection was seen in; a view's row names its connection.
+    col("seen_in", Kind::Str),
+    col("view_of", Kind::U64),
+];
 
 /// Columns of `connections.csv`, in order.
 pub const CONNECTION_COLUMNS: &[&str] = &[
@@ -34,8 +75,30 @@ pub const CONNECTION_COLUMNS: &[&str] = &[
     "last_frame",
     "pid",
     "process",
+    "conn_uid",
+    "community_id",
     "seen_in",
     "view_of",
+];
+
+/// Columns of `findings.csv`, with their types, in order.
+pub const FINDING_COLS: &[Col] = &[
+    col("finding_id", Kind::U64),
+    col("kind", Kind::Str),
+    col("severity", Kind::Str),
+    col("first_utc", Kind::Ts),
+    col("last_utc", Kind::Ts),
+    col("client", Kind::Str),
+    col("server", Kind::Str),
+    col("pipe", Kind::Str),
+    col("pid", Kind::Str),
+    col("count", Kind::U64),
+    col("evidence", Kind::Str),
+    col("wireshark_filter", Kind::Str),
+    col("log_lines", Kind::Str),
+    col("summary", Kind::Str),
+    col("advice", Kind::Str),
+    col("conn_uids", Kind::Str),
 ];
 
 /// Columns of `findings.csv`, in order.
@@ -55,88 +118,149 @@ pub const FINDING_COLUMNS: &[&str] = &[
     "log_lines",
     "summary",
     "advice",
+    "conn_uids",
 ];
 
-fn write_frame(mut columns: Vec<Column>, height: usize, w: &mut dyn Write) -> Result<()> {
-    let mut df = DataFrame::new(height, std::mem::take(&mut columns))?;
-    CsvWriter::new(w).include_header(true).finish(&mut df)?;
-    Ok(())
+/// The connection table.
+pub struct Connections<'a>(pub &'a Analysis);
+
+/// The uid of a connection (see [`ids::conn_uid`]).
+pub fn conn_uid(a: &Analysis, c: &Connection) -> String {
+    ids::conn_uid(a.input_name(c.input), &c.client, &c.server, ids::PROTO_TCP, c.first_ts)
 }
 
-fn col<T>(name: &str, values: Vec<T>) -> Column
-where
-    Series: NamedFrom<Vec<T>, [T]>,
-{
-    Column::new(name.into(), values)
+/// The Community ID v1 (seed 0) of a connection.
+pub fn community_id(c: &Connection) -> String {
+    ids::community_id(0, &c.client, &c.server, ids::PROTO_TCP)
 }
 
-pub fn write_connections(a: &Analysis, w: &mut dyn Write) -> Result<()> {
-    let cs = &a.connections;
-    let n = cs.len();
-    let columns = vec![
-        col("conn_id", cs.iter().map(|c| c.id).collect::<Vec<u64>>()),
-        col("input", cs.iter().map(|c| a.input_name(c.input).to_string()).collect::<Vec<String>>()),
-        col("client", cs.iter().map(|c| c.client.to_string()).collect::<Vec<String>>()),
-        col("server", cs.iter().map(|c| c.server.to_string()).collect::<Vec<String>>()),
-        col("first_utc", cs.iter().map(|c| format_utc(c.first_ts)).collect::<Vec<String>>()),
-        col("last_utc", cs.iter().map(|c| format_utc(c.last_ts)).collect::<Vec<String>>()),
-        col("duration_s", cs.iter().map(|c| format!("{:.6}", c.duration_s())).collect::<Vec<String>>()),
-        col("state", cs.iter().map(|c| c.state.to_string()).collect::<Vec<String>>()),
-        col("history", cs.iter().map(|c| c.history.to_string()).collect::<Vec<String>>()),
-        col("client_packets", cs.iter().map(|c| c.client_packets).collect::<Vec<u64>>()),
-        col("server_packets", cs.iter().map(|c| c.server_packets).collect::<Vec<u64>>()),
-        col("client_bytes", cs.iter().map(|c| c.client_bytes).collect::<Vec<u64>>()),
-        col("server_bytes", cs.iter().map(|c| c.server_bytes).collect::<Vec<u64>>()),
-        col("client_fin", cs.iter().map(|c| c.client_fin).collect::<Vec<u32>>()),
-        col("server_fin", cs.iter().map(|c| c.server_fin).collect::<Vec<u32>>()),
-        col("client_rst", cs.iter().map(|c| c.client_rst).collect::<Vec<u32>>()),
-        col("server_rst", cs.iter().map(|c| c.server_rst).collect::<Vec<u32>>()),
-        col("keep_alive", cs.iter().map(|c| c.keep_alive).collect::<Vec<u32>>()),
-        col("keep_alive_ack", cs.iter().map(|c| c.keep_alive_ack).collect::<Vec<u32>>()),
-        col("retransmissions", cs.iter().map(|c| c.retransmissions).collect::<Vec<u32>>()),
-        col("first_frame", cs.iter().map(|c| c.first_frame).collect::<Vec<u64>>()),
-        col("last_frame", cs.iter().map(|c| c.last_frame).collect::<Vec<u64>>()),
-        // Empty cells (nulls) where no event source named the process.
-        col("pid", cs.iter().map(|c| c.pid).collect::<Vec<Option<u32>>>()),
-        col("process", cs.iter().map(|c| c.process.clone()).collect::<Vec<Option<String>>>()),
-        // Two-sided captures: the inputs this connection was seen in; a view's row names its connection.
-        col("seen_in", cs.iter().map(|c| seen_in(a, c)).collect::<Vec<String>>()),
-        col("view_of", cs.iter().map(|c| a.twosided.view_of.get(&c.id).copied()).collect::<Vec<Option<u64>>>()),
-    ];
-    debug_assert_eq!(columns.len(), CONNECTION_COLUMNS.len());
-    write_frame(columns, n, w)
+impl Table for Connections<'_> {
+    fn columns(&self) -> &'static [Col] {
+        CONNECTION_COLS
+    }
+    fn len(&self) -> usize {
+        self.0.connections.len()
+    }
+    fn row<'a>(&'a self, i: usize, out: &mut Vec<Cell<'a>>) {
+        let a = self.0;
+        let c = &a.connections[i];
+        out.extend([
+            Cell::U(c.id),
+            Cell::S(a.input_name(c.input)),
+            Cell::Ep(&c.client),
+            Cell::Ep(&c.server),
+            Cell::T(c.first_ts),
+            Cell::T(c.last_ts),
+            Cell::F(c.duration_s()),
+            Cell::S(c.state.as_str()),
+            Cell::S(c.history.as_str()),
+            Cell::U(c.client_packets),
+            Cell::U(c.server_packets),
+            Cell::U(c.client_bytes),
+            Cell::U(c.server_bytes),
+            Cell::U(c.client_fin.into()),
+            Cell::U(c.server_fin.into()),
+            Cell::U(c.client_rst.into()),
+            Cell::U(c.server_rst.into()),
+            Cell::U(c.keep_alive.into()),
+            Cell::U(c.keep_alive_ack.into()),
+            Cell::U(c.retransmissions.into()),
+            Cell::U(c.first_frame),
+            Cell::U(c.last_frame),
+            c.pid.map_or(Cell::Null, |p| Cell::U(p.into())),
+            c.process.as_deref().map_or(Cell::Null, Cell::S),
+            Cell::Owned(conn_uid(a, c)),
+            Cell::Owned(community_id(c)),
+            Cell::Owned(seen_in(a, c)),
+            a.twosided.view_of.get(&c.id).map_or(Cell::Null, |&v| Cell::U(v)),
+        ]);
+    }
 }
 
-fn seen_in(a: &Analysis, c: &crate::model::Connection) -> String {
+/// The inputs a connection was seen in, `;`-separated.
+fn seen_in(a: &Analysis, c: &Connection) -> String {
     a.twosided.seen_in(c).iter().map(|&i| a.input_name(i)).collect::<Vec<_>>().join(";")
 }
 
+/// The findings table.
+pub struct Findings<'a> {
+    a: &'a Analysis,
+    /// Connection id → index in `a.connections`.
+    by_id: HashMap<u64, usize>,
+}
+
+impl<'a> Findings<'a> {
+    pub fn new(a: &'a Analysis) -> Self {
+        let by_id = if a.findings.iter().any(|f| !f.connections.is_empty()) {
+            a.connections.iter().enumerate().map(|(i, c)| (c.id, i)).collect()
+        } else {
+            HashMap::new()
+        };
+        Findings { a, by_id }
+    }
+
+    /// The uids of a finding's connections, `;`-separated.
+    pub fn conn_uids(&self, f: &Finding) -> String {
+        let uids: Vec<String> = f
+            .connections
+            .iter()
+            .filter_map(|id| self.by_id.get(id))
+            .map(|&i| conn_uid(self.a, &self.a.connections[i]))
+            .collect();
+        uids.join(";")
+    }
+}
+
+impl Table for Findings<'_> {
+    fn columns(&self) -> &'static [Col] {
+        FINDING_COLS
+    }
+    fn len(&self) -> usize {
+        self.a.findings.len()
+    }
+    fn row<'a>(&'a self, i: usize, out: &mut Vec<Cell<'a>>) {
+        let f = &self.a.findings[i];
+        out.extend([
+            Cell::U(f.id),
+            Cell::S(f.kind.name()),
+            Cell::S(f.severity.name()),
+            Cell::T(f.first_ts),
+            Cell::T(f.last_ts),
+            Cell::S(&f.client),
+            Cell::S(&f.server),
+            Cell::S(&f.pipe),
+            Cell::S(&f.pid),
+            Cell::U(f.count),
+            Cell::Owned(evidence_text(self.a, f)),
+            Cell::S(&f.wireshark_filter),
+            Cell::Owned(f.log_lines.iter().map(|&r| self.a.log_line_label(r)).collect::<Vec<_>>().join(" ")),
+            Cell::S(&f.summary),
+            Cell::S(&f.advice),
+            Cell::Owned(self.conn_uids(f)),
+        ]);
+    }
+}
+
+pub fn write_connections(a: &Analysis, w: &mut dyn Write) -> Result<()> {
+    table::write_csv(&Connections(a), w)
+}
+
 pub fn write_findings(a: &Analysis, w: &mut dyn Write) -> Result<()> {
-    let fs = &a.findings;
-    let n = fs.len();
-    let text = |f: &dyn Fn(&crate::model::Finding) -> String| fs.iter().map(f).collect::<Vec<String>>();
-    let columns = vec![
-        col("finding_id", fs.iter().map(|f| f.id).collect::<Vec<u64>>()),
-        col("kind", text(&|f| f.kind.to_string())),
-        col("severity", text(&|f| f.severity.name().to_string())),
-        col("first_utc", text(&|f| format_utc(f.first_ts))),
-        col("last_utc", text(&|f| format_utc(f.last_ts))),
-        col("client", text(&|f| f.client.clone())),
-        col("server", text(&|f| f.server.clone())),
-        col("pipe", text(&|f| f.pipe.clone())),
-        col("pid", text(&|f| f.pid.clone())),
-        col("count", fs.iter().map(|f| f.count).collect::<Vec<u64>>()),
-        col("evidence", text(&|f| evidence_text(a, f))),
-        col("wireshark_filter", text(&|f| f.wireshark_filter.clone())),
-        col("log_lines", text(&|f| f.log_lines.iter().map(|&r| a.log_line_label(r)).collect::<Vec<_>>().join(" "))),
-        col("summary", text(&|f| f.summary.clone())),
-        col("advice", text(&|f| f.advice.clone())),
-    ];
-    debug_assert_eq!(columns.len(), FINDING_COLUMNS.len());
-    write_frame(columns, n, w)
+    table::write_csv(&Findings::new(a), w)
 }
 
 /// `input#frame` references separated by spaces.
 pub fn evidence_text(a: &Analysis, f: &crate::model::Finding) -> String {
     f.evidence.iter().map(|e| format!("{}#{}", a.input_name(e.input), e.frame)).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_columns_match_the_public_names() {
+        assert_eq!(table::names(CONNECTION_COLS), CONNECTION_COLUMNS);
+        assert_eq!(table::names(FINDING_COLS), FINDING_COLUMNS);
+    }
 }

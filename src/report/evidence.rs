@@ -90,7 +90,7 @@ pub fn write_evidence(analysis: &Analysis, dir: &Path) -> Result<EvidenceReport>
                 continue;
             }
             let path = Path::new(&summary.path);
-            match pass(input, path, &mut sel, &mut outs) {
+            match pass(input, path, ring_files(summary).as_deref(), &mut sel, &mut outs) {
                 Ok(frames) if frames != summary.packets => report.problems.push(format!(
                     "{}: {frames} frames now, {} when analysed: the file changed, evidence may be wrong",
                     path.display(),
@@ -237,10 +237,19 @@ impl<R: Read> Read for Filling<R> {
     }
 }
 
+/// The files of a ring-buffer input (`ring_files` in its summary), read as one capture.
+fn ring_files(summary: &crate::analysis::InputSummary) -> Option<Vec<PathBuf>> {
+    (!summary.ring_files.is_empty()).then(|| summary.ring_files.clone())
+}
+
 /// Reads one input again and copies the wanted packets; returns the number of frames seen.
 /// Frame numbers are counted exactly as `ingest::pcap::read_capture` counts them.
-fn pass(input: u32, path: &Path, sel: &mut Selection, outs: &mut [Output]) -> Result<u64> {
-    let opened = ingest::open(path).map_err(|e| anyhow::anyhow!("cannot open again: {e}"))?;
+fn pass(input: u32, path: &Path, ring: Option<&[PathBuf]>, sel: &mut Selection, outs: &mut [Output]) -> Result<u64> {
+    let opened = match ring {
+        Some(files) => ingest::ring::open_ring(files),
+        None => ingest::open(path),
+    };
+    let opened = opened.map_err(|e| anyhow::anyhow!("cannot open again: {e}"))?;
     let ng = match opened.kind {
         InputKind::PcapNg => true,
         InputKind::Pcap => false,

@@ -5,9 +5,12 @@
 pub mod csv;
 pub mod evidence;
 pub mod html;
+pub mod ids;
 pub mod logs;
 pub mod pipes;
+pub mod sha1;
 pub mod summary;
+pub mod table;
 
 use std::io::Write;
 use std::path::Path;
@@ -42,13 +45,52 @@ pub fn write_atomic(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -
     Ok(())
 }
 
-/// Writes every batch output of `analysis` into `dir` (created if missing).
+/// Which table files `--out` gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Csv,
+    Parquet,
+    Both,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "csv" => Some(Format::Csv),
+            "parquet" => Some(Format::Parquet),
+            "both" => Some(Format::Both),
+            _ => None,
+        }
+    }
+}
+
+/// The four tables of the batch contract, by file stem.
+pub fn tables(analysis: &Analysis) -> Vec<(&'static str, Box<dyn table::Table + '_>)> {
+    vec![
+        ("connections", Box::new(csv::Connections(analysis))),
+        ("findings", Box::new(csv::Findings::new(analysis))),
+        ("pipes", Box::new(pipes::Pipes(analysis))),
+        ("log_events", Box::new(logs::LogEvents::new(analysis))),
+    ]
+}
+
+/// Writes every batch output of `analysis` into `dir` (created if missing), tables as CSV.
 pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<()> {
+    write_all_as(analysis, dir, Format::Csv)
+}
+
+/// Writes every batch output of `analysis` into `dir`, tables as CSV, Parquet or both.
+pub fn write_all_as(analysis: &Analysis, dir: &Path, format: Format) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_atomic(dir, "connections.csv", |w| csv::write_connections(analysis, w))?;
-    write_atomic(dir, "findings.csv", |w| csv::write_findings(analysis, w))?;
-    write_atomic(dir, "pipes.csv", |w| pipes::write_pipes(analysis, w))?;
-    write_atomic(dir, "log_events.csv", |w| logs::write_log_events(analysis, w))?;
+    for (stem, t) in tables(analysis) {
+        if format != Format::Parquet {
+            write_atomic(dir, &format!("{stem}.csv"), |w| table::write_csv(t.as_ref(), w))?;
+        }
+        if format != Format::Csv {
+            write_atomic(dir, &format!("{stem}.parquet"), |w| table::write_parquet(t.as_ref(), w))?;
+        }
+    }
     write_atomic(dir, "summary.json", |w| {
         serde_json::to_writer_pretty(&mut *w, &summary::summary_json(analysis))?;
         writeln!(w)?;

@@ -3,10 +3,31 @@
 use std::io::Write;
 
 use anyhow::Result;
-use polars::prelude::*;
 
+use super::table::{self, Cell, Col, Kind, Table};
 use crate::analysis::Analysis;
-use crate::model::format_utc;
+
+const fn col(name: &'static str, kind: Kind) -> Col {
+    Col { name, kind }
+}
+
+/// Columns of `pipes.csv`, with their types, in order.
+pub const PIPE_COLS: &[Col] = &[
+    col("pipe", Kind::Str),
+    col("server_pid", Kind::U64Text),
+    col("client_pids", Kind::Str),
+    col("opens", Kind::U64),
+    col("ok", Kind::U64),
+    col("busy", Kind::U64),
+    col("not_found", Kind::U64),
+    col("other_failures", Kind::U64),
+    col("max_concurrent", Kind::U64),
+    col("median_lifetime_ms", Kind::F64(3)),
+    col("opens_per_s_peak", Kind::F64(1)),
+    col("first_utc", Kind::Ts),
+    col("last_utc", Kind::Ts),
+    col("source", Kind::Str),
+];
 
 /// Columns of `pipes.csv`, in order.
 pub const PIPE_COLUMNS: &[&str] = &[
@@ -26,33 +47,45 @@ pub const PIPE_COLUMNS: &[&str] = &[
     "source",
 ];
 
+/// The pipes table.
+pub struct Pipes<'a>(pub &'a Analysis);
+
+impl Table for Pipes<'_> {
+    fn columns(&self) -> &'static [Col] {
+        PIPE_COLS
+    }
+    fn len(&self) -> usize {
+        self.0.pipes.len()
+    }
+    fn row<'a>(&'a self, i: usize, out: &mut Vec<Cell<'a>>) {
+        let p = &self.0.pipes[i];
+        out.extend([
+            Cell::S(&p.name),
+            p.server_pid.map_or(Cell::Null, |x| Cell::U(x.into())),
+            Cell::Owned(p.client_pids.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")),
+            Cell::U(p.opens),
+            Cell::U(p.ok),
+            Cell::U(p.busy),
+            Cell::U(p.not_found),
+            Cell::U(p.other_failures),
+            Cell::U(p.max_concurrent.into()),
+            p.median_lifetime_ms.map_or(Cell::Null, Cell::F),
+            Cell::F(p.opens_per_s_peak),
+            Cell::T(p.first_ts),
+            Cell::T(p.last_ts),
+            Cell::S(p.source.name()),
+        ]);
+    }
+}
+
 pub fn write_pipes(a: &Analysis, w: &mut dyn Write) -> Result<()> {
-    let ps = &a.pipes;
-    let text = |f: &dyn Fn(&crate::analysis::pipes::Pipe) -> String| ps.iter().map(f).collect::<Vec<String>>();
-    let num = |f: &dyn Fn(&crate::analysis::pipes::Pipe) -> u64| ps.iter().map(f).collect::<Vec<u64>>();
-    let columns = vec![
-        Column::new("pipe".into(), text(&|p| p.name.clone())),
-        Column::new("server_pid".into(), text(&|p| p.server_pid.map(|x| x.to_string()).unwrap_or_default())),
-        Column::new(
-            "client_pids".into(),
-            text(&|p| p.client_pids.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")),
-        ),
-        Column::new("opens".into(), num(&|p| p.opens)),
-        Column::new("ok".into(), num(&|p| p.ok)),
-        Column::new("busy".into(), num(&|p| p.busy)),
-        Column::new("not_found".into(), num(&|p| p.not_found)),
-        Column::new("other_failures".into(), num(&|p| p.other_failures)),
-        Column::new("max_concurrent".into(), num(&|p| p.max_concurrent as u64)),
-        Column::new(
-            "median_lifetime_ms".into(),
-            text(&|p| p.median_lifetime_ms.map(|m| format!("{m:.3}")).unwrap_or_default()),
-        ),
-        Column::new("opens_per_s_peak".into(), text(&|p| format!("{:.1}", p.opens_per_s_peak))),
-        Column::new("first_utc".into(), text(&|p| format_utc(p.first_ts))),
-        Column::new("last_utc".into(), text(&|p| format_utc(p.last_ts))),
-        Column::new("source".into(), text(&|p| p.source.name().to_string())),
-    ];
-    let mut df = DataFrame::new(ps.len(), columns)?;
-    CsvWriter::new(w).include_header(true).finish(&mut df)?;
-    Ok(())
+    table::write_csv(&Pipes(a), w)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn typed_columns_match_the_public_names() {
+        assert_eq!(super::table::names(super::PIPE_COLS), super::PIPE_COLUMNS);
+    }
 }

@@ -26,6 +26,10 @@ pub fn summary_json(a: &Analysis) -> Value {
             });
             if let Some(obj) = v.as_object_mut() {
                 obj.extend(i.extra.to_json());
+                if !i.ring_files.is_empty() {
+                    let names: Vec<String> = i.ring_files.iter().map(|f| f.display().to_string()).collect();
+                    obj.insert("ring_files".into(), json!(names));
+                }
                 if i.connections_not_matchable > 0 {
                     obj.insert("connections_not_matchable".into(), i.connections_not_matchable.into());
                 }
@@ -91,6 +95,13 @@ pub fn summary_json(a: &Analysis) -> Value {
     if !a.twosided.clocks.is_empty() {
         if let Some(obj) = out.as_object_mut() {
             obj.insert("shared_connections".into(), crate::analysis::twosided::summary_json(a));
+        }
+    }
+    // Only runs given folders that held files not read (outputs of file lists stay as they were).
+    if !a.skipped.is_empty() {
+        if let Some(obj) = out.as_object_mut() {
+            let skipped: Vec<Value> = a.skipped.iter().map(|s| json!({"path": s.path, "reason": s.reason})).collect();
+            obj.insert("skipped_inputs".into(), Value::Array(skipped));
         }
     }
     out

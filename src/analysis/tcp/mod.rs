@@ -478,6 +478,8 @@ mod tests {
             payload_len: len,
             window_scale: None,
             has_sack: false,
+            ttl: 64,
+            ip_id: None,
         }
     }
 
