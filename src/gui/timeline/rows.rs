@@ -286,11 +286,17 @@ pub fn connections(
     let x_end = |i: usize| axis.x_of(r.end[i]).min(right);
     // Ends are sorted within a row, so the first visible bar is a binary search away.
     let mut k = r.end[..n].partition_point(|&e| e < t_lo);
+    // Touching column marks of one colour are drawn as one rect: a busy row is a few rects, not
+    // one per pixel, which keeps tessellation small.
+    let mut pending: Option<Run> = None;
     while k < n && r.start[k] <= t_hi {
         let x0 = axis.x_of(r.start[k]).max(left);
         let x1 = x_end(k);
         if x1 - x0 >= 1.0 {
             // A bar a pixel wide or more is drawn on its own.
+            if let Some(p) = pending.take() {
+                flush_run(shapes, mesh, a, &p, bar, axis);
+            }
             let run = Run { x0, x1, worst: EndKind::ALL[r.kind[k] as usize], count: 1, first: r.items[k] };
             flush_run(shapes, mesh, a, &run, bar, axis);
             k += 1;
@@ -307,8 +313,21 @@ pub fn connections(
         let worst = r.kind[k..j].iter().copied().min().map(|w| EndKind::ALL[w as usize]).unwrap_or(EndKind::Other);
         // Contiguous columns make a continuous bar; the last bar may reach further.
         let run = Run { x0: col, x1: x_end(j - 1).max(col + 1.0), worst, count: (j - k) as u32, first: r.items[k] };
-        flush_run(shapes, mesh, a, &run, bar, axis);
+        match pending.as_mut() {
+            Some(p) if p.worst == run.worst && run.x0 <= p.x1 + 0.5 => {
+                p.x1 = p.x1.max(run.x1);
+                p.count += run.count;
+            }
+            _ => {
+                if let Some(p) = pending.replace(run) {
+                    flush_run(shapes, mesh, a, &p, bar, axis);
+                }
+            }
+        }
         k = j;
+    }
+    if let Some(p) = pending.take() {
+        flush_run(shapes, mesh, a, &p, bar, axis);
     }
     // The bar under the pointer: the last one starting left of it, if it reaches the pointer.
     let p = cx.pointer_in_row(row_rect)?;
@@ -329,7 +348,7 @@ fn flush_run(shapes: &mut Vec<Shape>, mesh: &mut egui::Mesh, a: &Analysis, r: &R
     }
     // Thin bars go into one plain mesh (no rounding, no anti-aliasing): zoomed out there are
     // thousands of them and tessellating each as a shape would dominate the frame.
-    if rect.width() > 6.0 {
+    if rect.width() > 6.0 && r.count == 1 {
         shapes.push(Shape::rect_filled(rect, CornerRadius::same(2), color));
     } else {
         mesh.add_colored_rect(rect, color);
@@ -540,14 +559,23 @@ mod tests {
         };
         let (mut shapes, mut mesh) = (Vec::new(), egui::Mesh::default());
         let hovered = connections(&cx, lane, 0, row_rect, &mut shapes, &mut mesh);
-        let rects = mesh.vertices.len() / 4 + shapes.len();
-        assert!(rects <= 402, "{rects} rects for 400 pixels");
+        assert!(shapes.is_empty(), "aggregated columns go into the mesh");
+        let rects: Vec<(f32, f32, Color32)> = mesh
+            .vertices
+            .chunks(4)
+            .map(|v| {
+                let xs = v.iter().map(|p| p.pos.x);
+                (xs.clone().fold(f32::MAX, f32::min), xs.fold(f32::MIN, f32::max), v[0].color)
+            })
+            .collect();
+        assert!(rects.len() <= 5, "touching columns of one colour are one rect: {rects:?}");
         let (red, green) =
             (EndKind::ServerReset.color().gamma_multiply(0.85), EndKind::Graceful.color().gamma_multiply(0.85));
-        let reds = mesh.vertices.iter().filter(|v| v.color == red).count() / 4;
-        let greens = mesh.vertices.iter().filter(|v| v.color == green).count() / 4;
-        assert_eq!(reds, 1, "one red pixel column for the reset");
-        assert!(greens >= 398, "the other columns stay green: {greens}");
+        let reds: Vec<_> = rects.iter().filter(|r| r.2 == red).collect();
+        assert_eq!(reds.len(), 1, "one red mark for the reset: {rects:?}");
+        assert!(reds[0].1 - reds[0].0 <= 2.0 && (reds[0].0..=reds[0].1).contains(&reset_x.floor()), "{reds:?}");
+        let green_px: f32 = rects.iter().filter(|r| r.2 == green).map(|r| r.1 - r.0).sum();
+        assert!(green_px >= 395.0, "the other columns stay green: {green_px} px");
         let i = hovered.expect("a bar under the pointer");
         let (s, e) = (a.connections[i].first_ts, a.connections[i].last_ts);
         assert!((axis.x_of(s) - 3.0..=axis.x_of(e).max(axis.x_of(s) + 2.0) + 3.0).contains(&reset_x));
