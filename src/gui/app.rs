@@ -108,7 +108,7 @@ impl GuiApp {
     }
 
     /// Adds inputs to the session; the analysis re-runs over all of them on one clock. A folder
-    /// adds the inputs inside it (`loader::input_files`).
+    /// adds the inputs inside it, listed as the batch mode lists them (`loader::input_files`).
     pub fn open_files(&mut self, paths: Vec<PathBuf>) {
         self.pending.extend(super::loader::input_files(paths));
     }

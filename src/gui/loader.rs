@@ -140,73 +140,19 @@ impl LoadJob {
     }
 }
 
-/// Most files a dropped folder adds, and how deep it is walked.
-pub const MAX_FOLDER_FILES: usize = 10_000;
-const MAX_FOLDER_DEPTH: usize = 8;
-/// Names of inputs in a folder: captures, traces, event logs, text logs, Process Monitor files.
-const INPUT_EXTENSIONS: &[&str] = &["pcap", "pcapng", "cap", "gz", "etl", "evtx", "log", "txt", "pml", "csv"];
-
-/// `paths` with every folder replaced by the input files inside it (sorted, recursively, hidden
-/// entries skipped); files are kept whatever their name, as given. The app's own folder walk
-/// until the pipeline takes folders itself (case folders, issue 13); then this becomes a call to it.
+/// `paths` with every folder replaced by the input files inside it, as the batch mode lists them
+/// (`pipeline::inputs::list`: walked in name order, each file sniffed, files of no known format
+/// left out; ring-buffer files kept in their order). Files given by name are kept as given.
 pub fn input_files(paths: Vec<PathBuf>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            walk(&p, 0, &mut out);
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    use crate::pipeline::Source;
+    crate::pipeline::inputs::list(&paths)
+        .sources
+        .into_iter()
+        .flat_map(|s| match s {
+            Source::File(p) => vec![p],
+            Source::Ring(files) => files,
+            Source::Memory { .. } => Vec::new(),
+        })
+        .collect()
 }
 
-fn walk(dir: &std::path::Path, depth: usize, out: &mut Vec<PathBuf>) {
-    if depth > MAX_FOLDER_DEPTH || out.len() >= MAX_FOLDER_FILES {
-        return;
-    }
-    // An unreadable folder adds nothing; the files that can be read still load.
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut entries: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if out.len() >= MAX_FOLDER_FILES {
-            return;
-        }
-        if p.is_dir() {
-            walk(&p, depth + 1, out);
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| INPUT_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-        {
-            out.push(p);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_folder_adds_its_inputs_sorted_and_skips_other_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("server");
-        std::fs::create_dir_all(&sub).unwrap();
-        for name in ["b.pcap", "a.log", "notes.docx", ".hidden.pcap", "server/trace.etl"] {
-            std::fs::write(dir.path().join(name), b"x").unwrap();
-        }
-        let single = dir.path().join("notes.docx");
-        let got = input_files(vec![dir.path().to_path_buf(), single.clone()]);
-        assert_eq!(
-            got,
-            vec![dir.path().join("a.log"), dir.path().join("b.pcap"), sub.join("trace.etl"), single],
-            "folder inputs sorted, a file given by name kept"
-        );
-    }
-}
