@@ -152,9 +152,11 @@ fn conn_uid_and_community_id_on_a_real_capture() {
     report::csv::write_connections(&a, &mut buf).unwrap();
     let text = String::from_utf8(buf).unwrap();
     let header = text.lines().next().unwrap();
-    assert!(header.ends_with(",pid,process,conn_uid,community_id"), "{header}");
+    // seen_in, view_of (two-sided captures) follow.
+    assert!(header.ends_with(",pid,process,conn_uid,community_id,seen_in,view_of"), "{header}");
     let first = text.lines().nth(1).unwrap();
-    assert!(first.ends_with(&format!(",{},{}", uids[0], report::csv::community_id(&a.connections[0]))), "{first}");
+    let (uid, cid) = (&uids[0], report::csv::community_id(&a.connections[0]));
+    assert!(first.ends_with(&format!(",{uid},{cid},{},", a.input_name(0))), "{first}");
     let mut buf = Vec::new();
     report::csv::write_findings(&a, &mut buf).unwrap();
     let findings = String::from_utf8(buf).unwrap();

@@ -126,6 +126,8 @@ pub struct TwoSided {
     pub shared: Vec<SharedConnection>,
     /// View connection id → the connection (primary) id.
     pub view_of: HashMap<u64, u64>,
+    /// Primary connection id → its entry in `shared` (lookups per connection stay O(1)).
+    pub shared_index: HashMap<u64, usize>,
 }
 
 impl TwoSided {
@@ -137,7 +139,7 @@ impl TwoSided {
     /// The shared-connection entry of a record (primary or view).
     pub fn shared_of(&self, conn_id: u64) -> Option<&SharedConnection> {
         let p = self.primary_of(conn_id);
-        self.shared.iter().find(|s| s.primary == p)
+        self.shared.get(*self.shared_index.get(&p)?)
     }
 
     /// Inputs a connection record was seen in, in input order.
@@ -225,13 +227,23 @@ pub fn align(analysis: &mut Analysis, options: &Options) {
         shared.push(compare(analysis, p, aligned.contains(b)));
     }
     analysis.twosided.clocks = clocks;
+    analysis.twosided.shared_index = shared.iter().enumerate().map(|(i, s)| (s.primary, i)).collect();
     analysis.twosided.shared = shared;
 }
 
 fn views<'a>(a: &'a Analysis, p: &Pairing) -> Option<(&'a Connection, &'a ConnFacts, &'a Connection, &'a ConnFacts)> {
-    let ca = a.connections.iter().find(|c| c.id == p.a)?;
-    let cb = a.connections.iter().find(|c| c.id == p.b)?;
+    let ca = connection(a, p.a)?;
+    let cb = connection(a, p.b)?;
     Some((ca, a.twosided.facts.get(&p.a)?, cb, a.twosided.facts.get(&p.b)?))
+}
+
+/// A connection by id: ids are assigned in table order, so the id is the index unless inputs were
+/// merged out of order; then a search.
+fn connection(a: &Analysis, id: u64) -> Option<&Connection> {
+    match a.connections.get(id as usize) {
+        Some(c) if c.id == id => Some(c),
+        _ => a.connections.iter().find(|c| c.id == id),
+    }
 }
 
 fn deltas(a: &Analysis, p: &Pairing) -> Deltas {
