@@ -8,9 +8,9 @@ use crate::model::{EvidenceRef, Finding, FindingKind, Severity};
 /// Failures of one pipe further apart than this start a new burst (a new finding).
 pub const BURST_GAP_NS: i64 = 5 * 1_000_000_000;
 
-/// Sorted, space-separated pids.
+/// Sorted, space-separated pids; 0 (a remote SMB client, whose process is not visible) left out.
 pub fn pid_list(pids: impl IntoIterator<Item = u32>) -> String {
-    let set: std::collections::BTreeSet<u32> = pids.into_iter().collect();
+    let set: std::collections::BTreeSet<u32> = pids.into_iter().filter(|&p| p != 0).collect();
     set.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")
 }
 
@@ -47,8 +47,8 @@ pub fn pipe_finding(
         severity,
         first_ts,
         last_ts,
-        client: String::new(),
-        server: String::new(),
+        client: remote_client(pipe),
+        server: pipe.remote_server.map(|s| s.to_string()).unwrap_or_default(),
         pipe: pipe.name.clone(),
         pid: pids,
         count,
@@ -58,5 +58,17 @@ pub fn pipe_finding(
         summary,
         advice: advice.to_string(),
         connections: Vec::new(),
+    }
+}
+
+/// The `client` column of an SMB pipe's finding: the remote client when there was one, its
+/// address when all its connections came from one host; empty for local pipes (pids name them).
+fn remote_client(pipe: &Pipe) -> String {
+    let remotes: std::collections::BTreeSet<_> = pipe.clients.iter().filter_map(|c| c.remote).collect();
+    let ips: std::collections::BTreeSet<_> = remotes.iter().map(|e| e.ip).collect();
+    match (remotes.len(), ips.len()) {
+        (1, _) => remotes.iter().next().map(|e| e.to_string()).unwrap_or_default(),
+        (_, 1) => ips.iter().next().map(|ip| ip.to_string()).unwrap_or_default(),
+        _ => String::new(),
     }
 }
