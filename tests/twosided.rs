@@ -117,6 +117,37 @@ fn injected_reset_through_nat_is_matched_by_isns() {
 }
 
 #[test]
+fn pairs_that_share_nothing_with_the_first_capture_get_their_own_reference() {
+    // The three staged pairs in one run (a case folder of several hosts' captures): the injected and
+    // NAT pairs share no connection with the healthy client's capture, so each pair is aligned to
+    // its own client capture, and each gives its middlebox_reset.
+    let paths: Vec<PathBuf> = ["healthy", "injected", "nat"].iter().flat_map(|n| pair(n)).collect();
+    let a = analyze_paths(&paths, &Options::default(), &NoProgress);
+    let by_input: Vec<(u32, OffsetSource, u32)> =
+        a.twosided.clocks.iter().map(|c| (c.input, c.source, c.reference)).collect();
+    use OffsetSource::{Estimated, Reference};
+    assert_eq!(
+        by_input,
+        vec![
+            (0, Reference, 0),
+            (1, Estimated, 0),
+            (2, Reference, 2),
+            (3, Estimated, 2),
+            (4, Reference, 4),
+            (5, Estimated, 4)
+        ]
+    );
+    for c in a.twosided.clocks.iter().filter(|c| c.source == Estimated) {
+        let off = c.offset_ns.expect("estimated");
+        assert!((off - 3_217_000_000).abs() < 1_000_000, "input {}: offset {off} ns", c.input);
+    }
+    assert_eq!(kinds(&a), vec![(FindingKind::MiddleboxReset, Severity::Error); 2]);
+    let summary = ipcscope::report::summary::summary_json(&a);
+    assert_eq!(summary["inputs"][3]["clock_reference"], "twosided_injected_client.pcap");
+    assert!(summary["inputs"][1].get("clock_reference").is_none(), "the first pair needs no reference named");
+}
+
+#[test]
 fn server_capture_first_is_the_reference() {
     let mut inputs = pair("injected");
     inputs.reverse();

@@ -155,4 +155,3 @@ pub fn input_files(paths: Vec<PathBuf>) -> Vec<PathBuf> {
         })
         .collect()
 }
-

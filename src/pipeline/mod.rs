@@ -203,7 +203,17 @@ fn read_one(
     summary.format = opened.kind.name().to_string();
     match opened.kind {
         InputKind::Pcap | InputKind::PcapNg => {
-            pcap::read_pcap(input, opened, path, &report, progress, analysis, next_conn_id, &mut summary, keep_packet_facts);
+            pcap::read_pcap(
+                input,
+                opened,
+                path,
+                &report,
+                progress,
+                analysis,
+                next_conn_id,
+                &mut summary,
+                keep_packet_facts,
+            );
         }
         InputKind::Etl => {
             etl::read_etl(input, opened.reader, path, analysis, next_conn_id, &mut summary, &|| {

@@ -40,6 +40,10 @@ pub fn summary_json(a: &Analysis) -> Value {
                     obj.insert("clock_offset_error_s".into(), secs(c.error_ns));
                     obj.insert("offset_source".into(), c.source.name().into());
                     obj.insert("matched_connections".into(), (c.matched_connections as u64).into());
+                    // Only for a pair that shares nothing with the first capture: its own reference.
+                    if c.reference != c.input && a.twosided.clocks.first().is_some_and(|r| r.input != c.reference) {
+                        obj.insert("clock_reference".into(), a.input_name(c.reference).into());
+                    }
                 }
             }
             v

@@ -64,6 +64,10 @@ pub struct InputClock {
     pub consistent: bool,
     pub source: OffsetSource,
     pub matched_connections: usize,
+    /// The capture whose clock `offset_ns` is against: the first capture, or — for a capture that
+    /// shares nothing with it but pairs with a later one (two hosts' pair in a folder of several) —
+    /// the first capture of its own pair.
+    pub reference: u32,
 }
 
 /// A packet of one view, on the common clock.
@@ -177,11 +181,29 @@ pub fn align(analysis: &mut Analysis, options: &Options) {
         consistent: true,
         source: OffsetSource::Reference,
         matched_connections: 0,
+        reference,
     }];
     let mut taken = HashSet::new();
     let mut pairings: Vec<(u32, Pairing)> = Vec::new();
-    for &b in &captures[1..] {
-        let found = matching::match_inputs(&analysis.connections, &analysis.twosided.facts, reference, b, &mut taken);
+    for (k, &b) in captures.iter().enumerate().skip(1) {
+        // The first capture, else the earliest one before b that shares connections with it.
+        let mut partner = reference;
+        let mut found = Vec::new();
+        for &a in std::iter::once(&reference).chain(captures[1..k].iter()) {
+            found = matching::match_inputs(&analysis.connections, &analysis.twosided.facts, a, b, &mut taken);
+            if !found.is_empty() {
+                partner = a;
+                break;
+            }
+        }
+        // A partner on the first capture's clock puts b on it too; an unaligned partner starts a
+        // clock of its own pair.
+        let partner_clock = clocks.iter().find(|c| c.input == partner);
+        let group = match partner_clock {
+            _ if found.is_empty() => b,
+            Some(c) if c.offset_ns.is_some() => c.reference,
+            _ => partner,
+        };
         let mut clock = InputClock {
             input: b,
             offset_ns: None,
@@ -189,6 +211,7 @@ pub fn align(analysis: &mut Analysis, options: &Options) {
             consistent: true,
             source: OffsetSource::None,
             matched_connections: found.len(),
+            reference: group,
         };
         if let Some(o) = user_offset(options, &analysis.inputs[b as usize].path) {
             clock.offset_ns = Some((o * 1e9).round() as i64);
@@ -211,9 +234,17 @@ pub fn align(analysis: &mut Analysis, options: &Options) {
         if let Some(off) = clock.offset_ns {
             shift_input(analysis, b, off);
         }
-        clocks[0].matched_connections += found.len();
+        if let Some(c) = clocks.iter_mut().find(|c| c.input == partner) {
+            c.matched_connections += found.len();
+        }
         pairings.extend(found.into_iter().map(|p| (b, p)));
         clocks.push(clock);
+    }
+    // A capture unaligned to the first one but paired with a later one is its pair's reference.
+    let roots: HashSet<u32> =
+        clocks.iter().filter(|c| c.reference != reference && c.reference != c.input).map(|c| c.reference).collect();
+    for c in clocks.iter_mut().filter(|c| c.offset_ns.is_none() && roots.contains(&c.input)) {
+        c.source = OffsetSource::Reference;
     }
     // An offset for the reference itself moves every other capture the other way.
     if let Some(o) = user_offset(options, &analysis.inputs[reference as usize].path) {
