@@ -7,13 +7,9 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::ids;
-use super::table::{self, Cell, Col, Kind, Table};
+use super::table::{self, col, Cell, Col, Kind, Table};
 use crate::analysis::Analysis;
 use crate::model::{Connection, Finding};
-
-const fn col(name: &'static str, kind: Kind) -> Col {
-    Col { name, kind }
-}
 
 /// Columns of `connections.csv`, with their types, in order.
 pub const CONNECTION_COLS: &[Col] = &[

@@ -6,12 +6,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::table::{self, Cell, Col, Kind, Table};
+use super::table::{self, col, Cell, Col, Kind, Table};
 use crate::analysis::Analysis;
-
-const fn col(name: &'static str, kind: Kind) -> Col {
-    Col { name, kind }
-}
 
 /// Columns of `log_events.csv`, with their types, in order.
 pub const LOG_EVENT_COLS: &[Col] = &[

@@ -4,12 +4,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::table::{self, Cell, Col, Kind, Table};
+use super::table::{self, col, Cell, Col, Kind, Table};
 use crate::analysis::Analysis;
-
-const fn col(name: &'static str, kind: Kind) -> Col {
-    Col { name, kind }
-}
 
 /// Columns of `pipes.csv`, with their types, in order.
 pub const PIPE_COLS: &[Col] = &[

@@ -30,6 +30,11 @@ pub struct Col {
     pub kind: Kind,
 }
 
+/// A column, for the tables' `const` column lists.
+pub const fn col(name: &'static str, kind: Kind) -> Col {
+    Col { name, kind }
+}
+
 /// One cell of a row. Borrowed where possible, so that writing a row allocates nothing.
 pub enum Cell<'a> {
     U(u64),
