@@ -55,7 +55,7 @@ Outputs written by --out DIR:
   pipes.csv              named-pipe instances and their accounting
   log_events.csv         log lines read (text logs and event logs) and the findings they belong to
   *.parquet              the same four tables as Parquet with --format parquet|both (docs/schema.md;
-                         in builds with the cargo feature `parquet`)
+                         not in builds with --no-default-features)
 Written by --html FILE: one self-contained HTML report (no script, no external resource).
 Written by --evidence DIR:
   finding-NNNN-KIND.pcapng   per finding, its evidence packets; evidence frames carry a comment

@@ -69,5 +69,5 @@ fn fleet_example_joins_restarts_across_hosts() {
 #[cfg(not(feature = "parquet"))]
 #[test]
 fn fleet_example_joins_restarts_across_hosts() {
-    eprintln!("SKIPPED: the fleet example needs Parquet tables: cargo test --features parquet --test fleet");
+    eprintln!("SKIPPED: the fleet example needs Parquet tables: a build without --no-default-features");
 }
