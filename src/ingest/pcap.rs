@@ -45,7 +45,7 @@ impl CaptureStats {
 
 /// Makes every `read` fill the buffer unless at EOF: pcap-parser treats a short first read as a
 /// bad header, and gzip streams return short reads.
-struct FillingReader<R>(R);
+pub struct FillingReader<R>(pub R);
 
 impl<R: Read> Read for FillingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -18,7 +18,7 @@
 //! addressable by frame here; the finding's file then holds the capture packets only, if any.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -220,23 +220,6 @@ struct Packet<'a> {
     orig_len: u32,
 }
 
-/// Makes every `read` fill the buffer unless at EOF (pcap-parser treats a short first read as a bad header).
-struct Filling<R>(R);
-impl<R: Read> Read for Filling<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.0.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// The files of a ring-buffer input (`ring_files` in its summary), read as one capture.
 fn ring_files(summary: &crate::analysis::InputSummary) -> Option<Vec<PathBuf>> {
     (!summary.ring_files.is_empty()).then(|| summary.ring_files.clone())
@@ -256,7 +239,7 @@ fn pass(input: u32, path: &Path, ring: Option<&[PathBuf]>, sel: &mut Selection, 
         // Evidence in traces and logs is not packets (ETL NDIS export: not done).
         _ => return Ok(0),
     };
-    let reader = Filling(opened.reader);
+    let reader = ingest::pcap::FillingReader(opened.reader);
     let made: Result<Box<dyn PcapReaderIterator>, _> = if ng {
         PcapNGReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
     } else {

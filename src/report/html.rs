@@ -9,6 +9,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use crate::analysis::logs::LogEvent;
 use crate::analysis::Analysis;
 use crate::model::{format_utc, Connection, Finding, UtcNs};
 
@@ -171,21 +172,7 @@ fn finding(a: &Analysis, f: &Finding, h: &mut String) {
     }
     let logs: Vec<_> = a.log_events.iter().filter(|l| l.finding == Some(f.id)).collect();
     if !logs.is_empty() {
-        h.push_str("<table><tr><th>log line</th><th>UTC</th><th>text</th></tr>\n");
-        for l in logs.iter().take(30) {
-            let _ = writeln!(
-                h,
-                "<tr><td class=\"mono nw\">{}:{}</td><td class=\"mono nw\">{}</td><td class=\"mono log\">{}</td></tr>",
-                esc(a.input_name(l.input)),
-                l.line,
-                ts(l.ts),
-                esc(&l.text)
-            );
-        }
-        if logs.len() > 30 {
-            let _ = writeln!(h, "<tr><td colspan=\"3\" class=\"muted\">and {} more</td></tr>", logs.len() - 30);
-        }
-        h.push_str("</table>\n");
+        log_table(a, &logs, 30, h);
     } else if !f.log_lines.is_empty() {
         let _ = writeln!(
             h,
@@ -207,8 +194,13 @@ fn unlinked_logs(a: &Analysis, h: &mut String) {
         return;
     }
     let _ = writeln!(h, "<h2>Log errors and warnings not linked to a finding ({})</h2>", rest.len());
+    log_table(a, &rest, 100, h);
+}
+
+/// A table of log lines (file:line, UTC, escaped text), at most `max` rows and a count of the rest.
+fn log_table(a: &Analysis, lines: &[&LogEvent], max: usize, h: &mut String) {
     h.push_str("<table><tr><th>log line</th><th>UTC</th><th>text</th></tr>\n");
-    for l in rest.iter().take(100) {
+    for l in lines.iter().take(max) {
         let _ = writeln!(
             h,
             "<tr><td class=\"mono nw\">{}:{}</td><td class=\"mono nw\">{}</td><td class=\"mono log\">{}</td></tr>",
@@ -218,8 +210,8 @@ fn unlinked_logs(a: &Analysis, h: &mut String) {
             esc(&l.text)
         );
     }
-    if rest.len() > 100 {
-        let _ = writeln!(h, "<tr><td colspan=\"3\" class=\"muted\">and {} more</td></tr>", rest.len() - 100);
+    if lines.len() > max {
+        let _ = writeln!(h, "<tr><td colspan=\"3\" class=\"muted\">and {} more</td></tr>", lines.len() - max);
     }
     h.push_str("</table>\n");
 }
