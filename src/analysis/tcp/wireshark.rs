@@ -264,21 +264,33 @@ mod tests {
         }
     }
 
+    /// Both directions' state of one conversation, fed segments in order.
+    #[derive(Default)]
+    struct Conversation {
+        client: FlowState,
+        server: FlowState,
+        timing: ConversationTiming,
+    }
+
+    impl Conversation {
+        /// Analyses one segment (time in 10 ms steps) and returns its flags.
+        fn send(&mut self, from_server: bool, seq: u32, ack: u32, len: u32, ts: i64) -> u32 {
+            let s = seg(from_server, seq, ack, len, ts * 10_000_000);
+            if from_server {
+                analyze(&s, &mut self.server, &mut self.client, &mut self.timing, 0)
+            } else {
+                analyze(&s, &mut self.client, &mut self.server, &mut self.timing, 0)
+            }
+        }
+    }
+
     /// A hole in the server's data (as in zeek_http_206_example_b frames 262-264): the client's ACK
     /// over it is flagged once; the bound then follows the data again, so a later ACK after the
     /// server's own ack number changed is not flagged a second time.
     #[test]
     fn ack_over_a_hole_is_flagged_once() {
-        let (mut client, mut server, mut t) =
-            (FlowState::default(), FlowState::default(), ConversationTiming::default());
-        let mut send = |from_server: bool, seq: u32, ack: u32, len: u32, ts: i64| {
-            let s = seg(from_server, seq, ack, len, ts * 10_000_000);
-            if from_server {
-                analyze(&s, &mut server, &mut client, &mut t, 0)
-            } else {
-                analyze(&s, &mut client, &mut server, &mut t, 0)
-            }
-        };
+        let mut conv = Conversation::default();
+        let mut send = |from_server, seq, ack, len, ts| conv.send(from_server, seq, ack, len, ts);
         send(false, 100, 1000, 10, 0);
         send(true, 1000, 110, 500, 1);
         // 1500..1700 never captured; this segment starts inside the hole and ends beyond it.
@@ -295,16 +307,8 @@ mod tests {
     /// the next client ACK over the same stall is not flagged again.
     #[test]
     fn dup_ack_after_the_marker_keeps_the_stall_quiet() {
-        let (mut client, mut server, mut t) =
-            (FlowState::default(), FlowState::default(), ConversationTiming::default());
-        let mut send = |from_server: bool, seq: u32, ack: u32, len: u32, ts: i64| {
-            let s = seg(from_server, seq, ack, len, ts * 10_000_000);
-            if from_server {
-                analyze(&s, &mut server, &mut client, &mut t, 0)
-            } else {
-                analyze(&s, &mut client, &mut server, &mut t, 0)
-            }
-        };
+        let mut conv = Conversation::default();
+        let mut send = |from_server, seq, ack, len, ts| conv.send(from_server, seq, ack, len, ts);
         send(false, 100, 1000, 10, 0);
         send(true, 1000, 110, 500, 1);
         assert_ne!(send(false, 110, 2000, 0, 2) & af::ACK_LOST_SEGMENT, 0);
