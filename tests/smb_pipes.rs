@@ -366,6 +366,18 @@ impl Wire {
     const CLIENT: ([u8; 4], u16) = ([10, 1, 0, 7], 50123);
     const SERVER: ([u8; 4], u16) = ([10, 1, 0, 1], 445);
 
+    /// SMB2 TREE_CONNECT to `\\10.1.0.1\IPC$` (command 3, message 1) and its response: tree 1, a pipe share.
+    fn connect_ipc(&mut self) {
+        let path = utf16(r"\\10.1.0.1\IPC$");
+        let mut tc = vec![9, 0, 0, 0, 72, 0];
+        tc.extend((path.len() as u16).to_le_bytes());
+        tc.extend(&path);
+        self.smb2(0, 3, 1, 0, 0, &tc);
+        let mut tr = vec![16, 0, 2, 0];
+        tr.extend([0u8; 12]);
+        self.smb2(1, 3, 1, 0, 1, &tr);
+    }
+
     fn new() -> Wire {
         let mut out = Vec::new();
         for v in
@@ -437,14 +449,7 @@ fn utf16(s: &str) -> Vec<u8> {
 #[test]
 fn remote_busy_opens_give_pipe_busy() {
     let mut w = Wire::new();
-    let path = utf16(r"\\10.1.0.1\IPC$");
-    let mut tc = vec![9, 0, 0, 0, 72, 0];
-    tc.extend((path.len() as u16).to_le_bytes());
-    tc.extend(&path);
-    w.smb2(0, 3, 1, 0, 0, &tc);
-    let mut tr = vec![16, 0, 2, 0];
-    tr.extend([0u8; 12]);
-    w.smb2(1, 3, 1, 0, 1, &tr);
+    w.connect_ipc();
     let create = |name: &str| {
         let n = utf16(name);
         let mut b = vec![0u8; 56];
@@ -499,14 +504,7 @@ fn remote_busy_opens_give_pipe_busy() {
 #[test]
 fn remote_pipe_waits_are_told_in_pipe_busy() {
     let mut w = Wire::new();
-    let path = utf16(r"\\10.1.0.1\IPC$");
-    let mut tc = vec![9, 0, 0, 0, 72, 0];
-    tc.extend((path.len() as u16).to_le_bytes());
-    tc.extend(&path);
-    w.smb2(0, 3, 1, 0, 0, &tc);
-    let mut tr = vec![16, 0, 2, 0];
-    tr.extend([0u8; 12]);
-    w.smb2(1, 3, 1, 0, 1, &tr);
+    w.connect_ipc();
     let name = utf16("RemotingStorm");
     let mut create = vec![0u8; 56];
     create[0] = 57;
