@@ -1,6 +1,8 @@
 //! Headless tests of the desktop app (egui_kittest): loading through the worker thread,
 //! findings, selection and zoom, copy filter, damaged inputs, export.
 
+mod common;
+
 use ipcscope as app;
 
 use std::path::{Path, PathBuf};
@@ -670,7 +672,7 @@ fn a_dropped_folder_loads_the_inputs_inside_it() {
 /// (4120): the lanes name the process and the events are on the timeline.
 #[test]
 fn lanes_name_the_process_and_procmon_tcp_events_are_on_the_timeline() {
-    use app::ingest::procmon::writer::{write_csv, WriterEvent, WriterOp};
+    use app::ingest::procmon::writer::write_csv;
     let pcap = sample("stale_connection.pcap");
     let cap = app::pipeline::analyze_paths(
         std::slice::from_ref(&pcap),
@@ -679,23 +681,7 @@ fn lanes_name_the_process_and_procmon_tcp_events_are_on_the_timeline() {
     );
     let conns: Vec<_> = cap.connections.iter().filter(|c| c.client_syn > 0).collect();
     assert!(!conns.is_empty());
-    let events: Vec<WriterEvent> = conns
-        .iter()
-        .map(|c| WriterEvent {
-            ts: c.first_ts,
-            pid: 4120,
-            tid: 1,
-            process: "w3wp.exe".into(),
-            op: WriterOp::Tcp {
-                op: 5,
-                local: std::net::SocketAddr::new(c.client.ip, c.client.port),
-                remote: std::net::SocketAddr::new(c.server.ip, c.server.port),
-                length: 0,
-            },
-            path: String::new(),
-            status: 0,
-        })
-        .collect();
+    let events = common::procmon_tcp_connects(&conns, 4120, "w3wp.exe");
     let mut csv = Vec::new();
     write_csv(&mut csv, &events, 0).expect("write");
     let a = app::pipeline::analyze_sources(

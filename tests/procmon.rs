@@ -246,28 +246,12 @@ fn truncated_pml_keeps_what_was_read() {
 /// UTC+2h plus a 1 s clock skew, without a date.
 #[test]
 fn csv_connects_are_aligned_against_capture_syns() {
-    use ipcscope::ingest::procmon::writer::{write_csv, WriterEvent, WriterOp};
+    use ipcscope::ingest::procmon::writer::write_csv;
     let pcap = common::samples().join("stale_connection.pcap");
     let cap = analyze(&[pcap.clone()], vec![]);
     let conns: Vec<_> = cap.connections.iter().filter(|c| c.client_syn > 0).collect();
     assert!(!conns.is_empty());
-    let events: Vec<WriterEvent> = conns
-        .iter()
-        .map(|c| WriterEvent {
-            ts: c.first_ts,
-            pid: 3100,
-            tid: 1,
-            process: "client.exe".into(),
-            op: WriterOp::Tcp {
-                op: 5,
-                local: std::net::SocketAddr::new(c.client.ip, c.client.port),
-                remote: std::net::SocketAddr::new(c.server.ip, c.server.port),
-                length: 0,
-            },
-            path: String::new(),
-            status: 0,
-        })
-        .collect();
+    let events = common::procmon_tcp_connects(&conns, 3100, "client.exe");
     let mut csv = Vec::new();
     write_csv(&mut csv, &events, 7201).expect("write");
     let bytes = std::fs::read(&pcap).expect("read");

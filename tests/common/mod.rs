@@ -30,3 +30,30 @@ pub fn read_tsv(path: &std::path::Path) -> Vec<std::collections::HashMap<String,
 pub fn samples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples")
 }
+
+/// A Process Monitor `TCP Connect` (operation 5) by `process (pid)` at each connection's first
+/// packet, from its client to its server: a ProcMon log that names the owner of the connections.
+pub fn procmon_tcp_connects(
+    conns: &[&ipcscope::model::Connection],
+    pid: u32,
+    process: &str,
+) -> Vec<ipcscope::ingest::procmon::writer::WriterEvent> {
+    use ipcscope::ingest::procmon::writer::{WriterEvent, WriterOp};
+    conns
+        .iter()
+        .map(|c| WriterEvent {
+            ts: c.first_ts,
+            pid,
+            tid: 1,
+            process: process.into(),
+            op: WriterOp::Tcp {
+                op: 5,
+                local: std::net::SocketAddr::new(c.client.ip, c.client.port),
+                remote: std::net::SocketAddr::new(c.server.ip, c.server.port),
+                length: 0,
+            },
+            path: String::new(),
+            status: 0,
+        })
+        .collect()
+}
