@@ -290,12 +290,7 @@ pub fn frame_analysis(path: &Path) -> Result<(Vec<FrameAnalysis>, Option<String>
         opened.kind == InputKind::PcapNg,
         &mut |seg| {
             let analysis = tcp.process(&seg);
-            out.push(FrameAnalysis {
-                frame: seg.frame,
-                conn_id: tcp.conn_id_of(&seg).unwrap_or(u64::MAX),
-                flags: seg.flags,
-                analysis,
-            });
+            out.push(FrameAnalysis { frame: seg.frame, conn_id: tcp.last_connection(), flags: seg.flags, analysis });
         },
         &mut |_| true,
     );

@@ -47,9 +47,7 @@ pub(super) fn read_pcap(
             for mut batch in full_rx {
                 for seg in &batch {
                     tcp.process(seg);
-                    if let Some(id) = tcp.conn_id_of(seg) {
-                        facts.observe(id, seg);
-                    }
+                    facts.observe(tcp.last_connection(), seg);
                 }
                 batch.clear();
                 // The reader may have finished already; the batch is then simply dropped.

@@ -193,6 +193,8 @@ pub struct TcpAnalyzer {
     packets: u64,
     /// Connections finalised early because the table was full.
     pub evicted: u64,
+    /// The connection the last processed segment belongs to.
+    last_conn: u64,
 }
 
 impl TcpAnalyzer {
@@ -206,6 +208,7 @@ impl TcpAnalyzer {
             next_id: first_id,
             packets: 0,
             evicted: 0,
+            last_conn: 0,
         }
     }
 
@@ -299,6 +302,7 @@ impl TcpAnalyzer {
             window: seg.window,
             analysis: ta,
         };
+        let id = c.id;
         if c.head.len() < HEAD_PACKETS {
             c.head.push(note);
         } else {
@@ -308,6 +312,7 @@ impl TcpAnalyzer {
             }
             a.tail.push_back(note);
         }
+        self.last_conn = id;
         ta
     }
 
@@ -347,9 +352,9 @@ impl TcpAnalyzer {
         (self.finished, self.counts, self.evicted)
     }
 
-    /// The id of the connection a segment belongs to now.
-    pub fn conn_id_of(&self, seg: &TcpSegment) -> Option<u64> {
-        self.table.get(&flow_key(seg.src, seg.dst)).map(|a| a.conn.id)
+    /// The connection the last processed segment went to (callers need no second table lookup).
+    pub fn last_connection(&self) -> u64 {
+        self.last_conn
     }
 }
 
