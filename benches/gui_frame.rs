@@ -109,7 +109,9 @@ fn template() -> Analysis {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("template.pcap");
     std::fs::write(&path, template_capture()).expect("write template capture");
-    let a = app::pipeline::analyze_paths(&[path], &app::analysis::Options::default(), &app::pipeline::NoProgress);
+    // As the app loads it: every packet note kept.
+    let options = app::analysis::Options { keep_all_packet_notes: true, ..Default::default() };
+    let a = app::pipeline::analyze_paths(&[path], &options, &app::pipeline::NoProgress);
     assert_eq!(a.connections.len(), 1, "template capture: {:?}", a.inputs);
     a
 }
@@ -130,7 +132,7 @@ fn synthetic(connections: usize) -> Analysis {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let base = template();
     let tc = base.connections[0].clone();
-    let bn = tc.head[0];
+    let bn = tc.head_tail().0[0];
     let mut a = base;
     a.connections.clear();
     a.inputs.clear();
@@ -199,9 +201,7 @@ fn synthetic(connections: usize) -> Analysis {
         c.keep_alive = 3;
         c.first_frame = frame;
         c.last_frame = frame + 60;
-        c.head = head;
-        c.tail = tail;
-        c.elided = 54;
+        c.notes = app::model::PacketNotes::Kept(Box::new(app::model::KeptNotes { head, tail, elided: 54 }));
         a.connections.push(c);
         frame += 61;
     }
@@ -342,7 +342,7 @@ fn main() {
     let n = connections_wanted();
     let t = Instant::now();
     let analysis = synthetic(n);
-    let notes: usize = analysis.connections.iter().map(|c| c.head.len() + c.tail.len()).sum();
+    let notes: usize = analysis.connections.iter().map(|c| c.packets().count()).sum();
     println!(
         "gui_frame [{profile}]: synthetic {} connections, {} kept packet notes, {} notional packets, built in {:.0} ms",
         analysis.connections.len(),

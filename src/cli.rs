@@ -87,6 +87,10 @@ pub struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Keep every packet note of every connection, as the app does (more memory; the same
+    /// findings and tables). By default an uneventful connection keeps only its landmarks.
+    #[arg(long)]
+    pub all_packet_notes: bool,
     /// Client ephemeral port range, e.g. 49152-65535 (Windows' default).
     #[arg(long, value_parser = parse_range)]
     pub ephemeral_range: Option<(u16, u16)>,
@@ -195,6 +199,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         time_wait_s: args.time_wait,
         log_offsets: args.log_offsets.clone(),
         clock_offsets: args.clock_offsets.clone(),
+        keep_all_packet_notes: args.all_packet_notes,
     };
     let terminal = (!args.quiet && std::io::stderr().is_terminal()).then(TerminalProgress::new);
     let sink: &dyn ProgressSink = match &terminal {

@@ -136,7 +136,8 @@ impl Side {
 }
 
 /// A compact record of one packet of a connection, kept for detectors and the details pane.
-/// Bounded per connection (see `analysis::tcp::PACKETS_KEPT_PER_CONNECTION`).
+/// Bounded per connection (see `analysis::tcp::HEAD_PACKETS`, `TAIL_PACKETS`). The notes an
+/// uneventful connection keeps ([`Landmarks`]) carry frame, time, side and flags only.
 #[derive(Clone, Copy, Debug)]
 pub struct PacketNote {
     pub frame: u64,
@@ -150,14 +151,133 @@ pub struct PacketNote {
     pub analysis: u32,
 }
 
-/// A rebuilt TCP connection (one Wireshark stream / one Zeek connection).
+/// The first packets of a connection (handshake and what follows) and the last (how it ended).
+#[derive(Clone, Debug, Default)]
+pub struct KeptNotes {
+    pub head: Vec<PacketNote>,
+    pub tail: Vec<PacketNote>,
+    /// Packets between head and tail not kept.
+    pub elided: u64,
+}
+
+/// What a finished connection keeps of its packets.
+#[derive(Clone, Debug, Default)]
+pub enum PacketNotes {
+    /// Nothing (a record built by hand).
+    #[default]
+    None,
+    /// Head and tail notes with every field.
+    Kept(Box<KeptNotes>),
+    /// An uneventful connection: its landmark packets only.
+    Landmarks(Landmarks),
+}
+
+/// The packets of an uneventful connection that the detectors look at — its SYN (the first packet),
+/// SYN/ACK and the two FINs — each as frame and time offsets from the connection's first packet
+/// (24 and 40 bits: up to 16 M frames and 18 minutes later), with sender and flags. A connection
+/// is uneventful when it had one handshake, one FIN each way, no reset, no zero window and no
+/// Wireshark analysis flag; detectors only read times, frames, sides and flags of such a
+/// connection (its sequence numbers, windows and lengths are not kept). 32 bytes where its notes
+/// took 320 on an eight-packet connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Landmarks {
+    offsets: [u64; 3],
+    flags: [u8; 4],
+    /// Bit i: landmark i was sent by the server.
+    server_sent: u8,
+    /// A byte with one valid value: `PacketNotes` keeps its variant tag in it (8 bytes smaller).
+    niche: Niche,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Niche {
+    Landmarks = 0,
+}
+
+impl Landmarks {
+    const FRAME_BITS: u32 = 24;
+    const TS_BITS: u32 = 40;
+
+    /// The landmarks of a connection whose kept packets are `head` then `tail`, if it is
+    /// uneventful and they fit. `eventful`: a reset, zero window or analysis flag was seen.
+    pub fn of(c: &Connection, head: &[PacketNote], tail: &[PacketNote], eventful: bool) -> Option<Landmarks> {
+        use tcp_flags::{ACK, FIN, SYN};
+        if eventful
+            || c.reused_ports
+            || (c.client_syn, c.server_synack, c.client_fin, c.server_fin) != (1, 1, 1, 1)
+            || c.client_rst + c.server_rst != 0
+        {
+            return None;
+        }
+        let syn = head.first()?;
+        if syn.side != Side::Client || syn.flags & (SYN | ACK) != SYN || syn.frame != c.first_frame || syn.ts != c.first_ts {
+            return None;
+        }
+        // The SYN/ACK, then both FINs, all kept, and no other SYN among the notes.
+        let mut picked: [Option<&PacketNote>; 3] = [None; 3];
+        let mut syns = 0;
+        for p in head.iter().chain(tail) {
+            syns += usize::from(p.flags & SYN != 0);
+            if p.side == Side::Server && p.flags & SYN != 0 && picked[0].is_none() {
+                picked[0] = Some(p);
+            } else if p.flags & FIN != 0 {
+                match (picked[0], picked[1]) {
+                    (None, _) => return None,
+                    (Some(_), None) => picked[1] = Some(p),
+                    (Some(_), Some(_)) if picked[2].is_none() => picked[2] = Some(p),
+                    _ => return None,
+                }
+            }
+        }
+        if syns != 2 {
+            return None;
+        }
+        let mut l = Landmarks { offsets: [0; 3], flags: [syn.flags, 0, 0, 0], server_sent: 0, niche: Niche::Landmarks };
+        for (k, p) in picked.into_iter().enumerate() {
+            let p = p?;
+            let frame = p.frame.checked_sub(c.first_frame)?;
+            let ts = u64::try_from(p.ts.checked_sub(c.first_ts)?).ok()?;
+            if frame >> Self::FRAME_BITS != 0 || ts >> Self::TS_BITS != 0 {
+                return None;
+            }
+            l.offsets[k] = frame << Self::TS_BITS | ts;
+            l.flags[k + 1] = p.flags;
+            l.server_sent |= u8::from(p.side == Side::Server) << (k + 1);
+        }
+        Some(l)
+    }
+
+    /// The four landmark notes in order; fields not kept are zero.
+    pub fn notes(&self, first_frame: u64, first_ts: UtcNs) -> [PacketNote; 4] {
+        let note = |i: usize, frame: u64, ts: UtcNs| PacketNote {
+            frame,
+            ts,
+            side: if self.server_sent & (1 << i) != 0 { Side::Server } else { Side::Client },
+            flags: self.flags[i],
+            payload_len: 0,
+            seq: 0,
+            ack: 0,
+            window: 0,
+            analysis: 0,
+        };
+        let at = |i: usize| {
+            let o = self.offsets[i - 1];
+            note(i, first_frame + (o >> Self::TS_BITS), first_ts + (o & ((1 << Self::TS_BITS) - 1)) as i64)
+        };
+        [note(0, first_frame, first_ts), at(1), at(2), at(3)]
+    }
+}
+
+/// A rebuilt TCP connection (one Wireshark stream / one Zeek connection). A finished connection
+/// is kept for the detectors, the tables and the app: 232 bytes plus the notes of an eventful one.
 #[derive(Clone, Debug)]
 pub struct Connection {
     /// 0-based id, in order of first packet over the whole run.
     pub id: u64,
     pub input: u32,
     /// Wireshark's `tcp.stream` index within its input.
-    pub stream: u64,
+    pub stream: u32,
     /// Originator (SYN sender, or Zeek's guess without a SYN).
     pub client: Endpoint,
     pub server: Endpoint,
@@ -167,8 +287,8 @@ pub struct Connection {
     pub state: ConnState,
     /// Zeek's `history` letters, inline up to 22 letters.
     pub history: History,
-    pub client_packets: u64,
-    pub server_packets: u64,
+    pub client_packets: u32,
+    pub server_packets: u32,
     /// TCP payload bytes.
     pub client_bytes: u64,
     pub server_bytes: u64,
@@ -185,21 +305,17 @@ pub struct Connection {
     pub last_frame: u64,
     /// This connection began with a SYN on a 4-tuple seen before (Wireshark reused_ports).
     pub reused_ports: bool,
-    /// The first packets of the connection (handshake and what follows).
-    pub head: Vec<PacketNote>,
-    /// The last packets of the connection (how it ended).
-    pub tail: Vec<PacketNote>,
-    /// Packets dropped between head and tail.
-    pub elided: u64,
+    /// Its packets as kept: see [`Connection::packets`].
+    pub notes: PacketNotes,
     /// The process that owns this connection's local end, when an event source named it
-    /// (set by `analysis::attribution`).
+    /// (set by `analysis::attribution`; one name shared by its connections).
     pub pid: Option<u32>,
-    pub process: Option<String>,
+    pub process: Option<std::sync::Arc<str>>,
 }
 
 impl Connection {
     /// A connection at its first packet: no counters, no packets kept yet, not attributed.
-    pub fn opened(id: u64, input: u32, stream: u64, client: Endpoint, server: Endpoint, ts: UtcNs, frame: u64) -> Self {
+    pub fn opened(id: u64, input: u32, stream: u32, client: Endpoint, server: Endpoint, ts: UtcNs, frame: u64) -> Self {
         Connection {
             id,
             input,
@@ -226,18 +342,54 @@ impl Connection {
             first_frame: frame,
             last_frame: frame,
             reused_ports: false,
-            head: Vec::new(),
-            tail: Vec::new(),
-            elided: 0,
+            notes: PacketNotes::None,
             pid: None,
             process: None,
         }
     }
 
-    /// All kept packets, head then tail, in order.
-    pub fn packets(&self) -> impl Iterator<Item = &PacketNote> {
-        self.head.iter().chain(self.tail.iter())
+    /// The kept packets in order: head then tail, or an uneventful connection's landmarks.
+    pub fn packets(&self) -> impl Iterator<Item = PacketNote> + '_ {
+        let (head, tail) = self.head_tail();
+        let marks = match &self.notes {
+            PacketNotes::Landmarks(l) => Some(l.notes(self.first_frame, self.first_ts)),
+            _ => None,
+        };
+        head.iter().chain(tail).copied().chain(marks.into_iter().flatten())
     }
+
+    /// Head and tail notes with every field (empty for landmarks).
+    pub fn head_tail(&self) -> (&[PacketNote], &[PacketNote]) {
+        match &self.notes {
+            PacketNotes::Kept(k) => (&k.head, &k.tail),
+            _ => (&[], &[]),
+        }
+    }
+
+    /// Packets of the connection not among its notes.
+    pub fn elided(&self) -> u64 {
+        match &self.notes {
+            PacketNotes::Kept(k) => k.elided,
+            PacketNotes::Landmarks(_) => (self.client_packets as u64 + self.server_packets as u64).saturating_sub(4),
+            PacketNotes::None => 0,
+        }
+    }
+
+    /// The head and tail notes, to change in place (times moved to another clock, sides swapped).
+    /// Landmarks follow `first_ts` and the sides of the record by themselves.
+    pub fn kept_notes_mut(&mut self) -> impl Iterator<Item = &mut PacketNote> {
+        let k = match &mut self.notes {
+            PacketNotes::Kept(k) => Some(&mut **k),
+            _ => None,
+        };
+        k.into_iter().flat_map(|k| k.head.iter_mut().chain(k.tail.iter_mut()))
+    }
+
+    /// Whether the notes carry every field (not only an uneventful connection's landmarks).
+    pub fn notes_complete(&self) -> bool {
+        !matches!(self.notes, PacketNotes::Landmarks(_))
+    }
+
     pub fn duration_s(&self) -> f64 {
         (self.last_ts - self.first_ts) as f64 / 1e9
     }

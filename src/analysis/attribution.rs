@@ -10,6 +10,7 @@
 //! Memory: an index over the owners, which the readers bound.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::Analysis;
 use crate::model::{Endpoint, SocketOp, SocketOwner};
@@ -39,11 +40,14 @@ pub fn attribute(a: &mut Analysis) {
         return;
     }
     let mut index: HashMap<(Endpoint, Endpoint), Vec<usize>> = HashMap::new();
-    let mut names: HashMap<u32, String> = HashMap::new();
+    // One shared name per process: a million connections of one service hold one string.
+    let mut shared: HashMap<&str, Arc<str>> = HashMap::new();
+    let mut names: HashMap<u32, Arc<str>> = HashMap::new();
     for (i, o) in a.socket_owners.iter().enumerate() {
         index.entry(key(o.local, o.remote)).or_default().push(i);
-        if let Some(p) = o.process.as_ref().filter(|p| !p.is_empty()) {
-            names.entry(o.pid).or_insert_with(|| p.clone());
+        if let Some(p) = o.process.as_deref().filter(|p| !p.is_empty()) {
+            let name = shared.entry(p).or_insert_with(|| Arc::from(p)).clone();
+            names.entry(o.pid).or_insert(name);
         }
     }
     for c in &mut a.connections {
@@ -55,7 +59,7 @@ pub fn attribute(a: &mut Analysis) {
             .min_by_key(|o| rank(o, c.client, c.first_ts));
         if let Some(o) = best {
             c.pid = Some(o.pid);
-            c.process = o.process.clone().filter(|p| !p.is_empty()).or_else(|| names.get(&o.pid).cloned());
+            c.process = o.process.as_deref().and_then(|p| shared.get(p)).or_else(|| names.get(&o.pid)).cloned();
         }
     }
 }
@@ -106,7 +110,7 @@ mod tests {
     }
 
     fn conn(id: u64, client: Endpoint, server: Endpoint, first: i64, last: i64) -> Connection {
-        Connection { last_ts: last, ..Connection::opened(id, 0, id, client, server, first, 1) }
+        Connection { last_ts: last, ..Connection::opened(id, 0, id as u32, client, server, first, 1) }
     }
 
     fn owner(ts: i64, local: Endpoint, remote: Endpoint, pid: u32, name: Option<&str>, op: SocketOp) -> SocketOwner {

@@ -51,6 +51,9 @@ pub struct Options {
     /// Clock offsets of captures given by the user: (file name or path, its clock minus the first
     /// capture's in s).
     pub clock_offsets: Vec<(String, f64)>,
+    /// Keep every packet note of uneventful connections too, for the app's packet list; batch
+    /// runs keep only their landmarks (the findings are the same, the memory a quarter).
+    pub keep_all_packet_notes: bool,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             ephemeral_range_given: false,
             log_offsets: Vec::new(),
             clock_offsets: Vec::new(),
+            keep_all_packet_notes: false,
         }
     }
 }

@@ -150,7 +150,7 @@ struct Isn {
 
 impl Isn {
     fn of(c: &crate::model::Connection) -> Isn {
-        let first = |side: Side| c.head.iter().find(|p| p.side == side).map(|p| p.seq);
+        let first = |side: Side| c.head_tail().0.iter().find(|p| p.side == side).map(|p| p.seq);
         Isn { client: first(Side::Client), server: first(Side::Server) }
     }
     fn rel(&self, side: Side, v: u32) -> String {
@@ -249,15 +249,16 @@ pub fn show_connection(ui: &mut egui::Ui, a: &Analysis, idx: usize, tz: TimeZone
                 ui.label(RichText::new(h).strong());
             }
             ui.end_row();
-            for p in &c.head {
+            let (head, tail) = c.head_tail();
+            for p in head {
                 packet_row(ui, a, c.input, p, c.first_ts, tz, evidence, isn);
             }
-            if c.elided > 0 {
+            if c.elided() > 0 {
                 ui.label(RichText::new("…").weak());
-                ui.label(RichText::new(format!("{} packets not kept", c.elided)).weak().italics());
+                ui.label(RichText::new(format!("{} packets not kept", c.elided())).weak().italics());
                 ui.end_row();
             }
-            for p in &c.tail {
+            for p in tail {
                 packet_row(ui, a, c.input, p, c.first_ts, tz, evidence, isn);
             }
         });

@@ -82,7 +82,9 @@ pub struct LoadJob {
 
 impl LoadJob {
     /// Starts analysing `paths` (the whole session, on one clock) on a new thread.
-    pub fn start(paths: Vec<PathBuf>, options: Options, ctx: Option<egui::Context>) -> LoadJob {
+    pub fn start(paths: Vec<PathBuf>, mut options: Options, ctx: Option<egui::Context>) -> LoadJob {
+        // The packet list shows every kept packet of every connection.
+        options.keep_all_packet_notes = true;
         let progress = Arc::new(SharedProgress::default());
         progress.file_count.store(paths.len(), Ordering::Relaxed);
         if let Ok(mut r) = progress.repaint.lock() {

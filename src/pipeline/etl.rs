@@ -82,6 +82,7 @@ pub(super) fn read_etl(
     reader: Box<dyn BufRead + Send>,
     path: &Path,
     analysis: &mut Analysis,
+    tcp: TcpAnalyzer,
     next_conn_id: &mut u64,
     summary: &mut InputSummary,
     tick: &dyn Fn() -> bool,
@@ -105,7 +106,7 @@ pub(super) fn read_etl(
         });
     }
     let mut pipes = PipeAnalyzer::new(input);
-    let mut tcp = TcpAnalyzer::new(*next_conn_id);
+    let mut tcp = tcp;
     let mut ndis = NdisFrames::default();
     let mut frame_bytes = 0u64;
     let mut tcpip_events = 0u64;

@@ -144,6 +144,7 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
             &mut pending_csv,
             progress,
             keep_packet_facts,
+            options,
         );
         analysis.inputs.push(summary);
     }
@@ -169,6 +170,7 @@ fn read_one(
     pending_csv: &mut Vec<procmon::PendingCsv>,
     progress: &dyn ProgressSink,
     keep_packet_facts: bool,
+    options: &Options,
 ) -> InputSummary {
     let name = source.name();
     let path = name.as_path();
@@ -213,10 +215,12 @@ fn read_one(
                 next_conn_id,
                 &mut summary,
                 keep_packet_facts,
+                options,
             );
         }
         InputKind::Etl => {
-            etl::read_etl(input, opened.reader, path, analysis, next_conn_id, &mut summary, &|| {
+            let tcp = TcpAnalyzer::new(*next_conn_id).keep_all_notes(options.keep_all_packet_notes);
+            etl::read_etl(input, opened.reader, path, analysis, tcp, next_conn_id, &mut summary, &|| {
                 report(counter.load(Ordering::Relaxed));
                 !progress.cancelled()
             });

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use super::{add_smb, ProgressSink};
 use crate::analysis::smb::SmbAnalyzer;
 use crate::analysis::tcp::TcpAnalyzer;
-use crate::analysis::{twosided, Analysis, InputSummary};
+use crate::analysis::{twosided, Analysis, InputSummary, Options};
 use crate::ingest::{self, InputKind};
 use crate::model::TcpSegment;
 
@@ -29,6 +29,7 @@ pub(super) fn read_pcap(
     next_conn_id: &mut u64,
     summary: &mut InputSummary,
     keep_packet_facts: bool,
+    options: &Options,
 ) {
     let gz_note = if opened.gzip { " (offset in the decompressed stream)" } else { "" };
     let counter = opened.disk_read.clone();
@@ -41,7 +42,7 @@ pub(super) fn read_pcap(
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<TcpSegment>>();
     let ((stats, error), ((connections, counts, evicted), facts)) = std::thread::scope(|s| {
         let worker = s.spawn(move || {
-            let mut tcp = TcpAnalyzer::new(first_id);
+            let mut tcp = TcpAnalyzer::new(first_id).keep_all_notes(options.keep_all_packet_notes).track_finalized();
             // Per-packet facts for two-sided matching, keyed by the connection TCP just assigned.
             let mut facts = twosided::facts::Collector::new(input, keep_packet_facts);
             for mut batch in full_rx {
@@ -49,6 +50,7 @@ pub(super) fn read_pcap(
                     tcp.process(seg);
                     facts.observe(tcp.last_connection(), seg);
                 }
+                tcp.drain_finalized(|id| facts.finalized(id));
                 batch.clear();
                 // The reader may have finished already; the batch is then simply dropped.
                 let _ = empty_tx.send(batch);

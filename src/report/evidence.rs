@@ -153,7 +153,7 @@ impl Selection {
         ids.sort_unstable();
         ids.dedup();
         for c in ids.iter().filter_map(|id| conns.get(id)).filter(|c| c.input == input) {
-            let packets = c.client_packets + c.server_packets;
+            let packets = u64::from(c.client_packets) + u64::from(c.server_packets);
             let long = packets > LONG_CONNECTION;
             let inside: Vec<u64> =
                 frames.iter().copied().filter(|&n| n >= c.first_frame && n <= c.last_frame).collect();

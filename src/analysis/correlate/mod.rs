@@ -138,18 +138,27 @@ fn link_anchors(f: &Finding, frame_ts: &HashMap<(u32, u64), UtcNs>) -> Vec<UtcNs
 }
 
 fn frame_times(a: &Analysis) -> HashMap<(u32, u64), UtcNs> {
-    let mut m = HashMap::new();
+    // Only the frames findings cite: the packets of a million connections need no index.
+    let mut m: HashMap<(u32, u64), Option<UtcNs>> =
+        a.findings.iter().flat_map(|f| f.evidence.iter().map(|e| ((e.input, e.frame), None))).collect();
+    if m.is_empty() {
+        return HashMap::new();
+    }
     for c in &a.connections {
         for p in c.packets() {
-            m.insert((c.input, p.frame), p.ts);
+            if let Some(t) = m.get_mut(&(c.input, p.frame)) {
+                *t = Some(p.ts);
+            }
         }
     }
     for p in &a.pipes {
         for e in &p.events {
-            m.insert((p.input, e.record), e.ts);
+            if let Some(t) = m.get_mut(&(p.input, e.record)) {
+                *t = Some(e.ts);
+            }
         }
     }
-    m
+    m.into_iter().filter_map(|(k, t)| Some((k, t?))).collect()
 }
 
 fn user_offset(options: &Options, path: &str) -> Option<f64> {

@@ -32,9 +32,9 @@ closing; if it does not, the sender should ignore resets after its final write."
 
 pub struct Early<'a> {
     pub conn: &'a Connection,
-    pub fin: &'a PacketNote,
-    pub data: &'a PacketNote,
-    pub rst: &'a PacketNote,
+    pub fin: PacketNote,
+    pub data: PacketNote,
+    pub rst: PacketNote,
 }
 
 /// The in-flight-reply pattern on one connection, if any (first unclaimed RST only).
@@ -76,7 +76,7 @@ pub fn find_early<'a>(ctx: &Context, c: &'a Connection) -> Option<Early<'a>> {
         };
         let streaming = last_other_data.is_some_and(|r| fin.ts.saturating_sub(ps[r].ts) <= IN_FLIGHT_NS);
         if request_pending || streaming {
-            return Some(Early { conn: c, fin, data, rst });
+            return Some(Early { conn: c, fin, data, rst: *rst });
         }
     }
     None

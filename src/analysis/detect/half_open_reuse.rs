@@ -23,10 +23,10 @@ dead peers, and make clients close connections on shutdown.";
 
 struct Reuse<'a> {
     conn: &'a Connection,
-    syn: &'a PacketNote,
-    challenge: &'a PacketNote,
-    rst: &'a PacketNote,
-    retry: Option<&'a PacketNote>,
+    syn: PacketNote,
+    challenge: PacketNote,
+    rst: PacketNote,
+    retry: Option<PacketNote>,
 }
 
 fn find<'a>(ctx: &Context, c: &'a Connection) -> Option<Reuse<'a>> {
@@ -48,7 +48,7 @@ fn find<'a>(ctx: &Context, c: &'a Connection) -> Option<Reuse<'a>> {
         // reason (a reset injected by a middlebox looks the same up to here).
         let retry = ps.iter().find(|p| is_syn(p) && p.frame > rst.frame).copied();
         if retry.is_some() {
-            return Some(Reuse { conn: c, syn, challenge, rst, retry });
+            return Some(Reuse { conn: c, syn: *syn, challenge: *challenge, rst: *rst, retry });
         }
     }
     None

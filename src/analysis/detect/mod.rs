@@ -121,7 +121,7 @@ fn classify_resets(ctx: &Context) -> Vec<ResetClass> {
         for p in c.packets().filter(|p| p.flags & RST != 0) {
             let classification = match ctx.claimed.get(&(c.input, p.frame)) {
                 Some(kind) => kind.name().to_string(),
-                None => benign_reset(c, p).unwrap_or("unexplained").to_string(),
+                None => benign_reset(c, &p).unwrap_or("unexplained").to_string(),
             };
             out.push(ResetClass {
                 input: c.input,
@@ -137,7 +137,7 @@ fn classify_resets(ctx: &Context) -> Vec<ResetClass> {
 
 /// A reset that needs no finding: after both sides closed, or a repeat of one already sent.
 fn benign_reset(c: &Connection, rst: &PacketNote) -> Option<&'static str> {
-    let before: Vec<&PacketNote> = c.packets().take_while(|p| p.frame < rst.frame).collect();
+    let before: Vec<PacketNote> = c.packets().take_while(|p| p.frame < rst.frame).collect();
     let fin = |s: Side| before.iter().any(|p| p.side == s && p.flags & crate::model::tcp_flags::FIN != 0);
     if fin(Side::Client) && fin(Side::Server) {
         return Some("after_close");
@@ -177,7 +177,7 @@ pub fn cap_evidence(mut ev: Vec<EvidenceRef>) -> Vec<EvidenceRef> {
 pub fn wireshark_filter(conns: &[&Connection]) -> String {
     let inputs: BTreeSet<u32> = conns.iter().map(|c| c.input).collect();
     if inputs.len() <= 1 {
-        let streams: BTreeSet<u64> = conns.iter().map(|c| c.stream).collect();
+        let streams: BTreeSet<u32> = conns.iter().map(|c| c.stream).collect();
         if streams.len() == 1 {
             return format!("tcp.stream eq {}", streams.iter().next().copied().unwrap_or(0));
         }
@@ -308,7 +308,7 @@ pub fn server_bursts<'a>(
 }
 
 /// Packets of a connection in order, as a vector (head then tail).
-pub fn packets(c: &Connection) -> Vec<&PacketNote> {
+pub fn packets(c: &Connection) -> Vec<PacketNote> {
     c.packets().collect()
 }
 

@@ -24,9 +24,9 @@ server_restart). This is not an abortive close (SO_LINGER): the peer's reset ans
 
 struct Stale<'a> {
     conn: &'a Connection,
-    fin: Option<&'a PacketNote>,
-    data: &'a PacketNote,
-    rst: &'a PacketNote,
+    fin: Option<PacketNote>,
+    data: PacketNote,
+    rst: PacketNote,
     idle_since: Option<UtcNs>,
     restart_at: Option<UtcNs>,
 }
@@ -51,14 +51,14 @@ fn find_stale<'a>(ctx: &Context, c: &'a Connection) -> Option<Stale<'a>> {
         let peer_fin = ps[..di].iter().find(|p| p.side == peer && p.flags & FIN != 0);
         if let Some(fin) = peer_fin {
             if !local_fin_before {
-                return Some(Stale { conn: c, fin: Some(fin), data, rst, idle_since: None, restart_at: None });
+                return Some(Stale { conn: c, fin: Some(*fin), data, rst: *rst, idle_since: None, restart_at: None });
             }
         }
         // No FIN: the peer restarted while the connection was idle.
         let prev = if di > 0 { ps[di - 1].ts } else { c.first_ts };
         let peer_ep = endpoint_of(c, peer);
         if let Some(r) = ctx.restarts.iter().find(|r| r.server == peer_ep && r.down > prev && r.down <= data.ts) {
-            return Some(Stale { conn: c, fin: None, data, rst, idle_since: Some(prev), restart_at: Some(r.down) });
+            return Some(Stale { conn: c, fin: None, data, rst: *rst, idle_since: Some(prev), restart_at: Some(r.down) });
         }
     }
     None

@@ -26,28 +26,29 @@ filled and the sender could only probe. Look at the receiving process at that ti
 blocking call in the read path); the sender's send() blocks or times out. A window that reopens after a \
 while is a slow reader; one that never reopens is a hung peer — the sender should time out and reconnect.";
 
-struct Stall<'a> {
-    first_zero: &'a PacketNote,
-    probes: Vec<&'a PacketNote>,
-    reopened: Option<&'a PacketNote>,
+struct Stall {
+    first_zero: PacketNote,
+    probes: Vec<PacketNote>,
+    reopened: Option<PacketNote>,
     end: UtcNs,
-    died: Option<&'a PacketNote>,
+    died: Option<PacketNote>,
 }
 
 fn is_zero_window(p: &PacketNote) -> bool {
     p.window == 0 && p.flags & (RST | SYN) == 0
 }
 
-fn longest_stall<'a>(c: &'a Connection) -> Option<Stall<'a>> {
-    // Nearly every connection has no zero window: answer without building its packet list.
-    if !c.packets().any(is_zero_window) {
+fn longest_stall(c: &Connection) -> Option<Stall> {
+    // Nearly every connection has no zero window: answer without building its packet list. An
+    // uneventful connection (landmarks only, windows not kept) had none by definition.
+    if !c.notes_complete() || !c.packets().any(|p| is_zero_window(&p)) {
         return None;
     }
     let ps = packets(c);
     let mut best: Option<Stall> = None;
     let mut i = 0;
     while i < ps.len() {
-        if !is_zero_window(ps[i]) {
+        if !is_zero_window(&ps[i]) {
             i += 1;
             continue;
         }

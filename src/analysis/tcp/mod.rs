@@ -1,6 +1,7 @@
 //! TCP connection reconstruction: a 4-tuple table with generations (Wireshark streams),
 //! per-packet analysis flags (Wireshark 4.0), Zeek state and history per connection.
-//! Memory grows with connections: each keeps a bounded head and tail of packet notes.
+//! Memory grows with connections: a live one keeps a bounded head and tail of packet notes; a
+//! finished uneventful one only its landmarks (`model::Landmarks`) unless every note is asked for.
 
 pub mod wireshark;
 pub mod zeek;
@@ -12,7 +13,7 @@ use serde::Serialize;
 
 use crate::model::analysis_flags as af;
 use crate::model::tcp_flags::{ACK, FIN, RST, SYN};
-use crate::model::{ConnState, Connection, Endpoint, History, PacketNote, Side, TcpSegment, UtcNs};
+use crate::model::{ConnState, Connection, Endpoint, History, KeptNotes, Landmarks, PacketNote, PacketNotes, Side, TcpSegment, UtcNs};
 use wireshark::{ConversationTiming, FlowState};
 use zeek::ZeekConn;
 
@@ -132,7 +133,11 @@ fn flow_key(a: Endpoint, b: Endpoint) -> FlowKey {
 
 struct Active {
     conn: Connection,
+    head: Vec<PacketNote>,
     tail: VecDeque<PacketNote>,
+    elided: u64,
+    /// A reset, a zero window or a Wireshark analysis flag was seen: the notes are kept whole.
+    eventful: bool,
     client_flow: FlowState,
     server_flow: FlowState,
     timing: ConversationTiming,
@@ -146,7 +151,7 @@ fn likely_server_port(p: u16) -> bool {
 }
 
 impl Active {
-    fn new(id: u64, stream: u64, seg: &TcpSegment, reused: bool) -> Active {
+    fn new(id: u64, stream: u32, seg: &TcpSegment, reused: bool) -> Active {
         // Originator: the SYN sender; a SYN/ACK's receiver; else Zeek's port heuristic.
         let is_synack = seg.flags & (SYN | ACK) == SYN | ACK;
         let flip = is_synack
@@ -159,11 +164,13 @@ impl Active {
         Active {
             conn: Connection {
                 reused_ports: reused,
-                head: Vec::with_capacity(HEAD_PACKETS),
                 ..Connection::opened(id, seg.input, stream, client, server, seg.ts, seg.frame)
             },
+            head: Vec::with_capacity(HEAD_PACKETS),
             // Grows on demand: a short connection never fills a tail.
             tail: VecDeque::new(),
+            elided: 0,
+            eventful: false,
             client_flow: FlowState::default(),
             server_flow: FlowState::default(),
             timing: ConversationTiming::default(),
@@ -172,13 +179,21 @@ impl Active {
         }
     }
 
-    fn finish(mut self) -> Connection {
+    fn finish(mut self, all_notes: bool) -> Connection {
         self.conn.state = self.zeek.conn_state();
         self.conn.history = std::mem::take(&mut self.zeek.history);
-        // Exact-size blocks: a finished connection keeps only what it holds.
-        self.conn.head.shrink_to_fit();
-        self.conn.tail = Vec::from(self.tail);
-        self.conn.tail.shrink_to_fit();
+        let tail = self.tail.make_contiguous();
+        let landmarks = if all_notes { None } else { Landmarks::of(&self.conn, &self.head, tail, self.eventful) };
+        self.conn.notes = match landmarks {
+            Some(l) => PacketNotes::Landmarks(l),
+            None => {
+                // Exact-size blocks: a finished connection keeps only what it holds.
+                self.head.shrink_to_fit();
+                let mut tail = Vec::from(self.tail);
+                tail.shrink_to_fit();
+                PacketNotes::Kept(Box::new(KeptNotes { head: self.head, tail, elided: self.elided }))
+            }
+        };
         self.conn
     }
 }
@@ -195,6 +210,10 @@ pub struct TcpAnalyzer {
     pub evicted: u64,
     /// The connection the last processed segment belongs to.
     last_conn: u64,
+    /// Keep every note of uneventful connections too (the app shows them; batch runs need not).
+    all_notes: bool,
+    /// Ids of connections finalised since `drain_finalized`, when asked for.
+    finalized: Option<Vec<u64>>,
 }
 
 impl TcpAnalyzer {
@@ -209,7 +228,36 @@ impl TcpAnalyzer {
             packets: 0,
             evicted: 0,
             last_conn: 0,
+            all_notes: false,
+            finalized: None,
         }
+    }
+
+    /// Keeps every packet note of every connection (for the app's details pane), not only the
+    /// landmarks of uneventful ones. Findings are the same either way.
+    pub fn keep_all_notes(mut self, all: bool) -> Self {
+        self.all_notes = all;
+        self
+    }
+
+    /// Remembers the ids of finalised connections, for `drain_finalized`.
+    pub fn track_finalized(mut self) -> Self {
+        self.finalized = Some(Vec::new());
+        self
+    }
+
+    /// Hands out the ids of connections finalised since the last call (with `track_finalized`).
+    pub fn drain_finalized(&mut self, mut f: impl FnMut(u64)) {
+        if let Some(ids) = &mut self.finalized {
+            ids.drain(..).for_each(&mut f);
+        }
+    }
+
+    fn finalize(finished: &mut Vec<Connection>, finalized: &mut Option<Vec<u64>>, a: Active, all_notes: bool) {
+        if let Some(ids) = finalized {
+            ids.push(a.conn.id);
+        }
+        finished.push(a.finish(all_notes));
     }
 
     /// Processes one segment in file order; returns its analysis flags.
@@ -224,12 +272,13 @@ impl TcpAnalyzer {
         let mut initial = 0u32;
 
         // Conversation lookup with Wireshark's port-reuse rules, hashing the key once.
-        let Self { table, finished, counts, next_id, first_id, .. } = self;
+        let Self { table, finished, counts, next_id, first_id, all_notes, finalized, .. } = self;
         let mut new_active = |reused: bool| {
             let id = *next_id;
             *next_id += 1;
             counts.tcp_conversations += 1;
-            Active::new(id, id - *first_id, seg, reused)
+            // Stream numbers are per input; four billion connections in one file do not occur.
+            Active::new(id, u32::try_from(id - *first_id).unwrap_or(u32::MAX), seg, reused)
         };
         let a = match table.entry(key) {
             Entry::Vacant(v) => v.insert(new_active(false)),
@@ -240,7 +289,7 @@ impl TcpAnalyzer {
                     // A new SYN with another ISN: a new stream on the same 4-tuple.
                     initial |= af::REUSED_PORTS;
                     let old = std::mem::replace(a, new_active(true));
-                    finished.push(old.finish());
+                    Self::finalize(finished, finalized, old, *all_notes);
                 } else if pure_syn && fwd.base_seq_set {
                     // The same ISN again: a SYN retransmission; Wireshark rewinds nextseq to the
                     // highest sequence acknowledgeable, forgetting what a RST in between advanced.
@@ -270,16 +319,17 @@ impl TcpAnalyzer {
         c.last_frame = seg.frame;
         let fin = seg.flags & FIN != 0;
         let rst = seg.flags & RST != 0;
+        a.eventful |= rst || ta != 0 || seg.window == 0;
         match side {
             Side::Client => {
-                c.client_packets += 1;
+                c.client_packets = c.client_packets.saturating_add(1);
                 c.client_bytes += seg.payload_len as u64;
                 c.client_fin += fin as u32;
                 c.client_rst += rst as u32;
                 c.client_syn += (seg.flags & (SYN | ACK) == SYN) as u32;
             }
             Side::Server => {
-                c.server_packets += 1;
+                c.server_packets = c.server_packets.saturating_add(1);
                 c.server_bytes += seg.payload_len as u64;
                 c.server_fin += fin as u32;
                 c.server_rst += rst as u32;
@@ -303,12 +353,12 @@ impl TcpAnalyzer {
             analysis: ta,
         };
         let id = c.id;
-        if c.head.len() < HEAD_PACKETS {
-            c.head.push(note);
+        if a.head.len() < HEAD_PACKETS {
+            a.head.push(note);
         } else {
             if a.tail.len() == TAIL_PACKETS {
                 a.tail.pop_front();
-                c.elided += 1;
+                a.elided += 1;
             }
             a.tail.push_back(note);
         }
@@ -327,7 +377,7 @@ impl TcpAnalyzer {
             .collect();
         for k in done {
             if let Some(a) = self.table.remove(&k) {
-                self.finished.push(a.finish());
+                Self::finalize(&mut self.finished, &mut self.finalized, a, self.all_notes);
             }
         }
         if self.table.len() > MAX_ACTIVE {
@@ -336,7 +386,7 @@ impl TcpAnalyzer {
             let excess = self.table.len() - MAX_ACTIVE * 9 / 10;
             for (_, k) in by_idle.into_iter().take(excess) {
                 if let Some(a) = self.table.remove(&k) {
-                    self.finished.push(a.finish());
+                    Self::finalize(&mut self.finished, &mut self.finalized, a, self.all_notes);
                     self.evicted += 1;
                 }
             }
@@ -345,7 +395,8 @@ impl TcpAnalyzer {
 
     /// Ends the input: finalises everything, in id order.
     pub fn finish(mut self) -> (Vec<Connection>, TcpCounts, u64) {
-        let rest: Vec<Connection> = self.table.drain().map(|(_, a)| a.finish()).collect();
+        let all_notes = self.all_notes;
+        let rest: Vec<Connection> = self.table.drain().map(|(_, a)| a.finish(all_notes)).collect();
         self.finished.extend(rest);
         self.finished.sort_unstable_by_key(|c| c.id);
         assign_roles(&mut self.finished);
@@ -429,9 +480,8 @@ fn flip_roles(c: &mut Connection) {
     std::mem::swap(&mut c.client_bytes, &mut c.server_bytes);
     std::mem::swap(&mut c.client_fin, &mut c.server_fin);
     std::mem::swap(&mut c.client_rst, &mut c.server_rst);
-    for p in c.head.iter_mut().chain(c.tail.iter_mut()) {
-        p.side = p.side.other();
-    }
+    // Roles are only ever assigned to connections without a handshake, which keep every note.
+    c.kept_notes_mut().for_each(|p| p.side = p.side.other());
     let h = c.history.as_str();
     let swapped = h.trim_start_matches('^').chars().map(|ch| {
         if ch.is_ascii_uppercase() {
@@ -488,21 +538,32 @@ mod tests {
         }
     }
 
-    /// A short connection closed by the server: its finished record keeps its notes in blocks of
-    /// exactly their size, and state and history without a heap block.
+    /// A short connection closed by the server: its finished record keeps its landmarks (or, when
+    /// every note is asked for, its notes in blocks of exactly their size), and state and history
+    /// without a heap block.
     #[test]
     fn short_connection_is_compact() {
+        let pkts = short_connection();
         let mut t = TcpAnalyzer::new(0);
-        let pkts = [
-            seg(1, true, 100, 0, SYN, 0),
-            seg(2, false, 500, 101, SYN | ACK, 0),
-            seg(3, true, 101, 501, ACK, 0),
-            seg(4, true, 101, 501, PSH | ACK, 10),
-            seg(5, false, 501, 111, PSH | ACK, 20),
-            seg(6, false, 521, 111, FIN | ACK, 0),
-            seg(7, true, 111, 522, FIN | ACK, 0),
-            seg(8, false, 522, 112, ACK, 0),
-        ];
+        pkts.iter().for_each(|p| _ = t.process(p));
+        let (conns, _, _) = t.finish();
+        let c = &conns[0];
+        assert!(matches!(c.notes, PacketNotes::Landmarks(_)));
+        let marks: Vec<(u64, i64, Side, u8)> = c.packets().map(|p| (p.frame, p.ts, p.side, p.flags)).collect();
+        let want: Vec<(u64, i64, Side, u8)> = [0, 1, 5, 6]
+            .iter()
+            .map(|&i| {
+                let p = &pkts[i];
+                (p.frame, p.ts, if p.src.port == 443 { Side::Server } else { Side::Client }, p.flags)
+            })
+            .collect();
+        assert_eq!(marks, want);
+        assert_eq!(c.elided(), 4);
+        assert!(std::mem::size_of::<Connection>() <= 232, "{}", std::mem::size_of::<Connection>());
+        assert_eq!(std::mem::size_of::<PacketNotes>(), 32);
+
+        let mut t = TcpAnalyzer::new(0).keep_all_notes(true);
+        let pkts = short_connection();
         for p in &pkts {
             t.process(p);
         }
@@ -514,10 +575,25 @@ mod tests {
         // Zeek: the server's first pure ACK is its last packet, so `a` comes after `F`.
         assert_eq!(c.history, "ShADdfFa");
         assert!(matches!(c.history, History::Inline { .. }));
-        assert_eq!((c.head.len(), c.tail.len()), (HEAD_PACKETS, 2));
-        assert_eq!((c.head.capacity(), c.tail.capacity()), (c.head.len(), c.tail.len()));
+        let PacketNotes::Kept(k) = &c.notes else { panic!("all notes asked for") };
+        assert_eq!((k.head.len(), k.tail.len()), (HEAD_PACKETS, 2));
+        assert_eq!((k.head.capacity(), k.tail.capacity()), (k.head.len(), k.tail.len()));
         let frames: Vec<u64> = c.packets().map(|p| p.frame).collect();
         assert_eq!(frames, (1..=8).collect::<Vec<u64>>());
+    }
+
+    /// Eight packets: handshake, request, response, server FIN, client FIN, last ACK.
+    fn short_connection() -> [TcpSegment; 8] {
+        [
+            seg(1, true, 100, 0, SYN, 0),
+            seg(2, false, 500, 101, SYN | ACK, 0),
+            seg(3, true, 101, 501, ACK, 0),
+            seg(4, true, 101, 501, PSH | ACK, 10),
+            seg(5, false, 501, 111, PSH | ACK, 20),
+            seg(6, false, 521, 111, FIN | ACK, 0),
+            seg(7, true, 111, 522, FIN | ACK, 0),
+            seg(8, false, 522, 112, ACK, 0),
+        ]
     }
 
     /// A history longer than the inline buffer spills to the heap with every letter kept, and

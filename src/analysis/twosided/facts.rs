@@ -191,6 +191,14 @@ impl Collector {
         c.tail.push_back(fact);
     }
 
+    /// A connection was finalised: without packet keeping, its facts are needed only if it had a
+    /// reset (so memory follows live connections, not finished ones).
+    pub fn finalized(&mut self, conn_id: u64) {
+        if !self.keep_packets && self.conns.get(&conn_id).is_some_and(|c| c.rsts.is_empty()) {
+            self.conns.remove(&conn_id);
+        }
+    }
+
     /// The facts by connection id. Without packet keeping, connections without a reset are dropped.
     pub fn finish(self) -> HashMap<u64, ConnFacts> {
         let mut conns = self.conns;

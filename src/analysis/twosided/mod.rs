@@ -299,7 +299,7 @@ fn shift_input(a: &mut Analysis, input: u32, offset_ns: i64) {
     for c in a.connections.iter_mut().filter(|c| c.input == input) {
         mv(&mut c.first_ts);
         mv(&mut c.last_ts);
-        c.head.iter_mut().chain(c.tail.iter_mut()).for_each(|p| mv(&mut p.ts));
+        c.kept_notes_mut().for_each(|p| mv(&mut p.ts));
     }
     for f in a.twosided.facts.values_mut().filter(|f| f.input == input) {
         f.head.iter_mut().chain(f.tail.iter_mut()).for_each(|p| mv(&mut p.ts));

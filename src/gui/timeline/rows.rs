@@ -427,8 +427,8 @@ fn packet_marks(shapes: &mut Vec<Shape>, c: &crate::model::Connection, bar: Rect
         }
     }
     // Packets dropped between head and tail: a dotted hint so the gap is not read as silence.
-    if c.elided > 0 {
-        if let (Some(h), Some(t)) = (c.head.last(), c.tail.first()) {
+    if c.elided() > 0 {
+        if let (Some(h), Some(t)) = (c.head_tail().0.last(), c.head_tail().1.first()) {
             let (x0, x1) = (axis.x_of(h.ts).max(left), axis.x_of(t.ts).min(right));
             if x1 - x0 > 8.0 {
                 let y = bar.center().y;
@@ -536,7 +536,7 @@ mod tests {
         let client = Endpoint { ip: "10.0.0.2".parse().unwrap(), port: 50000 };
         let mut a = Analysis::default();
         for i in 0..n {
-            let mut c = Connection::opened(i, 0, i, client, server, i as i64 * 1000, i);
+            let mut c = Connection::opened(i, 0, i as u32, client, server, i as i64 * 1000, i);
             c.last_ts = i as i64 * 1000 + 900;
             c.state = if i == 123_457 { "RSTR".into() } else { "SF".into() };
             a.connections.push(c);
