@@ -181,17 +181,23 @@ fn seen_in(a: &Analysis, c: &Connection) -> String {
 /// The findings table.
 pub struct Findings<'a> {
     a: &'a Analysis,
-    /// Connection id → index in `a.connections`.
+    /// Connection id → index in `a.connections`, for the connections findings name.
     by_id: HashMap<u64, usize>,
 }
 
 impl<'a> Findings<'a> {
     pub fn new(a: &'a Analysis) -> Self {
-        let by_id = if a.findings.iter().any(|f| !f.connections.is_empty()) {
-            a.connections.iter().enumerate().map(|(i, c)| (c.id, i)).collect()
-        } else {
-            HashMap::new()
-        };
+        // Only the named connections: a million-connection table needs no full index.
+        let mut by_id: HashMap<u64, usize> =
+            a.findings.iter().flat_map(|f| f.connections.iter().map(|&id| (id, usize::MAX))).collect();
+        if !by_id.is_empty() {
+            for (i, c) in a.connections.iter().enumerate() {
+                if let Some(slot) = by_id.get_mut(&c.id) {
+                    *slot = i;
+                }
+            }
+            by_id.retain(|_, i| *i != usize::MAX);
+        }
         Findings { a, by_id }
     }
 
