@@ -7,7 +7,8 @@
 //! 100 k live connections), `short10k`, `short100k`, `short10m` (the cost-per-connection line; 10 M
 //! skips tshark and tcptrace, which take many minutes). Default: large short150k short1m small.
 //! Each case prints MB/s, packets/s, peak RSS (wait4's ru_maxrss of the child), bytes of peak RSS per
-//! connection, and each tool's wall time. See docs/performance.md for the figures.
+//! connection, and each tool's wall time. See docs/performance.md for the figures. `BENCH_OTHERS=0`
+//! runs ipcscope alone (for profiling rounds, not for published figures).
 //!
 //! Short connections are spread over hours (a busy server's day): a closed connection stays in the
 //! TCP table for ten minutes (`CLOSED_LINGER_NS`), so what is live at once is what ten minutes hold.
@@ -270,7 +271,8 @@ fn case(name: &str, file: &Path, bytes: u64, packets: u64, dir: &Path, compare: 
         }
         None => println!("{name:<10} findings: {kinds:?}"),
     }
-    if !compare {
+    // BENCH_OTHERS=0: ipcscope alone (profiling rounds); figures for the docs always compare.
+    if !compare || std::env::var("BENCH_OTHERS").is_ok_and(|v| v == "0") {
         return;
     }
     if have("tshark") {

@@ -101,7 +101,10 @@ pub(super) fn smb1_session(conn: &Conn, uid: u16) -> u64 {
 }
 
 /// Drops the older half of a full table; returns how many went.
-pub(super) fn evict_oldest_half<K: Eq + Hash, V>(m: &mut HashMap<K, V>, ts: impl Fn(&V) -> UtcNs) -> u64 {
+pub(super) fn evict_oldest_half<K: Eq + Hash, V, S: std::hash::BuildHasher>(
+    m: &mut HashMap<K, V, S>,
+    ts: impl Fn(&V) -> UtcNs,
+) -> u64 {
     let mut times: Vec<UtcNs> = m.values().map(&ts).collect();
     times.sort_unstable();
     let Some(&cut) = times.get(times.len() / 2) else { return 0 };

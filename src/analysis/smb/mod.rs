@@ -57,7 +57,8 @@ type Conn = (Endpoint, Endpoint);
 /// Streams TCP segments of SMB ports into pipe opens.
 pub struct SmbAnalyzer {
     input: u32,
-    flows: HashMap<Conn, Flow>,
+    /// Looked up on every segment of 445/139: foldhash (seeded, as the TCP table's).
+    flows: HashMap<Conn, Flow, foldhash::fast::RandomState>,
     pending: HashMap<ReqKey, PendingReq>,
     trees: HashMap<TreeKey, Tree>,
     handles: HashMap<HandleKey, Handle>,
@@ -75,7 +76,7 @@ impl SmbAnalyzer {
     pub fn new(input: u32) -> Self {
         SmbAnalyzer {
             input,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             pending: HashMap::new(),
             trees: HashMap::new(),
             handles: HashMap::new(),
@@ -118,13 +119,15 @@ impl SmbAnalyzer {
     }
 
     fn data_segment(&mut self, seg: &TcpSegment, payload: &[u8], key: Conn) {
-        if !self.flows.contains_key(&key) {
+        let mut messages = Vec::new();
+        if let Some(flow) = self.flows.get_mut(&key) {
+            flow.accept(seg, payload, &mut self.counts, &mut messages);
+        } else {
             // Picked up mid-stream: hunt for the next message start.
             self.insert_flow(key, Flow { last_ts: seg.ts, ..Default::default() });
+            let Some(flow) = self.flows.get_mut(&key) else { return };
+            flow.accept(seg, payload, &mut self.counts, &mut messages);
         }
-        let Some(flow) = self.flows.get_mut(&key) else { return };
-        let mut messages = Vec::new();
-        flow.accept(seg, payload, &mut self.counts, &mut messages);
         for m in messages {
             self.message(seg.src, seg.dst, &m, seg.frame, seg.ts);
         }

@@ -122,7 +122,8 @@ impl ConnFacts {
 pub struct Collector {
     input: u32,
     keep_packets: bool,
-    conns: HashMap<u64, ConnFacts>,
+    /// Looked up once per packet: foldhash, not SipHash (ids are ours, not the file's).
+    conns: HashMap<u64, ConnFacts, foldhash::fast::FixedState>,
     with_packets: usize,
     /// Connections that came after `CONNS_WITH_PACKETS_MAX`.
     pub over_cap: u64,
@@ -131,7 +132,7 @@ pub struct Collector {
 impl Collector {
     /// `keep_packets`: keep head and tail packets for matching (several inputs in the run).
     pub fn new(input: u32, keep_packets: bool) -> Self {
-        Collector { input, keep_packets, conns: HashMap::new(), with_packets: 0, over_cap: 0 }
+        Collector { input, keep_packets, conns: HashMap::default(), with_packets: 0, over_cap: 0 }
     }
 
     /// One segment of connection `conn_id` (as the TCP table numbered it).
@@ -201,8 +202,6 @@ impl Collector {
 
     /// The facts by connection id. Without packet keeping, connections without a reset are dropped.
     pub fn finish(self) -> HashMap<u64, ConnFacts> {
-        let mut conns = self.conns;
-        conns.retain(|_, c| c.keeps_packets || !c.rsts.is_empty());
-        conns
+        self.conns.into_iter().filter(|(_, c)| c.keeps_packets || !c.rsts.is_empty()).collect()
     }
 }
