@@ -205,8 +205,8 @@ fn csv_writer_throughput() {
     assert_eq!(lines as u64, n + 1);
     let mb = buf.len() as f64 / 1e6;
     eprintln!(
-        "connections.csv: {n} rows, {mb:.1} MB: {:.1} MB/s of this thread's CPU time ({cpu:.2} s), {:.1} MB/s wall \
-         (unoptimised test build; two SHA-1 per row for conn_uid and community_id)",
+        "connections.csv: {n} rows, {mb:.1} MB: {:.1} MB/s of this thread's CPU time ({cpu:.2} s; other chunks are \
+         formatted on other threads), {:.1} MB/s wall (unoptimised test build; two SHA-1 per row for conn_uid and community_id)",
         mb / cpu,
         mb / secs
     );
