@@ -151,27 +151,27 @@ fn write_short(path: &Path, n: u64, span_s: u64, needle: bool) -> std::io::Resul
         }
         let (c, s) = ((i as u32).wrapping_mul(7919), (i as u32).wrapping_mul(104_729));
         o.emit(ts, client, server, c, 0, SYN, 0)?;
-        o.emit(ts + 40, server, client, s, c + 1, SYN_ACK, 0)?;
-        o.emit(ts + 80, client, server, c + 1, s + 1, ACK, 0)?;
-        o.emit(ts + 90, client, server, c + 1, s + 1, PSH_ACK, 120)?;
-        o.emit(ts + 200, server, client, s + 1, c + 121, PSH_ACK, 300)?;
+        o.emit(ts + 40, server, client, s, c.wrapping_add(1), SYN_ACK, 0)?;
+        o.emit(ts + 80, client, server, c.wrapping_add(1), s.wrapping_add(1), ACK, 0)?;
+        o.emit(ts + 90, client, server, c.wrapping_add(1), s.wrapping_add(1), PSH_ACK, 120)?;
+        o.emit(ts + 200, server, client, s.wrapping_add(1), c.wrapping_add(121), PSH_ACK, 300)?;
         if needle && i == needle_at {
             // Pooled: the server closes after 60 s idle; the client's next request hits the closed
             // connection 5 s later and is answered by a reset.
-            let (c2, s2) = (c + 121, s + 301);
+            let (c2, s2) = (c.wrapping_add(121), s.wrapping_add(301));
             let fin_at = ts + 60_000_000;
             let late = fin_at + 5_000_000;
             pending.push((ts + 240, client, server, c2, s2, ACK, 0));
             pending.push((fin_at, server, client, s2, c2, FIN_ACK, 0));
-            pending.push((fin_at + 40, client, server, c2, s2 + 1, ACK, 0));
-            pending.push((late, client, server, c2, s2 + 1, PSH_ACK, 120));
-            pending.push((late + 40, server, client, s2 + 1, 0, RST, 0));
+            pending.push((fin_at + 40, client, server, c2, s2.wrapping_add(1), ACK, 0));
+            pending.push((late, client, server, c2, s2.wrapping_add(1), PSH_ACK, 120));
+            pending.push((late + 40, server, client, s2.wrapping_add(1), 0, RST, 0));
             pending.sort_by_key(|p| p.0);
             continue;
         }
-        o.emit(ts + 210, server, client, s + 301, c + 121, FIN_ACK, 0)?;
-        o.emit(ts + 250, client, server, c + 121, s + 302, FIN_ACK, 0)?;
-        o.emit(ts + 290, server, client, s + 302, c + 122, ACK, 0)?;
+        o.emit(ts + 210, server, client, s.wrapping_add(301), c.wrapping_add(121), FIN_ACK, 0)?;
+        o.emit(ts + 250, client, server, c.wrapping_add(121), s.wrapping_add(302), FIN_ACK, 0)?;
+        o.emit(ts + 290, server, client, s.wrapping_add(302), c.wrapping_add(122), ACK, 0)?;
     }
     for p in pending {
         o.emit(p.0, p.1, p.2, p.3, p.4, p.5, p.6)?;
