@@ -360,11 +360,9 @@ fn main() {
     if let Some(path) = std::env::var_os("GUI_FRAME_CAPTURE") {
         let path = std::path::PathBuf::from(path);
         let t = Instant::now();
-        let a = app::pipeline::analyze_paths(
-            std::slice::from_ref(&path),
-            &app::analysis::Options::default(),
-            &app::pipeline::NoProgress,
-        );
+        // As gui::loader does: every packet note kept for the packet list.
+        let options = app::analysis::Options { keep_all_packet_notes: true, ..Default::default() };
+        let a = app::pipeline::analyze_paths(std::slice::from_ref(&path), &options, &app::pipeline::NoProgress);
         let analyse_ms = t.elapsed().as_secs_f64() * 1e3;
         println!(
             "capture {}: analysed in {analyse_ms:.0} ms ({} connections, {} findings)",

@@ -206,7 +206,7 @@ impl Landmarks {
         if eventful
             || c.reused_ports
             || (c.client_syn, c.server_synack, c.client_fin, c.server_fin) != (1, 1, 1, 1)
-            || c.client_rst + c.server_rst != 0
+            || (c.client_rst | c.server_rst) != 0
         {
             return None;
         }
