@@ -195,6 +195,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         time_wait_s: args.time_wait,
         log_offsets: args.log_offsets.clone(),
         clock_offsets: args.clock_offsets.clone(),
+        ..Options::default()
     };
     let terminal = (!args.quiet && std::io::stderr().is_terminal()).then(TerminalProgress::new);
     let sink: &dyn ProgressSink = match &terminal {

@@ -51,6 +51,9 @@ pub struct Options {
     /// Clock offsets of captures given by the user: (file name or path, its clock minus the first
     /// capture's in s).
     pub clock_offsets: Vec<(String, f64)>,
+    /// Inputs read at once: 0 = as many as the machine has cores, 1 = one after another. The
+    /// result is the same either way (`pipeline::analyze_sources` merges in input order).
+    pub parallel_inputs: usize,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             ephemeral_range_given: false,
             log_offsets: Vec::new(),
             clock_offsets: Vec::new(),
+            parallel_inputs: 0,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use super::{add_smb, ProgressSink};
 use crate::analysis::smb::SmbAnalyzer;
 use crate::analysis::tcp::TcpAnalyzer;
-use crate::analysis::{twosided, Analysis, InputSummary};
+use crate::analysis::{twosided, Analysis, InputSummary, Options};
 use crate::ingest::{self, InputKind};
 use crate::model::TcpSegment;
 
@@ -23,6 +23,8 @@ pub(super) fn read_pcap(
     input: u32,
     opened: ingest::Opened,
     path: &std::path::Path,
+    // Not read yet: the lead's next change takes settings from it here.
+    _options: &Options,
     report: &dyn Fn(u64),
     progress: &dyn ProgressSink,
     analysis: &mut Analysis,
