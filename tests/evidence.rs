@@ -295,3 +295,58 @@ fn trace_packets_are_exported_like_capture_packets() {
     assert!(files > 0, "the stale-connection trace's findings have packet evidence");
     eprintln!("pktmon_stale_connection.etl: {files} evidence files from the trace");
 }
+
+/// A netsh trace's NDIS-PacketCapture frames (fragments joined) are exported like a capture's: a
+/// finding about the trace's one TCP connection gets all its frames, as the trace's NDIS frames
+/// assembled here, with a comment on its evidence frame. (The sample has no finding of its own.)
+#[test]
+fn ndis_frames_of_a_trace_are_exported() {
+    use ipcscope::ingest::etl::{decode_ndis_fragment, EtlReader, FrameAssembler, DEFAULT_MERGE_WINDOW};
+    use ipcscope::model::{EvidenceRef, Finding, FindingKind, Severity};
+    let file = common::samples().join("pipes_after_tcp.etl");
+    let mut analysis = pipeline::analyze_paths(std::slice::from_ref(&file), &Options::default(), &pipeline::NoProgress);
+    let c = analysis.connections.first().expect("the NDIS frames' connection").clone();
+    analysis.findings = vec![Finding {
+        id: 1,
+        kind: FindingKind::AbortiveClose,
+        severity: Severity::Info,
+        first_ts: c.first_ts,
+        last_ts: c.last_ts,
+        client: c.client.to_string(),
+        server: c.server.to_string(),
+        pipe: String::new(),
+        pid: String::new(),
+        count: 1,
+        evidence: vec![EvidenceRef { input: 0, frame: c.last_frame }],
+        wireshark_filter: String::new(),
+        log_lines: vec![],
+        summary: "made up for the test".into(),
+        advice: String::new(),
+        connections: vec![c.id],
+    }];
+    let dir = tempfile::tempdir().unwrap();
+    let report = evidence::write_evidence(&analysis, dir.path()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let mut frames = Vec::new();
+    let mut assembler = FrameAssembler::default();
+    let etl = EtlReader::new(std::io::BufReader::new(std::fs::File::open(&file).unwrap())).unwrap();
+    for rec in etl.time_ordered_window(DEFAULT_MERGE_WINDOW).flatten() {
+        if let Some(f) = decode_ndis_fragment(&rec.as_ref()).and_then(|frag| assembler.push(frag)) {
+            frames.push((f.origin.utc() as i128, f.data));
+        }
+    }
+    let expected: Vec<_> = frames.iter().enumerate().filter(|(i, _)| (*i as u64 + 1) >= c.first_frame).collect();
+    assert_eq!(expected.len() as u64, c.client_packets + c.server_packets);
+    let w = &report.files[0];
+    let back = read_all(&w.path);
+    assert_eq!(back.len(), expected.len());
+    for (b, (i, (ts, data))) in back.iter().zip(&expected) {
+        assert_eq!((b.linktype, b.ts_ns, &b.data), (1, *ts, data), "frame {}", i + 1);
+        assert_eq!(b.comments.len(), usize::from(*i as u64 + 1 == c.last_frame));
+    }
+    assert_eq!(w.comments, 1);
+    if tshark() {
+        let out = std::process::Command::new("tshark").arg("-r").arg(&w.path).args(["-Y", "frame.comment"]).output();
+        assert_eq!(String::from_utf8_lossy(&out.unwrap().stdout).lines().count(), 1);
+    }
+}

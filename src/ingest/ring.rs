@@ -7,7 +7,7 @@
 //! same format and interfaces, the next file's first packet just after the previous one's last,
 //! and a connection under way across the boundary.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::decode::decode_frame;
 use super::pcap::{read_capture_raw, RawInterface, RawItem, MAX_RECORD};
 use super::{open, InputKind, Opened};
-use crate::model::tcp_flags::SYN;
+use crate::model::tcp_flags::{ACK, SYN};
 use crate::model::Endpoint;
 
 /// Length of a legacy pcap file header.
@@ -148,6 +148,8 @@ const TAIL_BYTES: u64 = 512 * 1024;
 pub const MAX_GAP_NS: i64 = 60_000_000_000;
 
 type Tuple = (Endpoint, Endpoint);
+/// Connections of a file's last packets: per direction, the latest sequence number.
+type TailConns = HashMap<Tuple, Vec<((Endpoint, Endpoint), u32)>>;
 
 fn tuple(a: Endpoint, b: Endpoint) -> Tuple {
     if (a.ip, a.port) <= (b.ip, b.port) {
@@ -168,11 +170,11 @@ pub struct Ends {
     magic: [u8; 4],
     first_ts: i64,
     last_ts: i64,
-    /// Connections (unordered 4-tuples) of the first packets that carry no SYN: connections
-    /// under way at the file's start (or whose handshake began just before it).
-    under_way: Vec<Tuple>,
-    /// Connections of the last packets.
-    tail: HashSet<Tuple>,
+    /// Connections (unordered 4-tuples) of the first packets, with the direction, sequence number
+    /// and bare-SYN-ness of the first packet of each here: candidates for connections under way.
+    under_way: Vec<(Tuple, (Endpoint, Endpoint, u32, bool))>,
+    /// Connections of the last packets, with the last sequence number sent each way.
+    tail: TailConns,
 }
 
 impl Ends {
@@ -199,7 +201,7 @@ pub fn ends(path: &Path) -> Option<Ends> {
     file.read_exact(&mut magic).ok()?;
     let mut ifaces: Vec<(RawInterface, u64)> = Vec::new();
     let mut first_ts = None;
-    let mut under_way: Vec<Tuple> = Vec::new();
+    let mut under_way: Vec<(Tuple, (Endpoint, Endpoint, u32, bool))> = Vec::new();
     let mut packets = 0usize;
     let mut head_over = false;
     read_capture_raw(o.reader, kind == InputKind::PcapNg, &mut |item| match item {
@@ -222,8 +224,8 @@ pub fn ends(path: &Path) -> Option<Ends> {
             first_ts.get_or_insert(p.ts);
             if let Some(d) = decode_frame(ifaces[p.iface].0.linktype, p.data) {
                 let t = tuple(d.src, d.dst);
-                if d.flags & SYN == 0 && !under_way.contains(&t) {
-                    under_way.push(t);
+                if !under_way.iter().any(|(s, _)| *s == t) {
+                    under_way.push((t, (d.src, d.dst, d.seq, d.flags & (SYN | ACK) == SYN)));
                 }
             }
             packets < EDGE_PACKETS
@@ -250,8 +252,8 @@ pub fn ends(path: &Path) -> Option<Ends> {
 }
 
 /// Whether `next` continues `prev`: same format and interfaces, its first packet within
-/// `MAX_GAP_NS` after `prev`'s last, and a packet without SYN among its first whose connection
-/// is among `prev`'s last packets.
+/// `MAX_GAP_NS` after `prev`'s last, and a connection among its first packets that goes on from
+/// `prev`'s last packets (same 4-tuple, sequence numbers not behind).
 pub fn continues(prev: &Ends, next: &Ends) -> bool {
     let same_ifaces = if prev.kind == InputKind::Pcap {
         // Snap length may differ between files of a ring (open_ring accepts that).
@@ -260,10 +262,28 @@ pub fn continues(prev: &Ends, next: &Ends) -> bool {
         prev.ifaces == next.ifaces
     };
     let gap = next.first_ts.saturating_sub(prev.last_ts);
-    prev.kind == next.kind
-        && same_ifaces
-        && (0..=MAX_GAP_NS).contains(&gap)
-        && next.under_way.iter().any(|t| prev.tail.contains(t))
+    // The connection goes on where it was: its first packet here is not behind the last one sent
+    // that way (a keep-alive is one behind; a SYN sent again repeats its sequence number). A
+    // capture of the same conversation taken elsewhere (two-sided, clocks apart) starts it again
+    // from sequence numbers already seen.
+    let goes_on = |(t, (src, dst, seq, bare_syn)): &(Tuple, (Endpoint, Endpoint, u32, bool))| {
+        prev.tail.get(t).is_some_and(|dirs| match dirs.iter().find(|(d, _)| *d == (*src, *dst)) {
+            Some((_, last)) if *bare_syn => seq == last,
+            Some((_, last)) => seq.wrapping_sub(*last) < 1 << 31 || seq.wrapping_sub(*last) == u32::MAX,
+            None => !bare_syn,
+        })
+    };
+    prev.kind == next.kind && same_ifaces && (0..=MAX_GAP_NS).contains(&gap) && next.under_way.iter().any(goes_on)
+}
+
+/// Notes a tail packet: its connection, and the latest sequence number of its direction.
+fn note_tail(tail: &mut TailConns, src: Endpoint, dst: Endpoint, seq: u32) {
+    let dirs = tail.entry(tuple(src, dst)).or_default();
+    match dirs.iter_mut().find(|(d, _)| *d == (src, dst)) {
+        // Packets are walked from the end: the first met per direction is the latest.
+        Some(_) => {}
+        None => dirs.push(((src, dst), seq)),
+    }
 }
 
 fn read_tail(file: &mut std::fs::File) -> Option<(Vec<u8>, bool)> {
@@ -281,7 +301,7 @@ fn u32_at(b: &[u8], at: usize, big: bool) -> Option<u32> {
 }
 
 /// The last packets of a pcapng file, walking blocks back from its end by their trailing length.
-fn pcapng_tail(file: &mut std::fs::File, ifaces: &[(RawInterface, u64)]) -> Option<(HashSet<Tuple>, i64)> {
+fn pcapng_tail(file: &mut std::fs::File, ifaces: &[(RawInterface, u64)]) -> Option<(TailConns, i64)> {
     // Byte order from the section header's byte-order magic.
     let mut shb = [0u8; 12];
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -293,7 +313,7 @@ fn pcapng_tail(file: &mut std::fs::File, ifaces: &[(RawInterface, u64)]) -> Opti
     };
     let (buf, _) = read_tail(file)?;
     let mut pos = buf.len();
-    let mut tail = HashSet::new();
+    let mut tail = HashMap::new();
     let mut last_ts = None;
     let mut packets = 0;
     while packets < EDGE_PACKETS && pos >= 12 {
@@ -317,7 +337,7 @@ fn pcapng_tail(file: &mut std::fs::File, ifaces: &[(RawInterface, u64)]) -> Opti
                     last_ts = Some(ns.saturating_add(ifc.tsoffset.saturating_mul(1_000_000_000)));
                 }
                 if let Some(d) = decode_frame(ifc.linktype, data) {
-                    tail.insert(tuple(d.src, d.dst));
+                    note_tail(&mut tail, d.src, d.dst, d.seq);
                 }
                 packets += 1;
             }
@@ -332,7 +352,7 @@ fn pcapng_tail(file: &mut std::fs::File, ifaces: &[(RawInterface, u64)]) -> Opti
 
 /// The last packets of a legacy pcap file: records carry no trailing length, so the walk starts
 /// at the first offset of the tail from which plausible records chain exactly to the end.
-fn pcap_tail(file: &mut std::fs::File, magic: &[u8; 4], ifc: &(RawInterface, u64)) -> Option<(HashSet<Tuple>, i64)> {
+fn pcap_tail(file: &mut std::fs::File, magic: &[u8; 4], ifc: &(RawInterface, u64)) -> Option<(TailConns, i64)> {
     let big = matches!(magic, [0xA1, 0xB2, 0xC3, 0xD4] | [0xA1, 0xB2, 0x3C, 0x4D]);
     let units = ifc.1;
     let (buf, whole) = read_tail(file)?;
@@ -361,10 +381,10 @@ fn pcap_tail(file: &mut std::fs::File, magic: &[u8; 4], ifc: &(RawInterface, u64
         // Two records at least, so that a stray match on payload bytes is unlikely.
         (0..buf.len().min(MAX_RECORD + 16)).find_map(|o| chain(o).filter(|r| r.len() >= 2))?
     };
-    let mut tail = HashSet::new();
+    let mut tail = HashMap::new();
     for &(at, cap, _) in recs.iter().rev().take(EDGE_PACKETS) {
         if let Some(d) = decode_frame(ifc.0.linktype, &buf[at..at + cap]) {
-            tail.insert(tuple(d.src, d.dst));
+            note_tail(&mut tail, d.src, d.dst, d.seq);
         }
     }
     Some((tail, recs.last()?.2))

@@ -14,8 +14,9 @@
 //! `MAX_PACKETS_PER_FILE`. Findings are exported in groups of `FINDINGS_PER_PASS` so that the
 //! number of open files stays small.
 //!
-//! Not exported (yet): packets of ETL traces (NDIS/PktMon) — their packet records are not kept
-//! addressable by frame here; the finding's file then holds the capture packets only, if any.
+//! Captures are re-read through `ingest::pcap::read_capture_raw` (frames numbered as the analysis
+//! numbered them). Traces' packets are exported too: NDIS-PacketCapture frames and PktMon packet
+//! events, numbered as `pipeline::etl` numbers them (`etl_pass`).
 
 use std::collections::HashMap;
 use std::io::Write;
