@@ -49,7 +49,7 @@ fn outputs(a: &Analysis, dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// Sequential and parallel runs of `paths` write the same files; prints both wall times (reading
 /// phase and whole run; files read once before, so both runs find them in the page cache).
-fn assert_same(label: &str, paths: &[PathBuf], workers: usize) {
+fn assert_same(label: &str, paths: &[PathBuf], workers: usize) -> Analysis {
     let _warm = run(paths, 1, &NoProgress);
     let (seq, r_seq, t_seq) = timed(paths, 1);
     let (par, r_par, t_par) = timed(paths, workers);
@@ -80,7 +80,7 @@ fn assert_same(label: &str, paths: &[PathBuf], workers: usize) {
     };
     assert_eq!(keys(&seq), keys(&par), "{label}: two-sided facts");
     assert_eq!(seq.socket_owners.len(), par.socket_owners.len(), "{label}: socket owners");
-    assert!(!seq.connections.is_empty() && !seq.findings.is_empty(), "{label}: a run with findings");
+    seq
 }
 
 /// The project's samples folder: captures, text logs, ETL traces, a ProcMon PML and CSV (the CSV
@@ -92,7 +92,9 @@ fn a_case_folder_read_in_parallel_equals_the_sequential_run() {
         paths.push(evtx);
     }
     for workers in [2, 3] {
-        assert_same("samples (+ corpus evtx)", &paths, workers);
+        let a = assert_same("samples (+ corpus evtx)", &paths, workers);
+        assert!(!a.connections.is_empty() && !a.findings.is_empty() && !a.pipes.is_empty());
+        assert!(!a.log_events.is_empty() && !a.system_events.is_empty() && !a.socket_owners.is_empty());
     }
 }
 
@@ -109,7 +111,8 @@ fn corpus_captures_read_in_parallel_equal_the_sequential_run() {
         "zeek_echo-connections.pcap.gz",
     ];
     let paths: Vec<PathBuf> = names.iter().map(|n| pcap.join(n)).filter(|p| p.exists()).collect();
-    assert_same("corpus captures", &paths, 2);
+    let a = assert_same("corpus captures", &paths, 2);
+    assert!(!a.connections.is_empty() && !a.findings.is_empty());
 }
 
 /// Progress from parallel readers: the file index shown never goes back, and each report's bytes
@@ -134,4 +137,14 @@ fn parallel_progress_moves_forward() {
     }
     assert!(seen.iter().all(|&(_, done, total)| done <= total || total == 0), "bytes within the file's size");
     assert_eq!(seen.last().unwrap().0, a.inputs.len() - 1, "the last file is reported");
+}
+
+/// Corpus ETL traces (a few MB each, read on one thread apiece): where reading two at once pays.
+#[test]
+fn corpus_traces_read_in_parallel_equal_the_sequential_run() {
+    let Some(etl) = common::corpus("etl") else { return };
+    let names = ["net.4.5.2.x64.etl", "net.4.5.2.x86.etl", "ShutdownPerfDiagLogger.etl", "demikernel_PktMon.etl"];
+    let paths: Vec<PathBuf> = names.iter().map(|n| etl.join(n)).collect();
+    let a = assert_same("corpus traces", &paths, 2);
+    assert!(!a.pipes.is_empty() || !a.system_events.is_empty());
 }
