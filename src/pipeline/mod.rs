@@ -202,6 +202,21 @@ struct Partial {
 struct Window {
     next: usize,
     merged: usize,
+    /// A reader panicked: the others stop taking inputs (the scope then re-raises the panic
+    /// instead of waiting for a merge that cannot come).
+    aborted: bool,
+}
+
+/// Marks the window aborted when its reader thread unwinds.
+struct AbortOnPanic<'a>(&'a Mutex<Window>, &'a Condvar);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).aborted = true;
+            self.1.notify_all();
+        }
+    }
 }
 
 /// Progress of parallel readers: only the earliest input still being read reports, so that the
@@ -274,7 +289,7 @@ fn read_parallel(
 ) {
     let count = sources.len();
     let slots: Vec<Mutex<Option<Source>>> = sources.into_iter().map(|s| Mutex::new(Some(s))).collect();
-    let window = Mutex::new(Window { next: 0, merged: 0 });
+    let window = Mutex::new(Window { next: 0, merged: 0, aborted: false });
     let moved = Condvar::new();
     let reports = EarliestReports::new(progress, count);
     let (tx, rx) = mpsc::channel::<(usize, Partial)>();
@@ -284,12 +299,13 @@ fn read_parallel(
             let tx = tx.clone();
             let (slots, window, moved, reports) = (&slots, &window, &moved, &reports);
             s.spawn(move || loop {
+                let _abort = AbortOnPanic(window, moved);
                 let index = {
                     let mut w = window.lock().unwrap_or_else(|e| e.into_inner());
-                    while w.next < count && w.next >= w.merged + workers {
+                    while !w.aborted && w.next < count && w.next >= w.merged + workers {
                         w = moved.wait(w).unwrap_or_else(|e| e.into_inner());
                     }
-                    if w.next >= count {
+                    if w.aborted || w.next >= count {
                         return;
                     }
                     w.next += 1;
