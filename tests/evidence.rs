@@ -236,8 +236,8 @@ fn trace_packets_are_exported_like_capture_packets() {
     let report = evidence::write_evidence(&analysis, dir.path()).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     // (frame, link type, ns, bytes) of every PktMon packet event, in trace order.
-    let mut events: Vec<(u64, u32, i128, Vec<u8>, Option<(ipcscope::model::Endpoint, ipcscope::model::Endpoint)>)> =
-        Vec::new();
+    type Tuple = (ipcscope::model::Endpoint, ipcscope::model::Endpoint);
+    let mut events: Vec<(u64, u32, i128, Vec<u8>, Option<Tuple>)> = Vec::new();
     let etl = EtlReader::new(std::io::BufReader::new(std::fs::File::open(&file).unwrap())).unwrap();
     for rec in etl.time_ordered_window(DEFAULT_MERGE_WINDOW).flatten() {
         if rec.header.record_index == 0 {

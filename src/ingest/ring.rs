@@ -318,7 +318,7 @@ fn pcapng_tail(file: &mut std::fs::File, ifaces: &[(RawInterface, u64)]) -> Opti
     let mut packets = 0;
     while packets < EDGE_PACKETS && pos >= 12 {
         let len = u32_at(&buf, pos - 4, big)? as usize;
-        if len < 12 || len % 4 != 0 || len > pos {
+        if len < 12 || !len.is_multiple_of(4) || len > pos {
             break;
         }
         let b = &buf[pos - len..pos];

@@ -148,13 +148,14 @@ fn group_by_content(
     member: &mut [bool],
     starts: &mut BTreeMap<usize, Vec<usize>>,
 ) {
-    let mut ends: Vec<(usize, ring::Ends)> = (0..files.len())
+    let candidates: Vec<usize> = (0..files.len())
         .filter(|&i| !member[i] && matches!(kinds[i], Some(InputKind::Pcap | InputKind::PcapNg)))
-        .filter_map(|i| Some((i, ring::ends(&files[i].0)?)))
         .collect();
-    if ends.len() < 2 {
+    if candidates.len() < 2 {
         return;
     }
+    let mut ends: Vec<(usize, ring::Ends)> =
+        candidates.into_iter().filter_map(|i| Some((i, ring::ends(&files[i].0)?))).collect();
     ends.sort_by_key(|(i, e)| (e.first_ts(), *i));
     // Chains of positions in `ends`.
     let mut chains: Vec<Vec<usize>> = Vec::new();
@@ -162,7 +163,11 @@ fn group_by_content(
         let best = chains
             .iter()
             .enumerate()
-            .filter(|(_, c)| ring::continues(&ends[*c.last().unwrap_or(&0)].1, &ends[k].1))
+            .filter(|(_, c)| {
+                let last = &ends[*c.last().unwrap_or(&0)];
+                // A file listed twice is not its own continuation.
+                files[last.0].0 != files[ends[k].0].0 && ring::continues(&last.1, &ends[k].1)
+            })
             .max_by_key(|(n, c)| (ends[*c.last().unwrap_or(&0)].1.last_ts(), std::cmp::Reverse(*n)))
             .map(|(n, _)| n);
         match best {
