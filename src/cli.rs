@@ -200,6 +200,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         log_offsets: args.log_offsets.clone(),
         clock_offsets: args.clock_offsets.clone(),
         keep_all_packet_notes: args.all_packet_notes,
+        ..Options::default()
     };
     let terminal = (!args.quiet && std::io::stderr().is_terminal()).then(TerminalProgress::new);
     let sink: &dyn ProgressSink = match &terminal {

@@ -222,3 +222,131 @@ fn help_names_every_input_format_and_output_file() {
     }
     assert!(text.matches("  ipcscope analyze ").count() >= 2, "two examples");
 }
+
+/// A PktMon trace's packets go into evidence files as a capture's do: every packet event is a frame
+/// (numbered as etl2pcapng numbers them), with its link type, time and bytes, and one comment per
+/// evidence frame. Expected frames come from the trace read here with the ETL reader.
+#[test]
+fn trace_packets_are_exported_like_capture_packets() {
+    use ipcscope::ingest::decode::linktype;
+    use ipcscope::ingest::etl::{decode_pktmon_packet, EtlReader, DEFAULT_MERGE_WINDOW};
+    let file = common::samples().join("pktmon_stale_connection.etl");
+    let analysis = pipeline::analyze_paths(std::slice::from_ref(&file), &Options::default(), &pipeline::NoProgress);
+    let dir = tempfile::tempdir().unwrap();
+    let report = evidence::write_evidence(&analysis, dir.path()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // (frame, link type, ns, bytes) of every PktMon packet event, in trace order.
+    type Tuple = (ipcscope::model::Endpoint, ipcscope::model::Endpoint);
+    let mut events: Vec<(u64, u32, i128, Vec<u8>, Option<Tuple>)> = Vec::new();
+    let etl = EtlReader::new(std::io::BufReader::new(std::fs::File::open(&file).unwrap())).unwrap();
+    for rec in etl.time_ordered_window(DEFAULT_MERGE_WINDOW).flatten() {
+        if rec.header.record_index == 0 {
+            continue;
+        }
+        if let Some(p) = decode_pktmon_packet(&rec.as_ref()) {
+            let tuple = p.network_bytes().and_then(|b| decode_frame(linktype::RAW, b)).map(|d| (d.src, d.dst));
+            let frame = events.len() as u64 + 1;
+            events.push((frame, p.link_type().unwrap(), p.origin.utc() as i128, p.payload.to_vec(), tuple));
+        }
+    }
+    assert!(!events.is_empty());
+    let mut files = 0;
+    for f in &analysis.findings {
+        let conns: Vec<_> = analysis.connections.iter().filter(|c| f.connections.contains(&c.id)).collect();
+        let ev_frames: BTreeSet<u64> = f.evidence.iter().filter(|e| e.input == 0).map(|e| e.frame).collect();
+        let expected: Vec<_> = events
+            .iter()
+            .filter(|(frame, _, _, _, tuple)| {
+                ev_frames.contains(frame)
+                    || tuple.is_some_and(|(s, d)| {
+                        conns.iter().any(|c| {
+                            *frame >= c.first_frame
+                                && *frame <= c.last_frame
+                                && ((s == c.client && d == c.server) || (s == c.server && d == c.client))
+                        })
+                    })
+            })
+            .collect();
+        let Some(w) = report.files.iter().find(|w| w.finding_id == f.id) else {
+            assert!(expected.is_empty(), "finding {} ({}) has no evidence file", f.id, f.kind.name());
+            continue;
+        };
+        files += 1;
+        let back = read_all(&w.path);
+        assert_eq!(back.len(), expected.len(), "finding {} {}: packet count", f.id, f.kind.name());
+        for (b, e) in back.iter().zip(&expected) {
+            assert_eq!((b.linktype, b.ts_ns, &b.data), (e.1, e.2, &e.3), "finding {} frame {}", f.id, e.0);
+            let is_evidence = ev_frames.contains(&e.0);
+            assert_eq!(b.comments.len(), usize::from(is_evidence), "frame {} of finding {}", e.0, f.id);
+        }
+        let commented = back.iter().filter(|p| !p.comments.is_empty()).count() as u64;
+        assert_eq!(commented, ev_frames.len() as u64, "one comment per evidence frame");
+        assert_eq!(w.comments, commented);
+        if tshark() {
+            let out = std::process::Command::new("tshark")
+                .args(["-r"])
+                .arg(&w.path)
+                .args(["-Y", "frame.comment", "-T", "fields", "-e", "frame.comment"])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count() as u64, commented);
+        }
+    }
+    assert!(files > 0, "the stale-connection trace's findings have packet evidence");
+    eprintln!("pktmon_stale_connection.etl: {files} evidence files from the trace");
+}
+
+/// A netsh trace's NDIS-PacketCapture frames (fragments joined) are exported like a capture's: a
+/// finding about the trace's one TCP connection gets all its frames, as the trace's NDIS frames
+/// assembled here, with a comment on its evidence frame. (The sample has no finding of its own.)
+#[test]
+fn ndis_frames_of_a_trace_are_exported() {
+    use ipcscope::ingest::etl::{decode_ndis_fragment, EtlReader, FrameAssembler, DEFAULT_MERGE_WINDOW};
+    use ipcscope::model::{EvidenceRef, Finding, FindingKind, Severity};
+    let file = common::samples().join("pipes_after_tcp.etl");
+    let mut analysis = pipeline::analyze_paths(std::slice::from_ref(&file), &Options::default(), &pipeline::NoProgress);
+    let c = analysis.connections.first().expect("the NDIS frames' connection").clone();
+    analysis.findings = vec![Finding {
+        id: 1,
+        kind: FindingKind::AbortiveClose,
+        severity: Severity::Info,
+        first_ts: c.first_ts,
+        last_ts: c.last_ts,
+        client: c.client.to_string(),
+        server: c.server.to_string(),
+        pipe: String::new(),
+        pid: String::new(),
+        count: 1,
+        evidence: vec![EvidenceRef { input: 0, frame: c.last_frame }],
+        wireshark_filter: String::new(),
+        log_lines: vec![],
+        summary: "made up for the test".into(),
+        advice: String::new(),
+        connections: vec![c.id],
+    }];
+    let dir = tempfile::tempdir().unwrap();
+    let report = evidence::write_evidence(&analysis, dir.path()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let mut frames = Vec::new();
+    let mut assembler = FrameAssembler::default();
+    let etl = EtlReader::new(std::io::BufReader::new(std::fs::File::open(&file).unwrap())).unwrap();
+    for rec in etl.time_ordered_window(DEFAULT_MERGE_WINDOW).flatten() {
+        if let Some(f) = decode_ndis_fragment(&rec.as_ref()).and_then(|frag| assembler.push(frag)) {
+            frames.push((f.origin.utc() as i128, f.data));
+        }
+    }
+    let expected: Vec<_> = frames.iter().enumerate().filter(|(i, _)| (*i as u64 + 1) >= c.first_frame).collect();
+    assert_eq!(expected.len() as u64, u64::from(c.client_packets) + u64::from(c.server_packets));
+    let w = &report.files[0];
+    let back = read_all(&w.path);
+    assert_eq!(back.len(), expected.len());
+    for (b, (i, (ts, data))) in back.iter().zip(&expected) {
+        assert_eq!((b.linktype, b.ts_ns, &b.data), (1, *ts, data), "frame {}", i + 1);
+        assert_eq!(b.comments.len(), usize::from(*i as u64 + 1 == c.last_frame));
+    }
+    assert_eq!(w.comments, 1);
+    if tshark() {
+        let out = std::process::Command::new("tshark").arg("-r").arg(&w.path).args(["-Y", "frame.comment"]).output();
+        assert_eq!(String::from_utf8_lossy(&out.unwrap().stdout).lines().count(), 1);
+    }
+}

@@ -54,6 +54,9 @@ pub struct Options {
     /// Keep every packet note of uneventful connections too, for the app's packet list; batch
     /// runs keep only their landmarks (the findings are the same, the memory a quarter).
     pub keep_all_packet_notes: bool,
+    /// Inputs read at once: 0 = as many as the machine has cores, 1 = one after another. The
+    /// result is the same either way (`pipeline::analyze_sources` merges in input order).
+    pub parallel_inputs: usize,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             log_offsets: Vec::new(),
             clock_offsets: Vec::new(),
             keep_all_packet_notes: false,
+            parallel_inputs: 0,
         }
     }
 }

@@ -258,6 +258,177 @@ pub fn read_capture_with_payload<R: Read + Send>(
     (stats, error)
 }
 
+/// An interface as a capture declares it (a legacy pcap file header declares one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawInterface {
+    pub linktype: u32,
+    pub snaplen: u32,
+    /// `if_tsresol` as written (6 = µs, 9 = ns); a legacy pcap header gives 6 or 9.
+    pub tsresol: u8,
+    /// `if_tsoffset`, seconds.
+    pub tsoffset: i64,
+    /// `if_name`.
+    pub name: Option<Vec<u8>>,
+}
+
+/// A packet record as stored in the capture.
+#[derive(Clone, Copy, Debug)]
+pub struct RawPacket<'a> {
+    /// Frame number, counted as `read_capture` counts them.
+    pub frame: u64,
+    /// Index into every interface declared so far in the stream (all sections).
+    pub iface: usize,
+    /// Time in the interface's own units (`tsresol`), before `tsoffset`.
+    pub ticks: u64,
+    pub ts: UtcNs,
+    pub data: &'a [u8],
+    pub orig_len: u32,
+}
+
+/// What `read_capture_raw` hands its sink, in file order.
+#[derive(Debug)]
+pub enum RawItem<'a> {
+    /// A new interface; its index is the number of interfaces before it.
+    Interface(&'a RawInterface),
+    Packet(RawPacket<'a>),
+    /// An Obsolete Packet Block: it has a frame number (Wireshark counts it) but is not copied.
+    Obsolete {
+        frame: u64,
+    },
+}
+
+/// Reads a pcap or pcapng stream record by record for copying packets out (evidence files) or
+/// looking at a file's first packets (ring files): frames are numbered and damage stops the walk
+/// where `read_capture` stops. `sink` returns false to stop early. Returns the frames seen.
+pub fn read_capture_raw<R: Read + Send>(
+    reader: R,
+    is_pcapng: bool,
+    sink: &mut dyn FnMut(RawItem<'_>) -> bool,
+) -> (u64, Option<InputError>) {
+    let reader = FillingReader(reader);
+    let made: Result<Box<dyn PcapReaderIterator + Send>, _> = if is_pcapng {
+        PcapNGReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
+    } else {
+        LegacyPcapReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
+    };
+    let mut rd = match made {
+        Ok(r) => r,
+        Err(e) => return (0, Some(InputError::at(0, format!("not a readable capture header: {e}")))),
+    };
+    // Every interface of the stream, and the current section's ids into it.
+    let mut ifaces: Vec<(RawInterface, u64)> = Vec::new();
+    let mut section: Vec<usize> = Vec::new();
+    let mut frame: u64 = 0;
+    let mut big_endian = false;
+    let error = loop {
+        let offset = rd.consumed() as u64;
+        match rd.next() {
+            Ok((len, block)) => {
+                let mut go = true;
+                let mut damage = None;
+                let mut packet = |i: usize, ticks: u64, data: &[u8], orig_len: u32, ifaces: &[(RawInterface, u64)]| {
+                    frame += 1;
+                    let (ifc, units) = &ifaces[i];
+                    let ts = ng_ts(ticks, &Interface { linktype: ifc.linktype, units: *units, offset_s: ifc.tsoffset });
+                    sink(RawItem::Packet(RawPacket { frame, iface: i, ticks, ts, data, orig_len }))
+                };
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        let nanos = h.is_nanosecond_precision();
+                        let ifc = RawInterface {
+                            linktype: h.network.0 as u32,
+                            snaplen: h.snaplen,
+                            tsresol: if nanos { 9 } else { 6 },
+                            tsoffset: 0,
+                            name: None,
+                        };
+                        go = sink(RawItem::Interface(&ifc));
+                        ifaces.push((ifc, if nanos { 1_000_000_000 } else { 1_000_000 }));
+                        section = vec![ifaces.len() - 1];
+                    }
+                    PcapBlockOwned::Legacy(b) => match section.first() {
+                        Some(&i) if b.caplen as usize <= MAX_RECORD => {
+                            let ticks = (b.ts_sec as u64) * ifaces[i].1 + b.ts_usec as u64;
+                            let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+                            go = packet(i, ticks, data, b.origlen, &ifaces);
+                        }
+                        _ => damage = Some(format!("record of {} bytes, larger than the maximum", b.caplen)),
+                    },
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        section.clear();
+                        big_endian = shb.big_endian();
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        let name = idb.options.iter().find(|o| o.code.0 == 2).map(|o| {
+                            let v: &[u8] = &o.value;
+                            v[..(o.len as usize).min(v.len())].to_vec()
+                        });
+                        let ifc = RawInterface {
+                            linktype: idb.linktype.0 as u32,
+                            snaplen: idb.snaplen,
+                            tsresol: idb.if_tsresol,
+                            tsoffset: idb.ts_offset(),
+                            name,
+                        };
+                        go = sink(RawItem::Interface(&ifc));
+                        ifaces.push((ifc, idb.ts_resolution().unwrap_or(1_000_000)));
+                        section.push(ifaces.len() - 1);
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match section.get(epb.if_id as usize) {
+                        Some(&i) if epb.caplen as usize <= MAX_RECORD => {
+                            let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                            let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
+                            go = packet(i, ticks, data, epb.origlen, &ifaces);
+                        }
+                        Some(_) => damage = Some(format!("packet of {} bytes, larger than the maximum", epb.caplen)),
+                        None => damage = Some(format!("packet for undeclared interface {}", epb.if_id)),
+                    },
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        if let Some(&i) = section.first() {
+                            let cap = spb.data.len().min(spb.origlen as usize);
+                            go = packet(i, 0, &spb.data[..cap], spb.origlen, &ifaces);
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::Unknown(ub)) if ub.block_type == 2 => {
+                        // Obsolete Packet Block: if_id u16 …; numbered only when readable, as read_capture does.
+                        let d = ub.data;
+                        let ifid = d.get(0..2).and_then(|b| <[u8; 2]>::try_from(b).ok()).map(|b| {
+                            if big_endian {
+                                u16::from_be_bytes(b)
+                            } else {
+                                u16::from_le_bytes(b)
+                            }
+                        });
+                        match ifid {
+                            Some(i) if d.len() >= 20 && (i as usize) < section.len() => {
+                                frame += 1;
+                                go = sink(RawItem::Obsolete { frame });
+                            }
+                            _ => damage = Some("unreadable obsolete packet block".to_string()),
+                        }
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                if let Some(msg) = damage {
+                    break Some(InputError::at(offset, msg));
+                }
+                rd.consume(len);
+                if !go {
+                    break None;
+                }
+            }
+            Err(PcapError::Eof) => break None,
+            Err(PcapError::Incomplete(_)) => {
+                if let Err(e) = rd.refill() {
+                    break Some(InputError::at(offset, format!("read error: {e}")));
+                }
+            }
+            Err(e) => break Some(InputError::at(offset, format!("damaged or cut short: {e}"))),
+        }
+    };
+    (frame, error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! Case folders: the files a folder holds (recursively, each sniffed), and which capture files
-//! continue each other as one ring buffer.
+//! continue each other as one ring buffer (by their names, or by their content).
 //!
 //! A file named on the command line is always read (a bad one is an input error, as before); a
 //! file found in a folder is read only when its content is a known format — the others are listed
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::Source;
 use crate::analysis::SkippedInput;
-use crate::ingest::{self, InputKind};
+use crate::ingest::{self, ring, InputKind};
 
 /// What a list of paths holds once folders are walked.
 #[derive(Debug, Default)]
@@ -90,9 +90,8 @@ fn group_rings(files: Vec<(PathBuf, Option<InputKind>)>) -> Vec<Source> {
         .iter()
         .map(|(p, k)| match k {
             Some(k) => Some(*k),
-            // Named on the command line: sniff it only when its name looks like a ring file.
-            None if ring_name(p).is_some() => ingest::open(p).ok().map(|o| o.kind),
-            None => None,
+            // Named on the command line: sniffed, it may be a ring file by name or by content.
+            None => ingest::open(p).ok().map(|o| o.kind),
         })
         .collect();
     for (i, (p, _)) in files.iter().enumerate() {
@@ -129,6 +128,7 @@ fn group_rings(files: Vec<(PathBuf, Option<InputKind>)>) -> Vec<Source> {
         }
         flush(&mut run);
     }
+    group_by_content(&files, &kinds, &mut member, &mut starts);
     let mut out = Vec::new();
     for (i, (p, _)) in files.iter().enumerate() {
         if let Some(idx) = starts.get(&i) {
@@ -138,6 +138,50 @@ fn group_rings(files: Vec<(PathBuf, Option<InputKind>)>) -> Vec<Source> {
         }
     }
     out
+}
+
+/// Captures not in a ring by name that continue each other by content ([`ring::continues`]): each
+/// file, in the order of its first packet, joins the chain whose last file it continues.
+fn group_by_content(
+    files: &[(PathBuf, Option<InputKind>)],
+    kinds: &[Option<InputKind>],
+    member: &mut [bool],
+    starts: &mut BTreeMap<usize, Vec<usize>>,
+) {
+    let candidates: Vec<usize> = (0..files.len())
+        .filter(|&i| !member[i] && matches!(kinds[i], Some(InputKind::Pcap | InputKind::PcapNg)))
+        .collect();
+    if candidates.len() < 2 {
+        return;
+    }
+    let mut ends: Vec<(usize, ring::Ends)> =
+        candidates.into_iter().filter_map(|i| Some((i, ring::ends(&files[i].0)?))).collect();
+    ends.sort_by_key(|(i, e)| (e.first_ts(), *i));
+    // Chains of positions in `ends`.
+    let mut chains: Vec<Vec<usize>> = Vec::new();
+    for k in 0..ends.len() {
+        let best = chains
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                let last = &ends[*c.last().unwrap_or(&0)];
+                // A file listed twice is not its own continuation.
+                files[last.0].0 != files[ends[k].0].0 && ring::continues(&last.1, &ends[k].1)
+            })
+            .max_by_key(|(n, c)| (ends[*c.last().unwrap_or(&0)].1.last_ts(), std::cmp::Reverse(*n)))
+            .map(|(n, _)| n);
+        match best {
+            Some(n) => chains[n].push(k),
+            None => chains.push(vec![k]),
+        }
+    }
+    for chain in chains.into_iter().filter(|c| c.len() > 1) {
+        let idx: Vec<usize> = chain.iter().map(|&k| ends[k].0).collect();
+        for &i in &idx {
+            member[i] = true;
+        }
+        starts.insert(*idx.iter().min().unwrap_or(&0), idx);
+    }
 }
 
 #[cfg(test)]

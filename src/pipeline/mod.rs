@@ -1,8 +1,10 @@
 //! Wiring: open each input, stream it through the matching reader into the analysis,
 //! then run the detectors. The CLI and the GUI both call `analyze_paths`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
 
 mod etl;
 pub mod inputs;
@@ -47,8 +49,9 @@ impl Phase {
     }
 }
 
-/// Receives progress; `cancelled` is polled so that a GUI can stop a long load.
-pub trait ProgressSink {
+/// Receives progress; `cancelled` is polled so that a GUI can stop a long load. Inputs read in
+/// parallel report from their reading threads, hence `Sync`.
+pub trait ProgressSink: Sync {
     fn report(&self, p: &Progress);
     /// A new phase begins. Default: ignored.
     fn phase(&self, _phase: Phase) {}
@@ -117,36 +120,21 @@ pub fn analyze_paths(paths: &[PathBuf], options: &Options, progress: &dyn Progre
 /// Like `analyze_paths`, for files or in-memory inputs.
 pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn ProgressSink) -> Analysis {
     let mut analysis = Analysis::default();
-    let mut next_conn_id = 0u64;
     let count = sources.len();
     // Per-packet facts for matching are kept only when a second capture is given.
     let keep_packet_facts = sources.iter().filter(|s| s.may_be_capture()).count() > 1;
     // Process Monitor CSVs wait for every other input: their clock is aligned against them.
     let mut pending_csv = Vec::new();
     progress.phase(Phase::Reading);
-    for (index, source) in sources.into_iter().enumerate() {
-        if progress.cancelled() {
-            analysis.inputs.push(InputSummary {
-                path: source.name().display().to_string(),
-                error: Some("not read: loading was cancelled".into()),
-                ..Default::default()
-            });
-            continue;
-        }
-        let input = index as u32;
-        let summary = read_one(
-            input,
-            index,
-            count,
-            source,
-            &mut analysis,
-            &mut next_conn_id,
-            &mut pending_csv,
-            progress,
-            keep_packet_facts,
-            options,
-        );
-        analysis.inputs.push(summary);
+    let workers = match options.parallel_inputs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(count);
+    if workers <= 1 {
+        read_sequential(sources, options, progress, keep_packet_facts, &mut analysis, &mut pending_csv);
+    } else {
+        read_parallel(sources, options, progress, keep_packet_facts, workers, &mut analysis, &mut pending_csv);
     }
     progress.phase(Phase::Analysing);
     procmon::finish_csvs(&mut analysis, options, pending_csv);
@@ -160,17 +148,284 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
     analysis
 }
 
+/// The summary of an input not read because the user cancelled.
+fn cancelled_summary(source: &Source) -> InputSummary {
+    InputSummary {
+        path: source.name().display().to_string(),
+        error: Some("not read: loading was cancelled".into()),
+        ..Default::default()
+    }
+}
+
+/// One input after another into the run's analysis (`parallel_inputs` 1, or a single input).
+fn read_sequential(
+    sources: Vec<Source>,
+    options: &Options,
+    progress: &dyn ProgressSink,
+    keep_packet_facts: bool,
+    analysis: &mut Analysis,
+    pending_csv: &mut Vec<procmon::PendingCsv>,
+) {
+    let count = sources.len();
+    let mut next_conn_id = 0u64;
+    for (index, source) in sources.into_iter().enumerate() {
+        if progress.cancelled() {
+            analysis.inputs.push(cancelled_summary(&source));
+            continue;
+        }
+        let input = index as u32;
+        let summary = read_one(
+            input,
+            index,
+            count,
+            source,
+            options,
+            analysis,
+            &mut next_conn_id,
+            pending_csv,
+            progress,
+            keep_packet_facts,
+        );
+        analysis.inputs.push(summary);
+    }
+}
+
+/// One input read on its own, waiting to be merged in input order.
+struct Partial {
+    analysis: Analysis,
+    summary: InputSummary,
+    pending_csv: Vec<procmon::PendingCsv>,
+}
+
+/// Which inputs workers may start: input `next` is handed out only while fewer than `workers`
+/// inputs are being read or wait for their merge (memory stays bounded whatever the input count).
+struct Window {
+    next: usize,
+    merged: usize,
+    /// A reader panicked: the others stop taking inputs (the scope then re-raises the panic
+    /// instead of waiting for a merge that cannot come).
+    aborted: bool,
+}
+
+/// Marks the window aborted when its reader thread unwinds.
+struct AbortOnPanic<'a>(&'a Mutex<Window>, &'a Condvar);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).aborted = true;
+            self.1.notify_all();
+        }
+    }
+}
+
+/// Progress of parallel readers: only the earliest input still being read reports, so that the
+/// file index shown only moves forward and the bytes shown belong to that file. A later input's
+/// latest report is held and passed on when the inputs before it are done.
+struct EarliestReports<'a> {
+    inner: &'a dyn ProgressSink,
+    state: Mutex<Earliest>,
+}
+
+struct Earliest {
+    earliest: usize,
+    done: Vec<bool>,
+    held: Vec<Option<Progress>>,
+}
+
+impl EarliestReports<'_> {
+    fn new(inner: &dyn ProgressSink, count: usize) -> EarliestReports<'_> {
+        EarliestReports {
+            inner,
+            state: Mutex::new(Earliest { earliest: 0, done: vec![false; count], held: vec![None; count] }),
+        }
+    }
+
+    fn finished(&self, index: usize) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.done[index] = true;
+        while st.earliest < st.done.len() && st.done[st.earliest] {
+            let i = st.earliest;
+            if let Some(p) = st.held[i].take() {
+                self.inner.report(&p);
+            }
+            st.earliest += 1;
+        }
+        let i = st.earliest;
+        if let Some(p) = st.held.get_mut(i).and_then(Option::take) {
+            self.inner.report(&p);
+        }
+    }
+}
+
+impl ProgressSink for EarliestReports<'_> {
+    fn report(&self, p: &Progress) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if p.file_index == st.earliest {
+            self.inner.report(p);
+        } else if let Some(h) = st.held.get_mut(p.file_index) {
+            *h = Some(p.clone());
+        }
+    }
+    fn phase(&self, phase: Phase) {
+        self.inner.phase(phase);
+    }
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+}
+
+/// Up to `workers` inputs at once (a capture uses a second thread of its own), each into its own
+/// `Partial`, merged in input order so that the result equals `read_sequential`'s.
+#[allow(clippy::too_many_arguments)]
+fn read_parallel(
+    sources: Vec<Source>,
+    options: &Options,
+    progress: &dyn ProgressSink,
+    keep_packet_facts: bool,
+    workers: usize,
+    analysis: &mut Analysis,
+    pending_csv: &mut Vec<procmon::PendingCsv>,
+) {
+    let count = sources.len();
+    let slots: Vec<Mutex<Option<Source>>> = sources.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    let window = Mutex::new(Window { next: 0, merged: 0, aborted: false });
+    let moved = Condvar::new();
+    let reports = EarliestReports::new(progress, count);
+    let (tx, rx) = mpsc::channel::<(usize, Partial)>();
+    let mut next_conn_id = 0u64;
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (slots, window, moved, reports) = (&slots, &window, &moved, &reports);
+            s.spawn(move || loop {
+                let _abort = AbortOnPanic(window, moved);
+                let index = {
+                    let mut w = window.lock().unwrap_or_else(|e| e.into_inner());
+                    while !w.aborted && w.next < count && w.next >= w.merged + workers {
+                        w = moved.wait(w).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if w.aborted || w.next >= count {
+                        return;
+                    }
+                    w.next += 1;
+                    w.next - 1
+                };
+                let Some(source) = slots[index].lock().unwrap_or_else(|e| e.into_inner()).take() else {
+                    return;
+                };
+                let mut part = Partial {
+                    analysis: Analysis::default(),
+                    summary: InputSummary::default(),
+                    pending_csv: Vec::new(),
+                };
+                if reports.cancelled() {
+                    part.summary = cancelled_summary(&source);
+                } else {
+                    // Ids from 0; the merge moves them behind the inputs before this one.
+                    let mut ids = 0u64;
+                    part.summary = read_one(
+                        index as u32,
+                        index,
+                        count,
+                        source,
+                        options,
+                        &mut part.analysis,
+                        &mut ids,
+                        &mut part.pending_csv,
+                        reports,
+                        keep_packet_facts,
+                    );
+                }
+                reports.finished(index);
+                if tx.send((index, part)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let mut waiting: BTreeMap<usize, Partial> = BTreeMap::new();
+        let mut merged = 0usize;
+        // Ends when every worker has returned (a worker's panic is re-raised by the scope).
+        for (index, part) in rx.iter() {
+            waiting.insert(index, part);
+            while let Some(part) = waiting.remove(&merged) {
+                merge(analysis, &mut next_conn_id, part, pending_csv);
+                merged += 1;
+                window.lock().unwrap_or_else(|e| e.into_inner()).merged = merged;
+                moved.notify_all();
+            }
+        }
+    });
+}
+
+/// Appends one input's partial analysis to the run's as reading it sequentially would have: its
+/// connection ids (and the facts keyed by them) move behind those of the inputs before it.
+fn merge(into: &mut Analysis, next_conn_id: &mut u64, part: Partial, pending_csv: &mut Vec<procmon::PendingCsv>) {
+    let Partial { analysis, summary, pending_csv: csvs } = part;
+    // Spelled out so that a new field of `Analysis` cannot be forgotten here.
+    let Analysis {
+        inputs: _,
+        mut connections,
+        tcp,
+        pipes,
+        logs,
+        log_events,
+        system_events,
+        mut socket_owners,
+        packet_drops,
+        findings: _,
+        resets: _,
+        verdicts: _,
+        smb,
+        twosided,
+        skipped: _,
+    } = analysis;
+    let offset = *next_conn_id;
+    *next_conn_id += connections.len() as u64;
+    let mut facts = twosided.facts;
+    if offset > 0 {
+        for c in &mut connections {
+            c.id += offset;
+        }
+        facts = facts.into_iter().map(|(id, f)| (id + offset, f)).collect();
+    }
+    if into.connections.is_empty() {
+        // The first capture's table is taken as it is: no second copy of a million records.
+        into.connections = connections;
+    } else {
+        into.connections.extend(connections);
+    }
+    into.twosided.facts.extend(facts);
+    into.tcp.add(&tcp);
+    into.pipes.extend(pipes);
+    into.logs.extend(logs);
+    into.log_events.extend(log_events);
+    into.system_events.extend(system_events);
+    if summary.format == InputKind::Evtx.name() {
+        // An event log adds owners only while the run's list is under its bound (logs::read_evtx).
+        socket_owners.truncate(etl::MAX_SOCKET_OWNERS.saturating_sub(into.socket_owners.len()));
+    }
+    into.socket_owners.extend(socket_owners);
+    into.packet_drops.extend(packet_drops);
+    into.smb.ops.extend(smb.ops);
+    into.smb.counts.add(&smb.counts);
+    pending_csv.extend(csvs);
+    into.inputs.push(summary);
+}
+
+#[allow(clippy::too_many_arguments)]
 fn read_one(
     input: u32,
     index: usize,
     count: usize,
     source: Source,
+    options: &Options,
     analysis: &mut Analysis,
     next_conn_id: &mut u64,
     pending_csv: &mut Vec<procmon::PendingCsv>,
     progress: &dyn ProgressSink,
     keep_packet_facts: bool,
-    options: &Options,
 ) -> InputSummary {
     let name = source.name();
     let path = name.as_path();
@@ -209,13 +464,13 @@ fn read_one(
                 input,
                 opened,
                 path,
+                options,
                 &report,
                 progress,
                 analysis,
                 next_conn_id,
                 &mut summary,
                 keep_packet_facts,
-                options,
             );
         }
         InputKind::Etl => {

@@ -23,13 +23,13 @@ pub(super) fn read_pcap(
     input: u32,
     opened: ingest::Opened,
     path: &std::path::Path,
+    options: &Options,
     report: &dyn Fn(u64),
     progress: &dyn ProgressSink,
     analysis: &mut Analysis,
     next_conn_id: &mut u64,
     summary: &mut InputSummary,
     keep_packet_facts: bool,
-    options: &Options,
 ) {
     let gz_note = if opened.gzip { " (offset in the decompressed stream)" } else { "" };
     let counter = opened.disk_read.clone();

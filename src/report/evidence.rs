@@ -14,30 +14,25 @@
 //! `MAX_PACKETS_PER_FILE`. Findings are exported in groups of `FINDINGS_PER_PASS` so that the
 //! number of open files stays small.
 //!
-//! Not exported (yet): packets of ETL traces (NDIS/PktMon) — their packet records are not kept
-//! addressable by frame here; the finding's file then holds the capture packets only, if any.
+//! Captures are re-read through `ingest::pcap::read_capture_raw` (frames numbered as the analysis
+//! numbered them). Traces' packets are exported too: NDIS-PacketCapture frames and PktMon packet
+//! events, numbered as `pipeline::etl` numbers them (`etl_pass`).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use pcap_parser::pcapng::Block;
-use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader};
-
 use crate::analysis::Analysis;
+use crate::ingest::pcap::RawItem;
 use crate::ingest::{self, decode::decode_frame, InputKind};
 use crate::model::{Endpoint, Finding};
+use anyhow::{Context, Result};
 
 pub const LONG_CONNECTION: u64 = 2_000;
 pub const HEAD_PACKETS: u32 = 16;
 pub const WINDOW_FRAMES: u64 = 500;
 pub const MAX_PACKETS_PER_FILE: u64 = 50_000;
 const FINDINGS_PER_PASS: usize = 64;
-/// Same limits as the analysis reader (ingest::pcap), so frame numbers agree.
-const MAX_RECORD: usize = ingest::pcap::MAX_RECORD;
-const BUFFER: usize = 2 * MAX_RECORD + 4096;
 
 /// One evidence file written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,19 +197,11 @@ impl Selection {
     }
 }
 
-/// An interface as the input declares it, to be copied into the outputs that use it.
-#[derive(Clone)]
-struct Iface {
-    linktype: u32,
-    snaplen: u32,
-    tsresol: u8,
-    tsoffset: i64,
-    name: Option<Vec<u8>>,
-}
+/// An interface as the input declares it, copied into the outputs that use it.
+type Iface = ingest::pcap::RawInterface;
 
-/// A packet as copied: interface (index into the pass' interface list), ticks, data, original length.
+/// A packet as copied: ticks in its interface's units, data, original length.
 struct Packet<'a> {
-    iface: usize,
     ticks: u64,
     data: &'a [u8],
     orig_len: u32,
@@ -226,7 +213,7 @@ fn ring_files(summary: &crate::analysis::InputSummary) -> Option<Vec<PathBuf>> {
 }
 
 /// Reads one input again and copies the wanted packets; returns the number of frames seen.
-/// Frame numbers are counted exactly as `ingest::pcap::read_capture` counts them.
+/// Frame numbers are `ingest::pcap::read_capture_raw`'s, counted as the analysis counted them.
 fn pass(input: u32, path: &Path, ring: Option<&[PathBuf]>, sel: &mut Selection, outs: &mut [Output]) -> Result<u64> {
     let opened = match ring {
         Some(files) => ingest::ring::open_ring(files),
@@ -236,107 +223,105 @@ fn pass(input: u32, path: &Path, ring: Option<&[PathBuf]>, sel: &mut Selection, 
     let ng = match opened.kind {
         InputKind::PcapNg => true,
         InputKind::Pcap => false,
-        // Evidence in traces and logs is not packets (ETL NDIS export: not done).
+        InputKind::Etl => return etl_pass(input, opened, sel, outs),
+        // Evidence in logs is not packets.
         _ => return Ok(0),
     };
-    let reader = ingest::pcap::FillingReader(opened.reader);
-    let made: Result<Box<dyn PcapReaderIterator>, _> = if ng {
-        PcapNGReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
-    } else {
-        LegacyPcapReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
-    };
-    let mut rd = made.map_err(|e| anyhow::anyhow!("not a readable capture header: {e}"))?;
-    // All interfaces declared in this input (every section), and this section's ids into it.
     let mut ifaces: Vec<Iface> = Vec::new();
-    let mut section: Vec<usize> = Vec::new();
-    let mut frame: u64 = 0;
     let mut wanted = Vec::new();
-    let mut emit = |frame: u64, p: Packet, ifaces: &[Iface], sel: &mut Selection, outs: &mut [Output]| -> Result<()> {
-        let tuple = decode_frame(ifaces[p.iface].linktype, p.data).map(|d| (d.src, d.dst));
-        sel.wanted(frame, tuple, &mut wanted);
-        for &(fi, is_evidence) in &wanted {
-            outs[fi].packet(input, &ifaces[p.iface], p.iface, &p, is_evidence)?;
+    let mut failed: Option<anyhow::Error> = None;
+    let (frames, error) = ingest::pcap::read_capture_raw(opened.reader, ng, &mut |item| match item {
+        RawItem::Interface(i) => {
+            ifaces.push(i.clone());
+            true
         }
-        Ok(())
+        RawItem::Packet(p) => {
+            let tuple = decode_frame(ifaces[p.iface].linktype, p.data).map(|d| (d.src, d.dst));
+            sel.wanted(p.frame, tuple, &mut wanted);
+            let copy = Packet { ticks: p.ticks, data: p.data, orig_len: p.orig_len };
+            for &(fi, is_evidence) in &wanted {
+                if let Err(e) = outs[fi].packet(input, &ifaces[p.iface], p.iface, &copy, is_evidence) {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            true
+        }
+        // Obsolete Packet Blocks are counted (frame numbers) but not copied.
+        RawItem::Obsolete { .. } => true,
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    // Damage: the analysis stopped at the same place, so the frames before it are all there is.
+    let _ = error;
+    Ok(frames)
+}
+
+/// Reads a trace again and copies the wanted NDIS-PacketCapture frames and PktMon packets, numbered
+/// as `pipeline::etl` numbers them (NDIS frames as completed, PktMon: every packet event, as
+/// etl2pcapng writes them). Returns the frames the analysis counted (NDIS frames plus first
+/// appearances of PktMon packets), for the changed-file check.
+fn etl_pass(input: u32, opened: ingest::Opened, sel: &mut Selection, outs: &mut [Output]) -> Result<u64> {
+    use crate::ingest::etl::{
+        decode_ndis_fragment, decode_pktmon_packet, Appearance, Dedupe, EtlReader, FrameAssembler, DEFAULT_MERGE_WINDOW,
     };
-    loop {
-        match rd.next() {
-            Ok((len, block)) => {
-                let mut stop = false;
-                match block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        ifaces.push(Iface {
-                            linktype: h.network.0 as u32,
-                            snaplen: h.snaplen,
-                            tsresol: if h.is_nanosecond_precision() { 9 } else { 6 },
-                            tsoffset: 0,
-                            name: None,
-                        });
-                        section = vec![ifaces.len() - 1];
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        if b.caplen as usize > MAX_RECORD || section.is_empty() {
-                            stop = true;
-                        } else {
-                            frame += 1;
-                            let scale = if ifaces[section[0]].tsresol == 9 { 1_000_000_000 } else { 1_000_000 };
-                            let ticks = (b.ts_sec as u64) * scale + b.ts_usec as u64;
-                            let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
-                            let p = Packet { iface: section[0], ticks, data, orig_len: b.origlen };
-                            emit(frame, p, &ifaces, sel, outs)?;
-                        }
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => section.clear(),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        let name = idb.options.iter().find(|o| o.code.0 == 2).map(|o| {
-                            let v: &[u8] = &o.value;
-                            v[..(o.len as usize).min(v.len())].to_vec()
-                        });
-                        ifaces.push(Iface {
-                            linktype: idb.linktype.0 as u32,
-                            snaplen: idb.snaplen,
-                            tsresol: idb.if_tsresol,
-                            tsoffset: idb.if_tsoffset,
-                            name,
-                        });
-                        section.push(ifaces.len() - 1);
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match section.get(epb.if_id as usize) {
-                        Some(&i) if epb.caplen as usize <= MAX_RECORD => {
-                            frame += 1;
-                            let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                            let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
-                            emit(frame, Packet { iface: i, ticks, data, orig_len: epb.origlen }, &ifaces, sel, outs)?;
-                        }
-                        _ => stop = true,
-                    },
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        if let Some(&i) = section.first() {
-                            frame += 1;
-                            let cap = spb.data.len().min(spb.origlen as usize);
-                            let p = Packet { iface: i, ticks: 0, data: &spb.data[..cap], orig_len: spb.origlen };
-                            emit(frame, p, &ifaces, sel, outs)?;
-                        }
-                    }
-                    // Obsolete Packet Blocks are counted (frame numbers) but not copied.
-                    PcapBlockOwned::NG(Block::Unknown(ub)) if ub.block_type == 2 => frame += 1,
-                    PcapBlockOwned::NG(_) => {}
-                }
-                if stop {
-                    break;
-                }
-                rd.consume(len);
+    use ingest::decode::linktype;
+    let etl = EtlReader::new(opened.reader).map_err(|e| anyhow::anyhow!("not a readable trace: {e}"))?;
+    let mut ifaces: Vec<Iface> = Vec::new();
+    let mut assembler = FrameAssembler::default();
+    let mut dedupe = Dedupe::default();
+    let (mut ndis_frames, mut pk_events, mut pk_first) = (0u64, 0u64, 0u64);
+    let mut wanted = Vec::new();
+    let mut copy = |frame: u64, tuple, iface: usize, ifaces: &[Iface], ts: i64, data: &[u8], orig_len: u32| {
+        sel.wanted(frame, tuple, &mut wanted);
+        // A time before 1970 cannot be written as pcapng ticks; such a frame is left out.
+        let Ok(ticks) = u64::try_from(ts) else { return Ok(()) };
+        let p = Packet { ticks, data, orig_len };
+        for &(fi, is_evidence) in &wanted {
+            outs[fi].packet(input, &ifaces[iface], iface, &p, is_evidence)?;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    for item in etl.time_ordered_window(DEFAULT_MERGE_WINDOW) {
+        // A damaged buffer: the analysis skipped it too.
+        let Ok(rec) = item else { continue };
+        if rec.header.record_index == 0 {
+            continue;
+        }
+        let r = rec.as_ref();
+        if let Some(p) = decode_pktmon_packet(&r) {
+            pk_events += 1;
+            if let Appearance::First(_) = dedupe.push(&p) {
+                pk_first += 1;
             }
-            Err(PcapError::Incomplete(_)) => {
-                if rd.refill().is_err() {
-                    break;
-                }
+            let tuple = p.network_bytes().and_then(|b| decode_frame(linktype::RAW, b)).map(|d| (d.src, d.dst));
+            if let Some(lt) = p.link_type() {
+                let i = trace_iface(&mut ifaces, lt, "pktmon");
+                copy(pk_events, tuple, i, &ifaces, p.origin.utc(), p.payload, u32::from(p.original_size))?;
             }
-            // End, or damage: the analysis stopped at the same place.
-            Err(_) => break,
+        } else if let Some(frag) = decode_ndis_fragment(&r) {
+            if let Some(f) = assembler.push(frag) {
+                ndis_frames += 1;
+                let tuple = decode_frame(linktype::ETHERNET, &f.data).map(|d| (d.src, d.dst));
+                let i = trace_iface(&mut ifaces, linktype::ETHERNET, "ndis");
+                copy(ndis_frames, tuple, i, &ifaces, f.origin.utc(), &f.data, f.data.len() as u32)?;
+            }
         }
     }
-    Ok(frame)
+    Ok(ndis_frames + pk_first)
+}
+
+/// A trace's interface for frames of link type `lt` (NDIS frames are Ethernet; PktMon logs
+/// Ethernet, 802.11 or raw IP), declared on first use; times are written in ns.
+fn trace_iface(ifaces: &mut Vec<Iface>, lt: u32, name: &str) -> usize {
+    match ifaces.iter().position(|i| i.linktype == lt && i.name.as_deref() == Some(name.as_bytes())) {
+        Some(i) => i,
+        None => {
+            ifaces.push(Iface { linktype: lt, snaplen: 0, tsresol: 9, tsoffset: 0, name: Some(name.into()) });
+            ifaces.len() - 1
+        }
+    }
 }
 
 /// One finding's evidence file, opened at its first packet.
