@@ -89,7 +89,12 @@ pub(super) fn feed(flow: &mut Flow, mut data: &[u8], out: &mut Vec<Vec<u8>>, cou
             let n = data.len().min(HUNT_CHUNK);
             flow.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
-            match (0..flow.buf.len()).find(|&i| wire::is_message_start(&flow.buf[i..])) {
+            // Every message start has "SMB" five bytes in (after the NetBIOS header and the
+            // protocol byte): only those offsets are tried, found by a vectorised search.
+            let start = memchr::memmem::find_iter(&flow.buf, b"SMB")
+                .filter_map(|at| at.checked_sub(5))
+                .find(|&i| wire::is_message_start(&flow.buf[i..]));
+            match start {
                 Some(i) => {
                     flow.buf.drain(..i);
                     flow.synced = true;
