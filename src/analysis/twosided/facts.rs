@@ -122,8 +122,14 @@ impl ConnFacts {
 pub struct Collector {
     input: u32,
     keep_packets: bool,
-    /// Looked up once per packet: foldhash, not SipHash (ids are ours, not the file's).
-    conns: HashMap<u64, ConnFacts, foldhash::fast::FixedState>,
+    /// Facts of connections `base..base + slots.len()`: the TCP table numbers connections densely
+    /// in order of first packet, so a packet finds its connection by index, not by hashing.
+    /// Finalised connections leave their slot; empty slots at the front are dropped, so the window
+    /// spans the live connections (eight bytes per connection behind a long-lived one).
+    slots: VecDeque<Option<Box<ConnFacts>>>,
+    base: Option<u64>,
+    /// Finalised connections whose facts stay: those with a reset, and every one when matching.
+    kept: Vec<(u64, ConnFacts)>,
     with_packets: usize,
     /// Connections that came after `CONNS_WITH_PACKETS_MAX`.
     pub over_cap: u64,
@@ -132,32 +138,50 @@ pub struct Collector {
 impl Collector {
     /// `keep_packets`: keep head and tail packets for matching (several inputs in the run).
     pub fn new(input: u32, keep_packets: bool) -> Self {
-        Collector { input, keep_packets, conns: HashMap::default(), with_packets: 0, over_cap: 0 }
+        Collector {
+            input,
+            keep_packets,
+            slots: VecDeque::new(),
+            base: None,
+            kept: Vec::new(),
+            with_packets: 0,
+            over_cap: 0,
+        }
     }
 
     /// One segment of connection `conn_id` (as the TCP table numbered it).
     pub fn observe(&mut self, conn_id: u64, seg: &TcpSegment) {
-        let input = self.input;
-        let (with_packets, over_cap) = (&mut self.with_packets, &mut self.over_cap);
-        let keep_packets = self.keep_packets;
-        let c = self.conns.entry(conn_id).or_insert_with(|| {
-            let kept = keep_packets && *with_packets < CONNS_WITH_PACKETS_MAX;
-            if kept {
-                *with_packets += 1;
-            } else if keep_packets {
-                *over_cap += 1;
+        let base = *self.base.get_or_insert(conn_id);
+        // An id behind the window was finalised already; one far ahead would mean ids that are
+        // not dense, which the TCP table never hands out: both are ignored, never allocated for.
+        let Some(idx) = conn_id.checked_sub(base).map(|i| i as usize).filter(|&i| i <= self.slots.len()) else {
+            return;
+        };
+        if idx == self.slots.len() {
+            self.slots.push_back(None);
+        }
+        let slot = &mut self.slots[idx];
+        let c = match slot {
+            Some(c) => c,
+            None => {
+                let kept = self.keep_packets && self.with_packets < CONNS_WITH_PACKETS_MAX;
+                if kept {
+                    self.with_packets += 1;
+                } else if self.keep_packets {
+                    self.over_cap += 1;
+                }
+                slot.insert(Box::new(ConnFacts {
+                    input: self.input,
+                    first_src: seg.src,
+                    dirs: [DirStats::default(); 2],
+                    rsts: Vec::new(),
+                    head: Vec::new(),
+                    tail: VecDeque::new(),
+                    elided: 0,
+                    keeps_packets: kept,
+                }))
             }
-            ConnFacts {
-                input,
-                first_src: seg.src,
-                dirs: [DirStats::default(); 2],
-                rsts: Vec::new(),
-                head: Vec::new(),
-                tail: VecDeque::new(),
-                elided: 0,
-                keeps_packets: kept,
-            }
-        });
+        };
         let from_first = seg.src == c.first_src;
         let fact = PacketFact {
             frame: seg.frame,
@@ -192,16 +216,83 @@ impl Collector {
         c.tail.push_back(fact);
     }
 
-    /// A connection was finalised: without packet keeping, its facts are needed only if it had a
-    /// reset (so memory follows live connections, not finished ones).
+    /// A connection was finalised: its facts are kept only if it had a reset or packets are kept
+    /// for matching (so memory follows live connections, not finished ones).
     pub fn finalized(&mut self, conn_id: u64) {
-        if !self.keep_packets && self.conns.get(&conn_id).is_some_and(|c| c.rsts.is_empty()) {
-            self.conns.remove(&conn_id);
+        let Some(base) = self.base else { return };
+        let Some(slot) = conn_id.checked_sub(base).and_then(|i| self.slots.get_mut(i as usize)) else { return };
+        if let Some(c) = slot.take() {
+            if c.keeps_packets || !c.rsts.is_empty() {
+                self.kept.push((conn_id, *c));
+            }
         }
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.base = self.base.map(|b| b + 1);
+        }
+    }
+
+    /// Connections whose facts are held now (live, or finalised and kept).
+    pub fn held(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count() + self.kept.len()
     }
 
     /// The facts by connection id. Without packet keeping, connections without a reset are dropped.
     pub fn finish(self) -> HashMap<u64, ConnFacts> {
-        self.conns.into_iter().filter(|(_, c)| c.keeps_packets || !c.rsts.is_empty()).collect()
+        let base = self.base.unwrap_or(0);
+        let live = self.slots.into_iter().enumerate().filter_map(|(i, c)| Some((base + i as u64, *c?)));
+        self.kept.into_iter().chain(live).filter(|(_, c)| c.keeps_packets || !c.rsts.is_empty()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tcp_flags::{ACK, RST, SYN};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn seg(port: u16, flags: u8) -> TcpSegment {
+        let ep = |last: u8, port: u16| Endpoint { ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port };
+        TcpSegment {
+            input: 0,
+            frame: 1,
+            ts: 0,
+            src: ep(1, port),
+            dst: ep(2, 443),
+            seq: 0,
+            ack: 0,
+            flags,
+            window: 1,
+            payload_len: 0,
+            window_scale: None,
+            has_sack: false,
+            ttl: 64,
+            ip_id: None,
+        }
+    }
+
+    /// Finalised connections give their slots back in any order; only those with a reset stay;
+    /// ids outside the window are ignored.
+    #[test]
+    fn window_follows_live_connections() {
+        let mut c = Collector::new(0, false);
+        for id in 100..110u64 {
+            c.observe(id, &seg(id as u16, SYN));
+        }
+        c.observe(104, &seg(104, RST | ACK));
+        c.observe(500, &seg(1, SYN)); // not dense: ignored
+        assert_eq!(c.held(), 10);
+        for id in [101, 100, 103, 102, 104] {
+            c.finalized(id);
+        }
+        assert_eq!((c.slots.len(), c.base, c.held()), (5, Some(105), 6));
+        c.observe(99, &seg(99, SYN)); // behind the window: finalised long ago
+        c.observe(110, &seg(110, SYN));
+        let facts = c.finish();
+        let mut ids: Vec<u64> = facts.keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![104]);
+        assert_eq!(facts[&104].rsts.len(), 1);
+    }
+}
+
