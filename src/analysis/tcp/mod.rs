@@ -214,6 +214,8 @@ pub struct TcpAnalyzer {
     all_notes: bool,
     /// Ids of connections finalised since `drain_finalized`, when asked for.
     finalized: Option<Vec<u64>>,
+    /// Connections that sent a FIN or RST (key, id), in that order: what a sweep may finalise.
+    closing: Vec<(FlowKey, u64)>,
 }
 
 impl TcpAnalyzer {
@@ -230,6 +232,7 @@ impl TcpAnalyzer {
             last_conn: 0,
             all_notes: false,
             finalized: None,
+            closing: Vec::new(),
         }
     }
 
@@ -272,7 +275,7 @@ impl TcpAnalyzer {
         let mut initial = 0u32;
 
         // Conversation lookup with Wireshark's port-reuse rules, hashing the key once.
-        let Self { table, finished, counts, next_id, first_id, all_notes, finalized, .. } = self;
+        let Self { table, finished, counts, next_id, first_id, all_notes, finalized, closing, .. } = self;
         let mut new_active = |reused: bool| {
             let id = *next_id;
             *next_id += 1;
@@ -339,7 +342,10 @@ impl TcpAnalyzer {
         c.keep_alive += (ta & af::KEEP_ALIVE != 0) as u32;
         c.keep_alive_ack += (ta & af::KEEP_ALIVE_ACK != 0) as u32;
         c.retransmissions += (ta & af::RETRANSMISSION != 0) as u32;
-        a.closing |= fin || rst;
+        if (fin || rst) && !a.closing {
+            a.closing = true;
+            closing.push((key, c.id));
+        }
 
         let note = PacketNote {
             frame: seg.frame,
@@ -369,17 +375,20 @@ impl TcpAnalyzer {
     /// Finalises closed connections idle past the linger time, and the longest idle ones
     /// when the table is over its cap.
     fn sweep(&mut self, now: UtcNs) {
-        let done: Vec<FlowKey> = self
-            .table
-            .iter()
-            .filter(|(_, a)| a.closing && now - a.conn.last_ts > CLOSED_LINGER_NS)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in done {
+        // Only closing connections are looked at (not the whole table: a server with 100 k
+        // open connections sweeps nothing).
+        let mut waiting = std::mem::take(&mut self.closing);
+        waiting.retain(|&(k, id)| {
+            let Some(a) = self.table.get(&k).filter(|a| a.conn.id == id) else { return false };
+            if now - a.conn.last_ts <= CLOSED_LINGER_NS {
+                return true;
+            }
             if let Some(a) = self.table.remove(&k) {
                 Self::finalize(&mut self.finished, &mut self.finalized, a, self.all_notes);
             }
-        }
+            false
+        });
+        self.closing = waiting;
         if self.table.len() > MAX_ACTIVE {
             let mut by_idle: Vec<(UtcNs, FlowKey)> = self.table.iter().map(|(k, a)| (a.conn.last_ts, *k)).collect();
             by_idle.sort_unstable_by_key(|(t, _)| *t);
