@@ -78,7 +78,7 @@ pub(super) fn read_text_log(
         });
     }
     if let Some(e) = rd.io_error() {
-        summary.error = Some(format!("{}: read error after line {}: {e}", path.display(), file.lines));
+        summary.error = Some(format!("{} (after line {})", e.in_input(path), file.lines));
     }
     file.format = rd.format().map(|f| f.name().to_string()).unwrap_or_default();
     summary.packets = 0;
@@ -174,7 +174,7 @@ pub(super) fn read_evtx(
         for_each_event_in_file(path, &mut on_event, |w| warnings.push(w.to_string())).map(|_| ())
     };
     if let Err(e) = opened {
-        summary.error = Some(format!("{}: not a readable event log: {}", path.display(), e.message));
+        summary.error = Some(e.in_input(path));
     } else if let Some(w) = warnings.first() {
         summary.error =
             Some(format!("{}: {} damaged chunk(s) or record(s) skipped; first: {w}", path.display(), warnings.len()));
