@@ -127,10 +127,13 @@ pub enum DamageKind {
     /// A length field above the reader's limit.
     #[error("{part} of {len} bytes, larger than the maximum of {max}")]
     TooLarge { part: Part, len: u64, max: u64 },
-    /// A part longer than the reader's limit, its length not known (a damaged length field, or
-    /// not the format at all).
+    /// A part longer than the reader's limit, its length not known (not the format at all, or a
+    /// lost line end).
     #[error("{part} longer than the maximum of {max} bytes")]
     TooLong { part: Part, max: u64 },
+    /// A length field announcing more than the reader's limit (the parser does not say how much).
+    #[error("{part} longer than the maximum of {max} bytes (damaged length field)")]
+    LengthField { part: Part, max: u64 },
     /// A size or offset field outside the range the format allows.
     #[error("{part} {field} {value} out of range")]
     BadField { part: Part, field: &'static str, value: u64 },

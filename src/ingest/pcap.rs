@@ -261,7 +261,7 @@ pub fn read_capture_with_payload<R: Read + Send>(
             Err(PcapError::UnexpectedEof) => break Some(Damage::at(offset, DamageKind::CutShort(Part::Record))),
             Err(PcapError::BufferTooSmall) => {
                 let part = if is_pcapng { Part::Block } else { Part::Record };
-                break Some(Damage::at(offset, DamageKind::TooLong { part, max: MAX_RECORD as u64 }));
+                break Some(Damage::at(offset, DamageKind::LengthField { part, max: MAX_RECORD as u64 }));
             }
             Err(PcapError::NomError(_, kind)) | Err(PcapError::OwnedNomError(_, kind)) => {
                 let part = if is_pcapng { Part::Block } else { Part::Record };
