@@ -4,6 +4,7 @@
 
 use ipcscope::ingest::etl::writer::{write_etl_to_vec, StackTrace, WriterConfig, WriterEvent, WriterItem};
 use ipcscope::ingest::etl::*;
+use ipcscope::ingest::{Damage, DamageKind, Part};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -67,10 +68,10 @@ struct Walk {
     min_ft: i64,
     max_ft: i64,
     counts: BTreeMap<CountKey, u64>,
-    errors: Vec<EtlError>,
+    errors: Vec<Damage>,
 }
 
-fn walk_bytes<R: std::io::Read>(r: R) -> Result<(Option<LogfileHeader>, Walk), EtlError> {
+fn walk_bytes<R: std::io::Read>(r: R) -> Result<(Option<LogfileHeader>, Walk), Damage> {
     let mut rd = EtlReader::new(r)?;
     let lh = rd.logfile_header().cloned();
     let mut w = Walk {
@@ -324,7 +325,7 @@ fn time_ordered_merge_is_sorted_and_complete() {
 }
 
 /// Records (by walk) and errors for a damaged image; must not panic.
-fn damaged(bytes: &[u8]) -> (u64, Vec<EtlError>) {
+fn damaged(bytes: &[u8]) -> (u64, Vec<Damage>) {
     match walk_bytes(Cursor::new(bytes)) {
         Ok((_, w)) => (w.records, w.errors),
         Err(e) => (0, vec![e]),
@@ -357,7 +358,7 @@ fn truncated_files_keep_prefix_and_report_offset() {
             let (boff, _, bn) = *map.iter().find(|b| b.0 + b.1 as u64 > cut as u64).unwrap();
             assert!(n >= whole && n <= whole + bn && n <= total, "{name} cut {cut}: {n} vs {whole}");
             let e = errs.last().unwrap_or_else(|| panic!("{name} cut {cut}: no error"));
-            assert!(matches!(e.kind, EtlErrorKind::Truncated { .. }), "{name}: {e}");
+            assert!(matches!(e.kind, DamageKind::Truncated { .. }), "{name}: {e}");
             assert!(e.offset >= boff && e.offset <= cut as u64, "{name}: offset {:#x} cut {cut:#x}", e.offset);
         }
         // Cut inside a buffer header.
@@ -381,7 +382,10 @@ fn bad_lengths_give_offsets_and_keep_prefix() {
             assert_eq!(n, before, "{name} BufferSize {bad:#x}");
             assert_eq!(errs.len(), 1);
             assert_eq!(errs[0].offset, map[k].0);
-            assert_eq!(errs[0].kind, EtlErrorKind::BadBufferSize(bad));
+            assert_eq!(
+                errs[0].kind,
+                DamageKind::BadField { part: Part::Buffer, field: "BufferSize", value: bad as u64 }
+            );
         }
     }
     // Absurd record size in an uncompressed buffer: that buffer stops there, later ones go on.
@@ -446,7 +450,7 @@ fn random_corruption_never_panics() {
             let _ = damaged(&img);
             let mut count = 0;
             if let Ok(rd) = EtlReader::new(Cursor::new(&img)) {
-                let merged: Box<dyn Iterator<Item = Result<Record, EtlError>>> =
+                let merged: Box<dyn Iterator<Item = Result<Record, Damage>>> =
                     if n % 2 == 0 { Box::new(rd.time_ordered()) } else { Box::new(rd.time_ordered_window(4)) };
                 for r in merged {
                     if let Ok(r) = r {

@@ -17,7 +17,7 @@ fn read_all(path: &Path) -> Vec<ProcmonEvent> {
     let f = File::open(path).expect("open");
     let len = f.metadata().expect("meta").len();
     let is_pml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pml"));
-    let it: Box<dyn Iterator<Item = Result<ProcmonEvent, ipcscope::ingest::InputError>>> = if is_pml {
+    let it: Box<dyn Iterator<Item = Result<ProcmonEvent, ipcscope::ingest::Damage>>> = if is_pml {
         Box::new(PmlReader::new(BufReader::new(f), len).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
     } else {
         Box::new(CsvReader::new(BufReader::new(f)).unwrap_or_else(|e| panic!("{}: {e}", path.display())))

@@ -7,6 +7,7 @@
 
 use eframe::egui::{Color32, Mesh, Pos2, Rect};
 
+use crate::analysis::logs::SystemEventKind;
 use crate::analysis::pipes::PipeOutcome;
 use crate::analysis::Analysis;
 use crate::model::UtcNs;
@@ -165,13 +166,34 @@ pub struct SystemLane {
     pub tcp_events: Vec<u32>,
 }
 
-/// A socket event: ProcMon's `procmon_tcp_*` records, tcpip events.
-pub fn is_tcp(kind: &str) -> bool {
-    kind.contains("tcp")
+/// A socket event: ProcMon's TCP records, TCPIP events (a failed connect is one too).
+pub fn is_tcp(kind: SystemEventKind) -> bool {
+    use SystemEventKind::*;
+    matches!(
+        kind,
+        TcpipAccept
+            | TcpipConnect
+            | TcpipConnectFailed
+            | TcpipAbort
+            | TcpipDisconnect
+            | TcpipConnectTimeout
+            | TcpipRetransmitTimeout
+            | TcpipKeepaliveTimeout
+            | TcpipDisconnectTimeout
+            | TcpipReconnect
+            | TcpipRetransmit
+            | ProcmonTcpConnect
+            | ProcmonTcpAccept
+            | ProcmonTcpDisconnect
+            | ProcmonTcpReconnect
+            | ProcmonTcpRetransmit
+    )
 }
 
-pub fn is_crash(kind: &str) -> bool {
-    kind.contains("crash") || kind.contains("fail") || kind.contains("error") || kind.contains("terminated")
+/// Drawn red: a crashed service or application, a connect that failed. Not `is_stop`: an
+/// orderly shutdown or a stopped service is no crash.
+pub fn is_crash(kind: SystemEventKind) -> bool {
+    matches!(kind, SystemEventKind::ServiceCrashed | SystemEventKind::AppCrash | SystemEventKind::TcpipConnectFailed)
 }
 
 impl SystemLane {
@@ -182,9 +204,9 @@ impl SystemLane {
         let mut pipe_events = vec![0u32; order.len() + 1];
         let mut tcp_events = vec![0u32; order.len() + 1];
         for (k, &i) in order.iter().enumerate() {
-            let kind = a.system_events[i as usize].kind.name();
+            let kind = a.system_events[i as usize].kind;
             crashes[k + 1] = crashes[k] + u32::from(is_crash(kind));
-            pipe_events[k + 1] = pipe_events[k] + u32::from(kind.starts_with("pipe"));
+            pipe_events[k + 1] = pipe_events[k] + u32::from(kind.is_pipe());
             tcp_events[k + 1] = tcp_events[k] + u32::from(is_tcp(kind));
         }
         SystemLane {
@@ -273,10 +295,10 @@ pub fn outcome_color(o: PipeOutcome) -> Color32 {
     }
 }
 
-pub fn system_color(kind: &str) -> Color32 {
+pub fn system_color(kind: SystemEventKind) -> Color32 {
     if is_crash(kind) {
         COLOR_SYS_CRASH
-    } else if kind.starts_with("pipe") {
+    } else if kind.is_pipe() {
         COLOR_SYS_PIPE
     } else if is_tcp(kind) {
         COLOR_SYS_TCP
@@ -288,6 +310,50 @@ pub fn system_color(kind: &str) -> Color32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The typed predicates pick the kinds the name matching picked before.
+    #[test]
+    fn typed_kinds_keep_the_lanes() {
+        use crate::analysis::logs::SystemEventKind as K;
+        use crate::ingest::evtx::ServiceState;
+        let all = [
+            K::ServiceCrashed,
+            K::ServiceState(ServiceState::Stopped),
+            K::EventLogStarted,
+            K::EventLogStopped,
+            K::UnexpectedShutdown,
+            K::OsStarted,
+            K::OsStopped,
+            K::AppCrash,
+            K::DotNetUnhandled,
+            K::PipeCreated,
+            K::PipeConnected,
+            K::NetworkConnect,
+            K::TcpipAccept,
+            K::TcpipConnect,
+            K::TcpipConnectFailed,
+            K::TcpipAbort,
+            K::TcpipDisconnect,
+            K::TcpipConnectTimeout,
+            K::TcpipRetransmitTimeout,
+            K::TcpipKeepaliveTimeout,
+            K::TcpipDisconnectTimeout,
+            K::TcpipReconnect,
+            K::TcpipRetransmit,
+            K::ProcmonTcpConnect,
+            K::ProcmonTcpAccept,
+            K::ProcmonTcpDisconnect,
+            K::ProcmonTcpReconnect,
+            K::ProcmonTcpRetransmit,
+        ];
+        for k in all {
+            let n = k.name();
+            let crash = ["crash", "fail", "error", "terminated"].iter().any(|w| n.contains(w));
+            assert_eq!(is_crash(k), crash, "{n}");
+            assert_eq!(is_tcp(k), n.contains("tcp"), "{n}");
+            assert_eq!(k.is_pipe(), n.starts_with("pipe"), "{n}");
+        }
+    }
 
     #[test]
     fn columns_cover_every_visible_event_once() {

@@ -1,6 +1,35 @@
 //! Formats → typed events. Files are recognised by content, never by extension; `.gz` is
-//! unwrapped transparently. Readers stream and never trust a length field for allocation.
+//! unwrapped transparently.
+//!
+//! # The reader contract
+//!
+//! Every reader hands its events to a sink — a callback (`pcap::read_capture`,
+//! `evtx::for_each_event_in_file`) or the consumer of an iterator (`etl::EtlReader`,
+//! `procmon::PmlReader`, `procmon::CsvReader`, `textlog::TextLogReader`) — under the same rules, as
+//! ripgrep's `grep_searcher::Sink` has one contract for every searcher:
+//!
+//! * **Order**: events come in file order. The one exception says so in its name: ETL's
+//!   `time_ordered`/`time_ordered_window` merge the per-CPU buffers into time order (the window is
+//!   bounded; `docs/etl.md`).
+//! * **Time**: every timestamp is `model::UtcNs`, nanoseconds since the Unix epoch in UTC, converted
+//!   once, in the reader (FILETIME through `etl::filetime_to_utc`, pcapng's `if_tsresol`/`if_tsoffset`,
+//!   EVTX `SystemTime`). Formats that write a local time without a zone keep it as written and say so
+//!   (`textlog::LogLine::ts_local_ns`, Procmon CSV's time of day); the pipeline settles their offset.
+//! * **Damage**: everything before the damage is delivered first, then one [`Damage`] (byte offset in the
+//!   decompressed stream, and why). A reader that cannot go on ends after it; one whose framing still
+//!   holds (an ETL buffer with a sane BufferSize, the next EVTX chunk) goes on with the next part, and
+//!   the damage stays in sequence with the events. Readers never add the path; the pipeline does, once
+//!   ([`Damage::in_input`]). Damage never panics: third-party parsers run under `catch_unwind`.
+//! * **Cancellation**: a progress callback returning `false` (`pcap`'s `progress`, the pipeline's `tick`
+//!   around iterator readers) stops the walk at the next check; what was delivered stays valid and no
+//!   damage is reported for it. Iterator readers stop when their consumer stops pulling.
+//! * **Memory**: no allocation is sized from a length field before the bytes are there or the size is
+//!   checked: reads grow with the bytes actually read (`Read::take` + `read_to_end`), or the length is
+//!   checked against the file's size or a fixed cap first (pcap's 256 KiB record, ETL's 64 MiB buffer
+//!   and LZ77 ratio, PML strings and details, CSV rows, text lines). What a reader holds between events
+//!   is bounded too (one ETL buffer or merge window, one text record).
 
+mod damage;
 pub mod decode;
 pub mod etl;
 pub mod evtx;
@@ -11,32 +40,13 @@ pub mod textlog;
 // SMB message bytes (named pipes over the network), fed from the pcap branch.
 pub mod smb;
 
-use std::fmt;
+pub use damage::{Damage, DamageKind, Part};
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// Damage in an input: what and where. Everything read before `offset` is still analysed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InputError {
-    /// Byte offset in the (decompressed) stream where the damage starts.
-    pub offset: u64,
-    pub message: String,
-}
-
-impl InputError {
-    pub fn at(offset: u64, message: String) -> Self {
-        InputError { offset, message }
-    }
-}
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at byte offset {}: {}", self.offset, self.message)
-    }
-}
 
 /// What a file holds, decided from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader};
 
 use super::decode::{decode_frame, linktype};
-use super::InputError;
+use super::{Damage, DamageKind, Part};
 use crate::model::{TcpSegment, UtcNs};
 
 /// Largest record Wireshark accepts (WTAP_MAX_PACKET_SIZE_STANDARD); larger means damage.
@@ -84,14 +84,14 @@ fn ng_ts(ticks: u64, ifc: &Interface) -> UtcNs {
 
 /// Reads a pcap or pcapng stream. `sink` gets every TCP segment in file order; `progress` gets the
 /// byte offset now and then and returns false to stop early (cancel). Damage stops the walk with
-/// an error; what was read before stays valid.
+/// a [`Damage`]; what was read before stays valid (the reader contract of [`crate::ingest`]).
 pub fn read_capture<R: Read + Send>(
     input: u32,
     reader: R,
     is_pcapng: bool,
     sink: &mut dyn FnMut(TcpSegment),
     progress: &mut dyn FnMut(u64) -> bool,
-) -> (CaptureStats, Option<InputError>) {
+) -> (CaptureStats, Option<Damage>) {
     read_capture_with_payload(input, reader, is_pcapng, &mut |seg, _| sink(seg), progress)
 }
 
@@ -103,7 +103,7 @@ pub fn read_capture_with_payload<R: Read + Send>(
     is_pcapng: bool,
     sink: &mut dyn FnMut(TcpSegment, &[u8]),
     progress: &mut dyn FnMut(u64) -> bool,
-) -> (CaptureStats, Option<InputError>) {
+) -> (CaptureStats, Option<Damage>) {
     let mut stats = CaptureStats { format: if is_pcapng { "pcapng" } else { "pcap" }, ..Default::default() };
     let reader = FillingReader(reader);
     let made: Result<Box<dyn PcapReaderIterator + Send>, _> = if is_pcapng {
@@ -113,7 +113,10 @@ pub fn read_capture_with_payload<R: Read + Send>(
     };
     let mut rd = match made {
         Ok(r) => r,
-        Err(e) => return (stats, Some(InputError::at(0, format!("not a readable capture header: {e}")))),
+        Err(e) => {
+            let kind = DamageKind::Unreadable { part: Part::CaptureHeader, detail: e.to_string() };
+            return (stats, Some(Damage::at(0, kind)));
+        }
     };
 
     let mut frame_no: u64 = 0;
@@ -144,8 +147,11 @@ pub fn read_capture_with_payload<R: Read + Send>(
                     }
                     PcapBlockOwned::Legacy(b) => {
                         if b.caplen as usize > MAX_RECORD {
-                            damage =
-                                Some(format!("record of {} bytes, larger than the maximum of {MAX_RECORD}", b.caplen));
+                            damage = Some(DamageKind::TooLarge {
+                                part: Part::Record,
+                                len: b.caplen as u64,
+                                max: MAX_RECORD as u64,
+                            });
                         } else {
                             let sub = if legacy_nanos { b.ts_usec as i64 } else { b.ts_usec as i64 * 1000 };
                             let ts = b.ts_sec as i64 * 1_000_000_000 + sub;
@@ -168,10 +174,19 @@ pub fn read_capture_with_payload<R: Read + Send>(
                         });
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match interfaces.get(epb.if_id as usize) {
-                        None => damage = Some(format!("packet for undeclared interface {}", epb.if_id)),
+                        None => {
+                            damage = Some(DamageKind::Undeclared {
+                                part: Part::Packet,
+                                target: "interface",
+                                index: epb.if_id as u64,
+                            })
+                        }
                         Some(_) if epb.caplen as usize > MAX_RECORD => {
-                            damage =
-                                Some(format!("packet of {} bytes, larger than the maximum of {MAX_RECORD}", epb.caplen))
+                            damage = Some(DamageKind::TooLarge {
+                                part: Part::Packet,
+                                len: epb.caplen as u64,
+                                max: MAX_RECORD as u64,
+                            })
                         }
                         Some(ifc) => {
                             let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
@@ -215,13 +230,18 @@ pub fn read_capture_with_payload<R: Read + Send>(
                                 let lt = ifc.linktype;
                                 handle(lt, ts, data, orig);
                             }
-                            None => damage = Some("unreadable obsolete packet block".to_string()),
+                            None => {
+                                damage = Some(DamageKind::Unreadable {
+                                    part: Part::ObsoletePacketBlock,
+                                    detail: "no packet header or an undeclared interface".into(),
+                                })
+                            }
                         }
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
-                if let Some(msg) = damage {
-                    break Some(InputError::at(offset, msg));
+                if let Some(kind) = damage {
+                    break Some(Damage::at(offset, kind));
                 }
                 rd.consume(len);
                 since_progress += 1;
@@ -235,23 +255,21 @@ pub fn read_capture_with_payload<R: Read + Send>(
             Err(PcapError::Eof) => break None,
             Err(PcapError::Incomplete(_)) => {
                 if let Err(e) = rd.refill() {
-                    break Some(InputError::at(offset, format!("read error: {e}")));
+                    break Some(Damage::at(offset, DamageKind::Io(e.to_string())));
                 }
             }
-            Err(PcapError::UnexpectedEof) => {
-                break Some(InputError::at(offset, "file ends in the middle of a record (cut short)".to_string()))
-            }
+            Err(PcapError::UnexpectedEof) => break Some(Damage::at(offset, DamageKind::CutShort(Part::Record))),
             Err(PcapError::BufferTooSmall) => {
-                break Some(InputError::at(
-                    offset,
-                    format!("record longer than the maximum of {MAX_RECORD} bytes (damaged length field)"),
-                ))
+                let part = if is_pcapng { Part::Block } else { Part::Record };
+                break Some(Damage::at(offset, DamageKind::LengthField { part, max: MAX_RECORD as u64 }));
             }
             Err(PcapError::NomError(_, kind)) | Err(PcapError::OwnedNomError(_, kind)) => {
-                let what = if is_pcapng { "block" } else { "record" };
-                break Some(InputError::at(offset, format!("damaged {what} (failed check: {kind:?})")));
+                let part = if is_pcapng { Part::Block } else { Part::Record };
+                break Some(Damage::at(offset, DamageKind::FailedCheck { part, check: format!("{kind:?}") }));
             }
-            Err(e) => break Some(InputError::at(offset, format!("damaged record: {e}"))),
+            Err(e) => {
+                break Some(Damage::at(offset, DamageKind::Unreadable { part: Part::Record, detail: e.to_string() }))
+            }
         }
     };
     progress(rd.consumed() as u64);

@@ -90,7 +90,7 @@ pub(super) fn read_etl(
     let etl = match EtlReader::new(reader) {
         Ok(r) => r,
         Err(e) => {
-            summary.error = Some(format!("{}: damaged {e}", path.display()));
+            summary.error = Some(e.in_input(path));
             return;
         }
     };
@@ -284,7 +284,7 @@ pub(super) fn read_etl(
                 }
             }
             Err(e) => {
-                summary.error = Some(format!("{}: damaged {e}", path.display()));
+                summary.error = Some(e.in_input(path));
             }
         }
     }

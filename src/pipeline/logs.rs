@@ -6,14 +6,12 @@ use std::path::Path;
 
 use crate::analysis::inputs::{EventLogStats, FormatStats, TextLogStats};
 use crate::analysis::logs::{LogEvent, LogFile, SystemEvent, SystemEventKind};
-use crate::analysis::pipes::{Pipe, PipeOpen, PipeOutcome, MAX_OPENS_KEPT};
+use crate::analysis::pipes::{PipeAnalyzer, PipeSeen, PipeSource};
 use crate::analysis::{Analysis, InputSummary};
 use crate::ingest::evtx::{for_each_event_in_file, read_evtx_reader, EvtxEvent};
 use crate::ingest::textlog::TextLogReader;
 use crate::model::Severity;
 
-/// Distinct pipe names taken from one event log.
-const MAX_SYSMON_PIPES: usize = 10_000;
 /// More error/warning lines than this per log are counted but not kept.
 pub const MAX_EVENTS_PER_LOG: usize = 1_000_000;
 /// Longest text kept per line in `log_events.csv`.
@@ -78,7 +76,7 @@ pub(super) fn read_text_log(
         });
     }
     if let Some(e) = rd.io_error() {
-        summary.error = Some(format!("{}: read error after line {}: {e}", path.display(), file.lines));
+        summary.error = Some(format!("{} (after line {})", e.in_input(path), file.lines));
     }
     file.format = rd.format().map(|f| f.name().to_string()).unwrap_or_default();
     summary.packets = 0;
@@ -148,12 +146,12 @@ pub(super) fn read_evtx(
     let mut records = 0u64;
     let (mut first, mut last): (Option<i64>, Option<i64>) = (None, None);
     let mut warnings: Vec<String> = Vec::new();
-    let mut sysmon_pipes: Vec<Pipe> = Vec::new();
+    let mut sysmon_pipes = PipeAnalyzer::opens_only(input, PipeSource::Sysmon);
     let mut on_event = |e: EvtxEvent| {
         records += 1;
         first = Some(first.map_or(e.time_utc_ns, |f| f.min(e.time_utc_ns)));
         last = Some(last.map_or(e.time_utc_ns, |l| l.max(e.time_utc_ns)));
-        add_sysmon_pipe(input, &e, &mut sysmon_pipes);
+        add_sysmon_pipe(&e, &mut sysmon_pipes);
         if let Some(o) = sysmon_socket_owner(input, &e) {
             if analysis.socket_owners.len() < super::etl::MAX_SOCKET_OWNERS {
                 analysis.socket_owners.push(o);
@@ -174,7 +172,7 @@ pub(super) fn read_evtx(
         for_each_event_in_file(path, &mut on_event, |w| warnings.push(w.to_string())).map(|_| ())
     };
     if let Err(e) = opened {
-        summary.error = Some(format!("{}: not a readable event log: {}", path.display(), e.message));
+        summary.error = Some(e.in_input(path));
     } else if let Some(w) = warnings.first() {
         summary.error =
             Some(format!("{}: {} damaged chunk(s) or record(s) skipped; first: {w}", path.display(), warnings.len()));
@@ -182,7 +180,7 @@ pub(super) fn read_evtx(
     summary.extra = FormatStats::EventLog(EventLogStats { records });
     summary.first_ts = first;
     summary.last_ts = last;
-    analysis.pipes.extend(sysmon_pipes);
+    analysis.pipes.extend(sysmon_pipes.finish().0);
 }
 
 /// Sysmon 3 (NetworkConnect, TCP): the process behind a connection, for `analysis::attribution`.
@@ -207,68 +205,20 @@ fn sysmon_socket_owner(input: u32, e: &EvtxEvent) -> Option<crate::model::Socket
 }
 
 /// Sysmon 17 (PipeCreated: a server creates an instance) and 18 (PipeConnected: a client opens
-/// it) into the pipe model, one `Pipe` per name and event log. Sysmon sees only successful
-/// operations, so these pipes count opens, never failures.
-fn add_sysmon_pipe(input: u32, e: &EvtxEvent, pipes: &mut Vec<Pipe>) {
+/// it) into the pipe analyzer, one `Pipe` per name and event log. Sysmon sees only successful
+/// operations and no closes, so these pipes count opens, never failures or handles.
+fn add_sysmon_pipe(e: &EvtxEvent, pipes: &mut PipeAnalyzer) {
     use crate::ingest::evtx::EvtxKind;
     let (p, created) = match &e.kind {
         EvtxKind::PipeCreated(p) => (p, true),
         EvtxKind::PipeConnected(p) => (p, false),
         _ => return,
     };
-    let name = format!(
-        "\\Device\\NamedPipe{}",
-        if p.pipe_name.starts_with('\\') { p.pipe_name.clone() } else { format!("\\{}", p.pipe_name) }
-    );
-    let ts = p.utc_time_ns.unwrap_or(e.time_utc_ns);
-    let idx = match pipes.iter().position(|x| x.name.eq_ignore_ascii_case(&name)) {
-        Some(i) => i,
-        None => {
-            if pipes.len() >= MAX_SYSMON_PIPES {
-                return;
-            }
-            pipes.push(Pipe {
-                input,
-                name,
-                first_ts: ts,
-                last_ts: ts,
-                source: crate::analysis::pipes::PipeSource::Sysmon,
-                ..Default::default()
-            });
-            pipes.len() - 1
-        }
-    };
-    let pipe = &mut pipes[idx];
-    pipe.first_ts = pipe.first_ts.min(ts);
-    pipe.last_ts = pipe.last_ts.max(ts);
-    let pid = p.process_id.unwrap_or(0);
-    if created {
-        pipe.instances_created += 1;
-        pipe.server_pid = pipe.server_pid.or(p.process_id);
-        pipe.server_first_ts = Some(pipe.server_first_ts.map_or(ts, |f| f.min(ts)));
-        pipe.server_last_ts = Some(pipe.server_last_ts.map_or(ts, |l| l.max(ts)));
-        pipe.note_server_event(pid, ts, true);
-    } else {
-        pipe.opens += 1;
-        pipe.ok += 1;
-        if p.process_id.is_some() && !pipe.client_pids.contains(&pid) {
-            pipe.client_pids.push(pid);
-        }
-    }
-    if pipe.events.len() < MAX_OPENS_KEPT {
-        pipe.events.push(PipeOpen {
-            ts,
-            record: e.record_id,
-            pid,
-            tid: 0,
-            file_object: 0,
-            status: 0,
-            outcome: PipeOutcome::Ok,
-            closed_ts: None,
-            server_instance: created,
-            end_record: None,
-            close_record: None,
-            remote: None,
-        });
-    }
+    pipes.seen(&PipeSeen {
+        name: p.pipe_name.strip_prefix('\\').unwrap_or(&p.pipe_name),
+        ts: p.utc_time_ns.unwrap_or(e.time_utc_ns),
+        record: e.record_id,
+        pid: p.process_id,
+        server_instance: created,
+    });
 }

@@ -118,7 +118,7 @@ pub(super) fn read_pcap(
     summary.first_ts = stats.first_ts;
     summary.last_ts = stats.last_ts;
     summary.evicted_connections = evicted;
-    summary.error = error.map(|e| format!("{}: damaged {e}{gz_note}", path.display()));
+    summary.error = error.map(|e| format!("{}{gz_note}", e.in_input(path)));
     if cancelled && summary.error.is_none() {
         summary.error = Some("loading was cancelled".into());
     }

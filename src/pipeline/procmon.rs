@@ -17,7 +17,7 @@ use crate::analysis::logs::{SystemEvent, SystemEventKind};
 use crate::analysis::pipes::{pipe_name, PipeAnalyzer, PipeCall, PipeSource};
 use crate::analysis::{Analysis, InputSummary, Options};
 use crate::ingest::procmon::{CsvClock, CsvReader, PmlReader, ProcmonEvent};
-use crate::ingest::InputError;
+use crate::ingest::Damage;
 use crate::model::{Endpoint, SocketOp, SocketOwner, UtcNs};
 
 /// Socket owners kept per input (Send/Receive add only the first per 4-tuple).
@@ -239,10 +239,6 @@ impl Counts {
     }
 }
 
-fn damaged(path: &Path, e: &InputError) -> String {
-    format!("{}: damaged {e}", path.display())
-}
-
 /// Reads a PML file: by path when it is a plain file on disk, else from memory (bounded).
 pub(super) fn read_pml(
     input: u32,
@@ -276,7 +272,7 @@ pub(super) fn read_pml(
             let len = bytes.len() as u64;
             read_pml_from(input, std::io::Cursor::new(bytes), len, file, analysis, summary, tick)
         }
-        Err(e) => summary.error = Some(format!("{}: read error: {e}", file.display())),
+        Err(e) => summary.error = Some(Damage::at(bytes.len() as u64, e.into()).in_input(file)),
     }
 }
 
@@ -292,7 +288,7 @@ fn read_pml_from<R: Read + std::io::Seek>(
     let rd = match PmlReader::new(r, len) {
         Ok(rd) => rd,
         Err(e) => {
-            summary.error = Some(damaged(file, &e));
+            summary.error = Some(e.in_input(file));
             return;
         }
     };
@@ -318,7 +314,7 @@ fn read_pml_from<R: Read + std::io::Seek>(
                 counts.add(&e);
                 feeder.feed(&e, e.ts);
             }
-            Err(e) => summary.error = Some(damaged(file, &e)),
+            Err(e) => summary.error = Some(e.in_input(file)),
         }
     }
     counts.write(summary, 0);
@@ -348,7 +344,7 @@ pub(super) fn read_csv(
     let rd = match CsvReader::new(reader) {
         Ok(rd) => rd,
         Err(e) => {
-            summary.error = Some(damaged(file, &e));
+            summary.error = Some(e.in_input(file));
             return;
         }
     };
@@ -379,7 +375,7 @@ pub(super) fn read_csv(
                     }
                 }
             }
-            Err(e) => p.error = Some(damaged(file, &e)),
+            Err(e) => p.error = Some(e.in_input(file)),
         }
     }
     pending.push(p);

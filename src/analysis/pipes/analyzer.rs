@@ -97,10 +97,22 @@ struct OpenHandle {
     record: u64,
 }
 
+/// What an analyzer accounts per pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Accounting {
+    /// Creates, results and closes: handles, lifetimes, concurrency, per-client rates.
+    Handles,
+    /// Successful opens and instances only, from a source that logs no closes (Sysmon): no
+    /// handle state, pipes in order of first appearance.
+    OpensOnly,
+}
+
 /// Streams file events (in time order) into per-pipe accounts.
 pub struct PipeAnalyzer {
     input: u32,
     source: PipeSource,
+    accounting: Accounting,
+    max_pipes: usize,
     index: HashMap<String, usize>,
     pipes: Vec<PipeState>,
     pending: HashMap<u64, Pending>,
@@ -139,12 +151,66 @@ impl PipeAnalyzer {
         PipeAnalyzer {
             input,
             source,
+            accounting: Accounting::Handles,
+            max_pipes: MAX_PIPES,
             index: HashMap::new(),
             pipes: Vec::new(),
             pending: HashMap::new(),
             pending_fo: HashMap::new(),
             open: HashMap::new(),
             stats: PipeStats::default(),
+        }
+    }
+
+    /// For a source that sees only successes and no closes (Sysmon 17/18), fed through [`Self::seen`].
+    pub fn opens_only(input: u32, source: PipeSource) -> Self {
+        PipeAnalyzer {
+            accounting: Accounting::OpensOnly,
+            max_pipes: MAX_PIPES_OPENS_ONLY,
+            ..Self::with_source(input, source)
+        }
+    }
+
+    /// One successful operation of an opens-only source, in any order: an instance or an open
+    /// counted as such. No handle is tracked (the source logs no closes), so lifetimes,
+    /// concurrency, live instances and rates stay empty.
+    pub fn seen(&mut self, s: &PipeSeen) {
+        let ts = s.ts;
+        let Some(pi) = self.pipe_index(s.name, ts) else { return };
+        let Some(st) = self.pipes.get_mut(pi) else { return };
+        let p = &mut st.p;
+        // Event logs are not in time order.
+        p.first_ts = p.first_ts.min(ts);
+        p.last_ts = p.last_ts.max(ts);
+        let pid = s.pid.unwrap_or(0);
+        if s.server_instance {
+            p.instances_created += 1;
+            p.server_pid = p.server_pid.or(s.pid);
+            p.server_first_ts = Some(p.server_first_ts.map_or(ts, |f| f.min(ts)));
+            p.server_last_ts = Some(p.server_last_ts.map_or(ts, |l| l.max(ts)));
+            p.note_server_event(pid, ts, true);
+        } else {
+            p.opens += 1;
+            p.ok += 1;
+            if s.pid.is_some() && !p.client_pids.contains(&pid) {
+                p.client_pids.push(pid);
+            }
+        }
+        if p.events.len() < MAX_OPENS_KEPT {
+            p.events.push(PipeOpen {
+                ts,
+                record: s.record,
+                pid,
+                tid: 0,
+                file_object: 0,
+                status: 0,
+                outcome: PipeOutcome::Ok,
+                closed_ts: None,
+                server_instance: s.server_instance,
+                end_record: None,
+                close_record: None,
+                remote: None,
+            });
         }
     }
 
@@ -164,7 +230,7 @@ impl PipeAnalyzer {
         if let Some(&i) = self.index.get(&key) {
             return Some(i);
         }
-        if self.pipes.len() >= MAX_PIPES {
+        if self.pipes.len() >= self.max_pipes {
             self.stats.pipes_dropped += 1;
             return None;
         }
@@ -432,9 +498,14 @@ impl PipeAnalyzer {
         }
     }
 
-    /// The pipes, in order of first appearance (time, then name).
+    /// The pipes, in order of first appearance (time, then name; opens-only: order in the input).
     pub fn finish(self) -> (Vec<Pipe>, PipeStats) {
         let mut out = Vec::with_capacity(self.pipes.len());
+        if self.accounting == Accounting::OpensOnly {
+            // Clients were never tracked: `seen` kept the client pids itself.
+            out.extend(self.pipes.into_iter().map(|st| st.p));
+            return (out, self.stats);
+        }
         for st in self.pipes {
             let mut p = st.p;
             p.median_lifetime_ms = st.lifetimes.median_ms();
@@ -551,6 +622,32 @@ mod tests {
         assert_eq!(p.median_lifetime_ms, Some(5.0));
         assert_eq!(p.failures.len(), 1);
         assert_eq!((p.failures[0].create_record, p.failures[0].end_record, p.failures[0].client_handles), (5, 6, 1));
+    }
+
+    /// Sysmon-like input: out of time order, no closes; counted without handle accounting.
+    #[test]
+    fn opens_only_counts_successes_without_handles() {
+        let mut a = PipeAnalyzer::opens_only(3, PipeSource::Sysmon);
+        let seen = |name, ts, record, pid, server_instance| PipeSeen { name, ts, record, pid, server_instance };
+        a.seen(&seen("svc", 5_000, 1, Some(30), false));
+        a.seen(&seen("SVC", 1_000, 2, Some(10), true));
+        a.seen(&seen("svc", 3_000, 3, Some(20), false));
+        a.seen(&seen("svc", 4_000, 4, None, false));
+        a.seen(&seen("other", 2_000, 5, Some(10), true));
+        let (pipes, _) = a.finish();
+        // Order of first appearance, not of time.
+        let names: Vec<&str> = pipes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, [r"\Device\NamedPipe\svc", r"\Device\NamedPipe\other"]);
+        let p = &pipes[0];
+        assert_eq!((p.input, p.source, p.first_ts, p.last_ts), (3, PipeSource::Sysmon, 1_000, 5_000));
+        assert_eq!((p.opens, p.ok, p.instances_created, p.max_instances, p.max_concurrent), (3, 3, 1, 0, 0));
+        assert_eq!(p.server_pid, Some(10));
+        assert_eq!((p.server_first_ts, p.server_last_ts), (Some(1_000), Some(1_000)));
+        // Clients in order of appearance; an open without a pid names none.
+        assert_eq!(p.client_pids, vec![30, 20]);
+        assert!(p.clients.is_empty() && p.handles.is_empty() && p.median_lifetime_ms.is_none());
+        assert_eq!(p.events.len(), 4);
+        assert!(p.events.iter().all(|e| e.outcome == PipeOutcome::Ok && e.closed_ts.is_none()));
     }
 
     #[test]

@@ -55,6 +55,19 @@ pub struct PipeCall<'a> {
     pub status: u32,
 }
 
+/// A successful pipe operation seen by a source that logs no closes and no failures (Sysmon 17
+/// PipeCreated, 18 PipeConnected): the input of `PipeAnalyzer::seen`.
+#[derive(Clone, Debug)]
+pub struct PipeSeen<'a> {
+    /// The pipe's name after `\Device\NamedPipe\`, as the source wrote it.
+    pub name: &'a str,
+    pub ts: UtcNs,
+    pub record: u64,
+    pub pid: Option<u32>,
+    /// An instance created by the server (17), else a client's open (18).
+    pub server_instance: bool,
+}
+
 /// How an open of a pipe ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PipeOutcome {

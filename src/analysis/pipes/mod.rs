@@ -18,7 +18,7 @@ mod stats;
 mod status;
 
 pub use analyzer::{is_server_disposition, pipe_name, PipeAnalyzer};
-pub use data::{Pipe, PipeCall, PipeClient, PipeFailure, PipeOpen, PipeOutcome, PipeSource, ServerProcess};
+pub use data::{Pipe, PipeCall, PipeClient, PipeFailure, PipeOpen, PipeOutcome, PipeSeen, PipeSource, ServerProcess};
 pub use stats::PipeStats;
 pub use status::*;
 
@@ -34,6 +34,8 @@ pub const MAX_SERVER_PROCESSES: usize = 16;
 pub const MAX_CLIENTS_PER_PIPE: usize = 256;
 /// Pipes tracked per input (anonymous pipes get unique names, so there can be many).
 pub const MAX_PIPES: usize = 4_096;
+/// Pipes tracked per event log by `PipeAnalyzer::opens_only` (no handle state: more are cheap).
+pub const MAX_PIPES_OPENS_ONLY: usize = 10_000;
 /// Creates waiting for their OperationEnd.
 pub const MAX_PENDING_IRPS: usize = 65_536;
 /// Open pipe handles tracked.

@@ -16,7 +16,7 @@
 
 use super::reader::{Buffer, EtlReader};
 use super::record::Record;
-use super::{EtlError, EtlErrorKind};
+use crate::ingest::{Damage, DamageKind, Part};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::io::{Read, Seek};
@@ -32,15 +32,15 @@ pub const MAX_HELD_BYTES: usize = 256 << 20;
 
 /// The buffer's records sorted by time, at most [`MAX_HELD_RECORDS`] of them: a 64 MiB buffer of
 /// 8-byte records would otherwise take ~1.7 GB. Records past the cap are reported as damage.
-fn sorted_records(b: &Buffer) -> (VecDeque<Record>, Option<EtlError>) {
+fn sorted_records(b: &Buffer) -> (VecDeque<Record>, Option<Damage>) {
     let mut recs: Vec<Record> = Vec::with_capacity((b.record_count as usize).min(MAX_HELD_RECORDS));
     let mut over = None;
     for r in b.records() {
         match r {
             Ok(r) if recs.len() >= MAX_HELD_RECORDS => {
-                over = Some(EtlError {
+                over = Some(Damage {
                     offset: r.header.offset,
-                    kind: EtlErrorKind::TooManyRecords(MAX_HELD_RECORDS as u64),
+                    kind: DamageKind::TooManyRecords { part: Part::Buffer, limit: MAX_HELD_RECORDS as u64 },
                 });
                 break;
             }
@@ -81,7 +81,7 @@ pub struct TimeOrdered<R: Read + Seek> {
     heads: Vec<VecDeque<Record>>,
     heap: BinaryHeap<Reverse<(i64, u64, usize)>>,
     /// Damage found while indexing; reported after every readable record.
-    errors: VecDeque<EtlError>,
+    errors: VecDeque<Damage>,
     started: bool,
     check: OrderCheck,
 }
@@ -165,7 +165,7 @@ impl<R: Read + Seek> TimeOrdered<R> {
 }
 
 impl<R: Read + Seek> Iterator for TimeOrdered<R> {
-    type Item = Result<Record, EtlError>;
+    type Item = Result<Record, Damage>;
     fn next(&mut self) -> Option<Self::Item> {
         if !self.started {
             self.started = true;
@@ -192,7 +192,7 @@ pub struct WindowMerge<R: Read> {
     free: Vec<usize>,
     loaded: usize,
     heap: BinaryHeap<Reverse<(i64, u64, usize)>>,
-    errors: VecDeque<EtlError>,
+    errors: VecDeque<Damage>,
     exhausted: bool,
     check: OrderCheck,
     /// Records and raw bytes in `slots` (bounded by [`MAX_HELD_RECORDS`] / [`MAX_HELD_BYTES`]).
@@ -269,7 +269,7 @@ impl<R: Read> WindowMerge<R> {
 }
 
 impl<R: Read> Iterator for WindowMerge<R> {
-    type Item = Result<Record, EtlError>;
+    type Item = Result<Record, Damage>;
     fn next(&mut self) -> Option<Self::Item> {
         // The window also stops widening at the memory budget (always holding at least one buffer):
         // huge buffers of tiny records would otherwise hold GiBs.

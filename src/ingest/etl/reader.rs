@@ -3,7 +3,7 @@
 use super::bytes::{i64_at, u16_at, u32_at, u64_at, utf16z_at};
 use super::lz77::decompress_plain_lz77;
 use super::record::{count_records, parse_record, HeaderKind, Record, RecordCtx, RecordsInBuffer, Step};
-use super::{EtlError, EtlErrorKind};
+use crate::ingest::{Damage, DamageKind, Part};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -198,7 +198,7 @@ pub struct Buffer {
     data: Vec<u8>,
     end: usize,
     clock: super::Clock,
-    damage: Option<EtlError>,
+    damage: Option<Damage>,
 }
 
 impl Buffer {
@@ -221,7 +221,7 @@ impl Buffer {
 
     /// Damage found in this buffer (truncation, bad Offset, or a malformed record).
     /// For truncation the reader stops after this buffer.
-    pub fn damage(&self) -> Option<&EtlError> {
+    pub fn damage(&self) -> Option<&Damage> {
         self.damage.as_ref()
     }
 
@@ -243,15 +243,15 @@ pub struct EtlReader<R: Read> {
     next_record_index: u64,
     clock: Clock,
     logfile: Option<LogfileHeader>,
-    pending: Option<Result<Buffer, EtlError>>,
+    pending: Option<Result<Buffer, Damage>>,
     done: bool,
     scratch: Vec<u8>,
 }
 
 impl EtlReader<BufReader<File>> {
     /// Open a file (buffered; the file is never loaded whole).
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, EtlError> {
-        let f = File::open(path).map_err(|e| EtlError { offset: 0, kind: EtlErrorKind::Io(e.to_string()) })?;
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Damage> {
+        let f = File::open(path).map_err(|e| Damage { offset: 0, kind: DamageKind::Io(e.to_string()) })?;
         EtlReader::new(BufReader::with_capacity(256 * 1024, f))
     }
 }
@@ -260,7 +260,7 @@ impl<R: Read> EtlReader<R> {
     /// Read buffer 0 and its logfile header. Fails only if buffer 0 itself cannot be read;
     /// a record 0 that is not a logfile header leaves [`Self::logfile_header`] empty and
     /// timestamps raw.
-    pub fn new(inner: R) -> Result<Self, EtlError> {
+    pub fn new(inner: R) -> Result<Self, Damage> {
         let mut r = EtlReader {
             inner,
             pos: 0,
@@ -274,9 +274,13 @@ impl<R: Read> EtlReader<R> {
         };
         match r.read_buffer_raw() {
             None => {
-                return Err(EtlError {
+                return Err(Damage {
                     offset: 0,
-                    kind: EtlErrorKind::Truncated { needed: BUFFER_HEADER_SIZE as u64, available: 0 },
+                    kind: DamageKind::Truncated {
+                        part: Part::BufferHeader,
+                        needed: BUFFER_HEADER_SIZE as u64,
+                        available: 0,
+                    },
                 })
             }
             Some(Err(e)) => return Err(e),
@@ -309,7 +313,7 @@ impl<R: Read> EtlReader<R> {
 
     /// Next buffer in file order. `None` at EOF, at a `BufferSize == 0` terminator, or after
     /// an error that makes the rest of the file unreachable.
-    pub fn next_buffer(&mut self) -> Option<Result<Buffer, EtlError>> {
+    pub fn next_buffer(&mut self) -> Option<Result<Buffer, Damage>> {
         if let Some(p) = self.pending.take() {
             return Some(p);
         }
@@ -339,16 +343,16 @@ impl<R: Read> EtlReader<R> {
         b.record_count = n;
         self.next_record_index += n;
         if b.damage.is_none() {
-            b.damage = bad.map(|(pos, size)| EtlError {
+            b.damage = bad.map(|(pos, size)| Damage {
                 offset: b.file_offset + pos as u64,
-                kind: EtlErrorKind::BadRecordSize { size },
+                kind: DamageKind::BadField { part: Part::Record, field: "Size", value: size as u64 },
             });
         }
     }
 
-    fn fail(&mut self, offset: u64, kind: EtlErrorKind) -> Option<Result<Buffer, EtlError>> {
+    fn fail(&mut self, offset: u64, kind: DamageKind) -> Option<Result<Buffer, Damage>> {
         self.done = true;
-        Some(Err(EtlError { offset, kind }))
+        Some(Err(Damage { offset, kind }))
     }
 
     /// Read up to `buf.len()` bytes; returns how many were read before EOF.
@@ -365,7 +369,7 @@ impl<R: Read> EtlReader<R> {
         Ok(got)
     }
 
-    fn read_buffer_raw(&mut self) -> Option<Result<Buffer, EtlError>> {
+    fn read_buffer_raw(&mut self) -> Option<Result<Buffer, Damage>> {
         if self.done {
             return None;
         }
@@ -373,25 +377,34 @@ impl<R: Read> EtlReader<R> {
         let mut hdr = [0u8; BUFFER_HEADER_SIZE];
         let got = match self.read_full(&mut hdr) {
             Ok(n) => n,
-            Err(e) => return self.fail(start, EtlErrorKind::Io(e.to_string())),
+            Err(e) => return self.fail(start, DamageKind::Io(e.to_string())),
         };
         if got == 0 {
             self.done = true;
             return None;
         }
         if got < BUFFER_HEADER_SIZE {
-            return self
-                .fail(start, EtlErrorKind::Truncated { needed: BUFFER_HEADER_SIZE as u64, available: got as u64 });
+            return self.fail(
+                start,
+                DamageKind::Truncated {
+                    part: Part::BufferHeader,
+                    needed: BUFFER_HEADER_SIZE as u64,
+                    available: got as u64,
+                },
+            );
         }
         let Some(h) = BufferHeader::parse(&hdr) else {
-            return self.fail(start, EtlErrorKind::BadBufferSize(0));
+            return self.fail(start, DamageKind::BadField { part: Part::Buffer, field: "BufferSize", value: 0 });
         };
         if h.buffer_size == 0 {
             self.done = true;
             return None;
         }
         if (h.buffer_size as usize) < BUFFER_HEADER_SIZE || h.buffer_size > MAX_BUFFER_SIZE {
-            return self.fail(start, EtlErrorKind::BadBufferSize(h.buffer_size));
+            return self.fail(
+                start,
+                DamageKind::BadField { part: Part::Buffer, field: "BufferSize", value: h.buffer_size as u64 },
+            );
         }
         let body_len = h.buffer_size as usize - BUFFER_HEADER_SIZE;
         let index = self.next_buffer_index;
@@ -404,7 +417,7 @@ impl<R: Read> EtlReader<R> {
             // allocate (and zero) 64 MiB first.
             let got = match (&mut self.inner).take(body_len as u64).read_to_end(&mut scratch) {
                 Ok(n) => n,
-                Err(e) => return self.fail(start, EtlErrorKind::Io(e.to_string())),
+                Err(e) => return self.fail(start, DamageKind::Io(e.to_string())),
             };
             self.pos += (BUFFER_HEADER_SIZE + got) as u64;
             if got < body_len {
@@ -412,7 +425,8 @@ impl<R: Read> EtlReader<R> {
                 self.scratch = scratch;
                 return self.fail(
                     start,
-                    EtlErrorKind::Truncated {
+                    DamageKind::Truncated {
+                        part: Part::Buffer,
                         needed: h.buffer_size as u64,
                         available: (BUFFER_HEADER_SIZE + got) as u64,
                     },
@@ -423,7 +437,10 @@ impl<R: Read> EtlReader<R> {
                 || h.offset as usize - BUFFER_HEADER_SIZE > body_len.saturating_mul(MAX_LZ77_RATIO)
             {
                 // BufferSize was sane, so the next buffer is still reachable.
-                return Some(Err(EtlError { offset: start + 0x30, kind: EtlErrorKind::BadBufferOffset(h.offset) }));
+                return Some(Err(Damage {
+                    offset: start + 0x30,
+                    kind: DamageKind::BadField { part: Part::Buffer, field: "Offset", value: h.offset as u64 },
+                }));
             }
             let want = h.offset as usize - BUFFER_HEADER_SIZE;
             let mut out = Vec::new();
@@ -431,9 +448,9 @@ impl<R: Read> EtlReader<R> {
             self.scratch = scratch;
             if let Err(m) = res {
                 // The next buffer is still reachable: report and go on.
-                return Some(Err(EtlError {
+                return Some(Err(Damage {
                     offset: start + BUFFER_HEADER_SIZE as u64,
-                    kind: EtlErrorKind::Decompress(m),
+                    kind: DamageKind::Decompress(m),
                 }));
             }
             let mut data = Vec::with_capacity(BUFFER_HEADER_SIZE + out.len());
@@ -446,13 +463,16 @@ impl<R: Read> EtlReader<R> {
             data[..BUFFER_HEADER_SIZE].copy_from_slice(&hdr);
             let got = match self.read_full(&mut data[BUFFER_HEADER_SIZE..]) {
                 Ok(n) => n,
-                Err(e) => return self.fail(start, EtlErrorKind::Io(e.to_string())),
+                Err(e) => return self.fail(start, DamageKind::Io(e.to_string())),
             };
             self.pos += (BUFFER_HEADER_SIZE + got) as u64;
             let avail = BUFFER_HEADER_SIZE + got;
             let mut end = (h.offset as usize).max(BUFFER_HEADER_SIZE);
             if h.offset as usize > h.buffer_size as usize {
-                damage = Some(EtlError { offset: start + 0x30, kind: EtlErrorKind::BadBufferOffset(h.offset) });
+                damage = Some(Damage {
+                    offset: start + 0x30,
+                    kind: DamageKind::BadField { part: Part::Buffer, field: "Offset", value: h.offset as u64 },
+                });
                 end = h.buffer_size as usize;
             }
             if got < body_len {
@@ -460,9 +480,13 @@ impl<R: Read> EtlReader<R> {
                 self.done = true;
                 data.truncate(avail);
                 end = end.min(avail);
-                damage = Some(EtlError {
+                damage = Some(Damage {
                     offset: start + avail as u64,
-                    kind: EtlErrorKind::Truncated { needed: h.buffer_size as u64, available: avail as u64 },
+                    kind: DamageKind::Truncated {
+                        part: Part::Buffer,
+                        needed: h.buffer_size as u64,
+                        available: avail as u64,
+                    },
                 });
             }
             (data, end)
@@ -494,9 +518,9 @@ impl<R: Read + Seek> EtlReader<R> {
         offset: u64,
         index: u64,
         first_record_index: u64,
-    ) -> Option<Result<Buffer, EtlError>> {
+    ) -> Option<Result<Buffer, Damage>> {
         if let Err(e) = self.inner.seek(SeekFrom::Start(offset)) {
-            return Some(Err(EtlError { offset, kind: EtlErrorKind::Io(e.to_string()) }));
+            return Some(Err(Damage { offset, kind: DamageKind::Io(e.to_string()) }));
         }
         self.pos = offset;
         self.next_buffer_index = index;
@@ -513,7 +537,7 @@ pub struct Records<R: Read> {
     cur: Option<Buffer>,
     pos: usize,
     next_index: u64,
-    pending_err: Option<EtlError>,
+    pending_err: Option<Damage>,
     finished: bool,
 }
 
@@ -524,7 +548,7 @@ impl<R: Read> Records<R> {
 }
 
 impl<R: Read> Iterator for Records<R> {
-    type Item = Result<Record, EtlError>;
+    type Item = Result<Record, Damage>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(e) = self.pending_err.take() {

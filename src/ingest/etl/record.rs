@@ -3,7 +3,7 @@
 
 use super::bytes::{i64_at, u16_at, u32_at, u64_at, u8_at};
 pub use super::kinds::{classic_group_guid, Guid, HeaderKind};
-use super::{EtlError, EtlErrorKind};
+use crate::ingest::{Damage, DamageKind, Part};
 
 /// Every scalar a record header carries, normalised across header kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,7 +11,7 @@ pub struct RecordHeader {
     pub kind: HeaderKind,
     /// Raw HeaderType byte (0x01..0x15), or 0 for WPP messages.
     pub header_type: u8,
-    /// File offset of the record (see [`super::EtlError`] for compressed buffers).
+    /// File offset of the record (see [`crate::ingest::Damage`] for compressed buffers).
     pub offset: u64,
     /// 0-based buffer number in file order.
     pub buffer_index: u64,
@@ -414,7 +414,7 @@ pub struct RecordsInBuffer<'a> {
 }
 
 impl<'a> Iterator for RecordsInBuffer<'a> {
-    type Item = Result<RecordRef<'a>, EtlError>;
+    type Item = Result<RecordRef<'a>, Damage>;
     fn next(&mut self) -> Option<Self::Item> {
         if self.done || self.pos.saturating_add(4) > self.end {
             self.done = true;
@@ -427,9 +427,9 @@ impl<'a> Iterator for RecordsInBuffer<'a> {
             }
             Step::Bad(size) => {
                 self.done = true;
-                Some(Err(EtlError {
+                Some(Err(Damage {
                     offset: self.ctx.buffer_file_offset + self.pos as u64,
-                    kind: EtlErrorKind::BadRecordSize { size },
+                    kind: DamageKind::BadField { part: Part::Record, field: "Size", value: size as u64 },
                 }))
             }
             Step::Record(mut r, next) => {

@@ -2,6 +2,7 @@
 
 use super::writer::{write_etl_to_vec, WriterConfig, WriterEvent, WriterItem};
 use super::*;
+use crate::ingest::{Damage, DamageKind, Part};
 use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -97,7 +98,7 @@ fn file_with(records: &[Vec<u8>]) -> Vec<u8> {
     img
 }
 
-fn read_all(img: &[u8]) -> (Vec<Record>, Vec<EtlError>) {
+fn read_all(img: &[u8]) -> (Vec<Record>, Vec<Damage>) {
     let mut recs = Vec::new();
     let mut errs = Vec::new();
     for r in EtlReader::new(Cursor::new(img)).unwrap().records() {
@@ -295,7 +296,7 @@ fn extended_items_follow_linkage() {
     let rec = ev_record(0x13, Guid::NIL, 5, 0, 0, 1, 2, 3, &bad, &[]);
     let (got, errs) = read_all(&file_with(&[rec]));
     assert_eq!(got.len(), 1);
-    assert!(matches!(errs[0].kind, EtlErrorKind::BadRecordSize { .. }));
+    assert!(matches!(errs[0].kind, DamageKind::BadField { part: Part::Record, field: "Size", .. }));
 }
 
 #[test]
@@ -455,7 +456,13 @@ fn oversized_and_tiny_buffers_are_errors() {
     img.extend_from_slice(&b);
     let (got, errs) = read_all(&img);
     assert_eq!(got.len(), 1);
-    assert_eq!(errs, vec![EtlError { offset: 65536, kind: EtlErrorKind::BadBufferSize(MAX_BUFFER_SIZE + 8) }]);
+    assert_eq!(
+        errs,
+        vec![Damage {
+            offset: 65536,
+            kind: DamageKind::BadField { part: Part::Buffer, field: "BufferSize", value: (MAX_BUFFER_SIZE + 8) as u64 }
+        }]
+    );
     assert!(EtlReader::new(Cursor::new(&[1u8, 2, 3][..])).is_err());
     assert!(EtlReader::new(Cursor::new(&[][..])).is_err());
 }
@@ -474,7 +481,13 @@ fn compressed_buffer_with_absurd_offset_is_skipped() {
     img.extend_from_slice(&tail[65536..]);
     let (got, errs) = read_all(&img);
     assert_eq!(got.len(), 2);
-    assert_eq!(errs, vec![EtlError { offset: 65536 + 0x30, kind: EtlErrorKind::BadBufferOffset(MAX_BUFFER_SIZE + 1) }]);
+    assert_eq!(
+        errs,
+        vec![Damage {
+            offset: 65536 + 0x30,
+            kind: DamageKind::BadField { part: Part::Buffer, field: "Offset", value: (MAX_BUFFER_SIZE + 1) as u64 }
+        }]
+    );
 }
 
 // ---- Fuzzing regressions (see docs/robustness.md; inputs in fuzz/regressions/etl/) ----
@@ -503,7 +516,7 @@ fn lz77_bomb_is_rejected_by_ratio() {
     let img: Vec<u8> =
         std::iter::repeat_n(lz77_bomb_buffer(MAX_BUFFER_SIZE as usize - BUFFER_HEADER_SIZE, 0), 4).flatten().collect();
     let e = EtlReader::new(Cursor::new(&img)).err().expect("buffer 0 is damage");
-    assert_eq!(e.kind, EtlErrorKind::BadBufferOffset(MAX_BUFFER_SIZE));
+    assert_eq!(e.kind, DamageKind::BadField { part: Part::Buffer, field: "Offset", value: MAX_BUFFER_SIZE as u64 });
     // A ratio within the cap still decompresses.
     let ok = lz77_bomb_buffer(4096, 0);
     let rd = EtlReader::new(Cursor::new(&ok)).expect("ok");
@@ -525,5 +538,5 @@ fn window_merge_holds_a_bounded_number_of_records() {
         }
     }
     assert_eq!(ok, MAX_HELD_RECORDS);
-    assert_eq!(errs, vec![EtlErrorKind::TooManyRecords(MAX_HELD_RECORDS as u64)]);
+    assert_eq!(errs, vec![DamageKind::TooManyRecords { part: Part::Buffer, limit: MAX_HELD_RECORDS as u64 }]);
 }

@@ -20,49 +20,41 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use evtx::err::EvtxError;
+
+use crate::ingest::{Damage, DamageKind, Part};
 use evtx::EvtxParser;
 
 /// EVTX layout constants, to turn chunk numbers into file offsets.
 const FILE_HEADER_SIZE: u64 = 4096;
 const CHUNK_SIZE: u64 = 65536;
 
-/// A chunk or record that could not be read.
+/// A chunk or record that could not be read; the records around it still are.
+///
+/// Not a [`Damage`] by itself: the evtx crate names a bad record only by its ID, so the file
+/// offset is known for chunks alone ([`EvtxWarning::damage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvtxWarning {
     pub chunk: Option<u64>,
     pub record_id: Option<u64>,
     pub file_offset: Option<u64>,
-    pub message: String,
+    pub kind: DamageKind,
+}
+
+impl EvtxWarning {
+    /// The warning as a [`Damage`], when the parser said where it is.
+    pub fn damage(&self) -> Option<Damage> {
+        self.file_offset.map(|o| Damage::at(o, self.kind.clone()))
+    }
 }
 
 impl fmt::Display for EvtxWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(c) = self.chunk {
-            write!(f, "chunk {c}: ")?;
+        match self.damage() {
+            Some(d) => d.fmt(f),
+            None => self.kind.fmt(f),
         }
-        if let Some(r) = self.record_id {
-            write!(f, "record {r}: ")?;
-        }
-        if let Some(o) = self.file_offset {
-            write!(f, "at file offset {o:#x}: ")?;
-        }
-        f.write_str(&self.message)
     }
 }
-
-/// The file could not be opened as EVTX at all.
-#[derive(Debug, Clone)]
-pub struct EvtxOpenError {
-    pub message: String,
-}
-
-impl fmt::Display for EvtxOpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot read EVTX: {}", self.message)
-    }
-}
-
-impl std::error::Error for EvtxOpenError {}
 
 /// Everything read from one file.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +71,7 @@ pub fn sniff(first_bytes: &[u8]) -> bool {
 }
 
 /// Read a whole file into memory as events and warnings.
-pub fn read_evtx_file(path: impl AsRef<Path>) -> Result<EvtxLog, EvtxOpenError> {
+pub fn read_evtx_file(path: impl AsRef<Path>) -> Result<EvtxLog, Damage> {
     let mut log = EvtxLog::default();
     let (mut ev, mut wa) = (Vec::new(), Vec::new());
     log.chunks_declared = for_each_event_in_file(path, |e| ev.push(e), |w| wa.push(w))?;
@@ -89,16 +81,16 @@ pub fn read_evtx_file(path: impl AsRef<Path>) -> Result<EvtxLog, EvtxOpenError> 
 }
 
 /// Same as [`read_evtx_file`] for bytes already in memory.
-pub fn read_evtx_bytes(bytes: Vec<u8>) -> Result<EvtxLog, EvtxOpenError> {
+pub fn read_evtx_bytes(bytes: Vec<u8>) -> Result<EvtxLog, Damage> {
     let (mut ev, mut wa) = (Vec::new(), Vec::new());
     let chunks_declared = for_each_event_in_bytes(bytes, |e| ev.push(e), |w| wa.push(w))?;
     Ok(EvtxLog { events: ev, warnings: wa, chunks_declared })
 }
 
 /// For streams that cannot seek (e.g. a gunzipped `.evtx.gz`): reads everything into memory first.
-pub fn read_evtx_reader(mut reader: impl Read) -> Result<EvtxLog, EvtxOpenError> {
+pub fn read_evtx_reader(mut reader: impl Read) -> Result<EvtxLog, Damage> {
     let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).map_err(|e| EvtxOpenError { message: format!("read failed: {e}") })?;
+    reader.read_to_end(&mut bytes).map_err(|e| Damage::at(bytes.len() as u64, e.into()))?;
     read_evtx_bytes(bytes)
 }
 
@@ -107,7 +99,7 @@ pub fn for_each_event_in_bytes(
     bytes: Vec<u8>,
     mut on_event: impl FnMut(EvtxEvent),
     mut on_warning: impl FnMut(EvtxWarning),
-) -> Result<u64, EvtxOpenError> {
+) -> Result<u64, Damage> {
     let parser = open_guarded(|| EvtxParser::from_buffer(bytes))?;
     let declared = u64::from(parser.header().chunk_count);
     drive(parser, &mut on_event, &mut on_warning);
@@ -120,20 +112,19 @@ pub fn for_each_event_in_file(
     path: impl AsRef<Path>,
     mut on_event: impl FnMut(EvtxEvent),
     mut on_warning: impl FnMut(EvtxWarning),
-) -> Result<u64, EvtxOpenError> {
+) -> Result<u64, Damage> {
     let path = path.as_ref();
-    let parser = open_guarded(|| EvtxParser::from_path(path))
-        .map_err(|e| EvtxOpenError { message: format!("{}: {}", path.display(), e.message) })?;
+    let parser = open_guarded(|| EvtxParser::from_path(path))?;
     let declared = u64::from(parser.header().chunk_count);
     drive(parser, &mut on_event, &mut on_warning);
     Ok(declared)
 }
 
-fn open_guarded<T>(f: impl FnOnce() -> evtx::err::Result<T>) -> Result<T, EvtxOpenError> {
+fn open_guarded<T>(f: impl FnOnce() -> evtx::err::Result<T>) -> Result<T, Damage> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(p)) => Ok(p),
-        Ok(Err(e)) => Err(EvtxOpenError { message: error_chain(&e) }),
-        Err(_) => Err(EvtxOpenError { message: "the EVTX parser panicked on the file header".into() }),
+        Ok(Err(e)) => Err(Damage::at(0, DamageKind::Unreadable { part: Part::EvtxHeader, detail: error_chain(&e) })),
+        Err(_) => Err(Damage::at(0, DamageKind::ParserPanic(Part::EvtxHeader))),
     }
 }
 
@@ -150,11 +141,11 @@ fn drive<T: Read + Seek + Send + Sync + 'static>(
                     let ts = i64::try_from(r.timestamp.as_nanosecond()).unwrap_or(0);
                     match event_from_json(&r.data, r.event_record_id, ts) {
                         Ok(ev) => on_event(ev),
-                        Err(msg) => on_warning(EvtxWarning {
+                        Err(detail) => on_warning(EvtxWarning {
                             chunk: None,
                             record_id: Some(r.event_record_id),
                             file_offset: None,
-                            message: msg,
+                            kind: DamageKind::Unreadable { part: Part::EventRecord(r.event_record_id), detail },
                         }),
                     }
                 }
@@ -167,7 +158,7 @@ fn drive<T: Read + Seek + Send + Sync + 'static>(
             chunk: None,
             record_id: None,
             file_offset: None,
-            message: "the EVTX parser panicked; the rest of the file was skipped".into(),
+            kind: DamageKind::ParserPanic(Part::EventLog),
         });
     }
 }
@@ -189,17 +180,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn warning_from_error(e: &EvtxError) -> EvtxWarning {
-    let message = error_chain(e);
+    let detail = error_chain(e);
+    let kind = |part| DamageKind::Unreadable { part, detail: detail.clone() };
     match e {
         EvtxError::FailedToParseChunk { chunk_id, .. } => EvtxWarning {
             chunk: Some(*chunk_id),
             record_id: None,
             file_offset: chunk_id.checked_mul(CHUNK_SIZE).and_then(|o| o.checked_add(FILE_HEADER_SIZE)),
-            message,
+            kind: kind(Part::Chunk(*chunk_id)),
         },
-        EvtxError::FailedToParseRecord { record_id, .. } => {
-            EvtxWarning { chunk: None, record_id: Some(*record_id), file_offset: None, message }
-        }
+        EvtxError::FailedToParseRecord { record_id, .. } => EvtxWarning {
+            chunk: None,
+            record_id: Some(*record_id),
+            file_offset: None,
+            kind: kind(Part::EventRecord(*record_id)),
+        },
         EvtxError::FailedToReadRecordAt { chunk, offset, .. } => EvtxWarning {
             chunk: *chunk,
             record_id: None,
@@ -207,9 +202,9 @@ fn warning_from_error(e: &EvtxError) -> EvtxWarning {
                 .and_then(|c| c.checked_mul(CHUNK_SIZE))
                 .and_then(|o| o.checked_add(FILE_HEADER_SIZE))
                 .and_then(|o| o.checked_add(*offset)),
-            message,
+            kind: kind(chunk.map_or(Part::EventLog, Part::Chunk)),
         },
-        _ => EvtxWarning { chunk: None, record_id: None, file_offset: None, message },
+        _ => EvtxWarning { chunk: None, record_id: None, file_offset: None, kind: kind(Part::EventLog) },
     }
 }
 

@@ -8,7 +8,7 @@
 use std::io::BufRead;
 
 use super::{parse_net_path, result_status, EventClass, NetInfo, ProcmonEvent};
-use crate::ingest::InputError;
+use crate::ingest::{Damage, DamageKind, Part};
 
 /// Longest row accepted (a Detail column can list a whole directory).
 pub const MAX_ROW: usize = 1 << 20;
@@ -65,11 +65,11 @@ pub struct CsvReader<R: BufRead> {
 }
 
 impl<R: BufRead> CsvReader<R> {
-    pub fn new(mut r: R) -> Result<Self, InputError> {
+    pub fn new(mut r: R) -> Result<Self, Damage> {
         let mut buf = Vec::new();
-        let n = read_record(&mut r, &mut buf, 0)?;
+        let n = read_record(&mut r, &mut buf, 0, Part::CsvHeader)?;
         if n == 0 {
-            return Err(InputError::at(0, "empty file: no Procmon CSV header row".into()));
+            return Err(Damage::at(0, DamageKind::Empty(Part::CsvHeader)));
         }
         let text = String::from_utf8_lossy(&buf);
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -77,7 +77,7 @@ impl<R: BufRead> CsvReader<R> {
             split_row(text.trim_end_matches(['\r', '\n'])).into_iter().map(|c| c.trim().to_string()).collect();
         let find = |name: &str| header.iter().position(|h| h == name);
         let Some(operation) = find("Operation") else {
-            return Err(InputError::at(0, "CSV header has no Operation column".into()));
+            return Err(Damage::at(0, DamageKind::Missing { part: Part::CsvHeader, field: "Operation column" }));
         };
         let cols = Columns {
             time_of_day: find("Time of Day"),
@@ -92,26 +92,30 @@ impl<R: BufRead> CsvReader<R> {
             class: find("Event Class"),
         };
         if cols.time_of_day.is_none() && cols.date_time.is_none() {
-            return Err(InputError::at(0, "CSV header has neither a Time of Day nor a Date & Time column".into()));
+            let field = "Time of Day or Date & Time column";
+            return Err(Damage::at(0, DamageKind::Missing { part: Part::CsvHeader, field }));
         }
         let clock = if cols.date_time.is_some() { CsvClock::DateAndTime } else { CsvClock::TimeOfDayOnly };
         Ok(CsvReader { r, cols, clock, header, offset: n as u64, row: 0, day: 0, last_tod: None, failed: false, buf })
     }
 
-    fn parse(&mut self, at: u64, fields: &[String]) -> Result<ProcmonEvent, InputError> {
+    fn parse(&mut self, at: u64, fields: &[String]) -> Result<ProcmonEvent, Damage> {
         let get = |i: Option<usize>| i.and_then(|i| fields.get(i)).map(|s| s.as_str()).unwrap_or("");
         let c = &self.cols;
+        let bad = |field: &'static str, i: usize| {
+            let value = get(Some(i)).to_string();
+            Damage::at(at, DamageKind::BadValue { part: Part::Row(self.row + 1), field, value })
+        };
         let tod = match c.time_of_day {
-            Some(i) => Some(parse_time_of_day(fields.get(i).map(|s| s.as_str()).unwrap_or("")).ok_or_else(|| {
-                InputError::at(at, format!("row {}: bad Time of Day {:?}", self.row + 1, get(Some(i))))
-            })?),
+            Some(i) => Some(
+                parse_time_of_day(fields.get(i).map(|s| s.as_str()).unwrap_or(""))
+                    .ok_or_else(|| bad("Time of Day", i))?,
+            ),
             None => None,
         };
         let ts = match c.date_time {
             Some(i) => {
-                let (day, secs) = parse_date_time(get(Some(i))).ok_or_else(|| {
-                    InputError::at(at, format!("row {}: bad Date & Time {:?}", self.row + 1, get(Some(i))))
-                })?;
+                let (day, secs) = parse_date_time(get(Some(i))).ok_or_else(|| bad("Date & Time", i))?;
                 // The whole seconds agree; Time of Day adds the fraction.
                 day * NS_PER_DAY + tod.unwrap_or(secs * 1_000_000_000)
             }
@@ -157,7 +161,7 @@ impl<R: BufRead> CsvReader<R> {
 }
 
 impl<R: BufRead> Iterator for CsvReader<R> {
-    type Item = Result<ProcmonEvent, InputError>;
+    type Item = Result<ProcmonEvent, Damage>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -166,7 +170,7 @@ impl<R: BufRead> Iterator for CsvReader<R> {
         loop {
             let at = self.offset;
             let mut buf = std::mem::take(&mut self.buf);
-            let n = match read_record(&mut self.r, &mut buf, at) {
+            let n = match read_record(&mut self.r, &mut buf, at, Part::Row(self.row + 1)) {
                 Ok(n) => n,
                 Err(e) => {
                     self.failed = true;
@@ -196,7 +200,7 @@ impl<R: BufRead> Iterator for CsvReader<R> {
 
 /// Reads one record (a line, or several while a quoted field is open) into `buf`; returns the
 /// bytes consumed (0 at the end).
-fn read_record<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, at: u64) -> Result<usize, InputError> {
+fn read_record<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, at: u64, part: Part) -> Result<usize, Damage> {
     buf.clear();
     let mut total = 0usize;
     let mut quotes = 0usize;
@@ -204,10 +208,11 @@ fn read_record<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, at: u64) -> Result<usiz
         let before = buf.len();
         let n = std::io::Read::take(&mut *r, (MAX_ROW + 1 - buf.len().min(MAX_ROW)) as u64)
             .read_until(b'\n', buf)
-            .map_err(|e| InputError::at(at + total as u64, format!("read error: {e}")))?;
+            .map_err(|e| Damage::at(at + total as u64, e.into()))?;
         total += n;
         if buf.len() > MAX_ROW {
-            return Err(InputError::at(at, format!("row longer than {MAX_ROW} bytes (not a Procmon CSV row?)")));
+            // Not a Procmon CSV row: a binary file or a lost newline.
+            return Err(Damage::at(at, DamageKind::TooLong { part, max: MAX_ROW as u64 }));
         }
         quotes += buf.get(before..).map(|b| b.iter().filter(|&&c| c == b'"').count()).unwrap_or(0);
         if n == 0 || quotes % 2 == 0 || !buf.ends_with(b"\n") {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 
 use super::{net_path, result_text, EventClass, NetInfo, ProcmonEvent};
-use crate::ingest::InputError;
+use crate::ingest::{Damage, DamageKind, Part};
 
 pub const HEADER_SIZE: usize = 0x3A8;
 /// Size of an event's fixed part.
@@ -101,19 +101,21 @@ fn detail_string(b: &[u8], info: u16, at: usize) -> (String, usize) {
 
 impl<R: Read + Seek> PmlReader<R> {
     /// Reads the header and the process table. `len` is the file size.
-    pub fn new(mut r: R, len: u64) -> Result<Self, InputError> {
+    pub fn new(mut r: R, len: u64) -> Result<Self, Damage> {
         let mut h = vec![0u8; HEADER_SIZE];
         read_exact_at(&mut r, 0, &mut h).map_err(|_| {
-            InputError::at(0, format!("PML header truncated: {len} bytes, the header takes {HEADER_SIZE}"))
+            let kind = DamageKind::Truncated { part: Part::PmlHeader, needed: HEADER_SIZE as u64, available: len };
+            Damage::at(0, kind)
         })?;
         if !h.starts_with(b"PML_") {
-            return Err(InputError::at(0, "not a Process Monitor log (no PML_ signature)".into()));
+            return Err(Damage::at(0, DamageKind::BadMagic { format: "Process Monitor log", magic: "PML_" }));
         }
         let g32 = |o: usize| u32_at(&h, o).unwrap_or(0);
         let g64 = |o: usize| u64_at(&h, o).unwrap_or(0);
         let version = g32(4);
         if version != 9 {
-            return Err(InputError::at(4, format!("PML version {version} is not supported (only version 9)")));
+            let kind = DamageKind::Unsupported { part: Part::PmlHeader, version: version as u64, supported: 9 };
+            return Err(Damage::at(4, kind));
         }
         let header = PmlHeader {
             version,
@@ -133,30 +135,32 @@ impl<R: Read + Seek> PmlReader<R> {
         };
         let header_size = g64(0x398);
         if header.events_offset == 0 || header.event_offsets_offset == 0 || header.process_table_offset == 0 {
-            return Err(InputError::at(
-                0x240,
-                "PML was not closed cleanly (table offsets are zero): Procmon was still writing it".into(),
-            ));
+            let why = "table offsets are zero: Procmon was still writing it";
+            return Err(Damage::at(0x240, DamageKind::NotClosed(why)));
         }
         if header_size != HEADER_SIZE as u64 {
-            return Err(InputError::at(0x398, format!("PML header size {header_size:#x}, expected {HEADER_SIZE:#x}")));
+            let kind = DamageKind::Mismatch {
+                part: Part::PmlHeader,
+                field: "size",
+                value: header_size,
+                expected: HEADER_SIZE as u64,
+            };
+            return Err(Damage::at(0x398, kind));
         }
-        for (name, off, at) in [
-            ("events", header.events_offset, 0x240u64),
-            ("event offsets", header.event_offsets_offset, 0x248),
-            ("process table", header.process_table_offset, 0x250),
-            ("string table", header.strings_table_offset, 0x258),
+        for (part, off, at) in [
+            (Part::Event(0), header.events_offset, 0x240u64),
+            (Part::EventOffsets, header.event_offsets_offset, 0x248),
+            (Part::ProcessTable, header.process_table_offset, 0x250),
+            (Part::StringTable, header.strings_table_offset, 0x258),
         ] {
             if off < HEADER_SIZE as u64 || off >= len {
-                return Err(InputError::at(at, format!("{name} offset {off:#x} outside the file ({len} bytes)")));
+                return Err(Damage::at(at, DamageKind::OffsetOutsideFile { part, offset: off }));
             }
         }
         let array_end = header.event_offsets_offset.saturating_add(header.events as u64 * 5);
         if array_end > len {
-            return Err(InputError::at(
-                header.event_offsets_offset,
-                format!("event-offset array of {} events runs past the end of the file ({len} bytes)", header.events),
-            ));
+            let kind = DamageKind::PastEnd { part: Part::EventOffsets, len: header.events as u64 * 5, file_len: len };
+            return Err(Damage::at(header.event_offsets_offset, kind));
         }
         let mut rd = PmlReader {
             r,
@@ -173,25 +177,26 @@ impl<R: Read + Seek> PmlReader<R> {
         Ok(rd)
     }
 
-    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<(), InputError> {
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<(), Damage> {
         if off.saturating_add(buf.len() as u64) > self.len {
-            return Err(InputError::at(off, format!("{} bytes needed past the end of the file", buf.len())));
+            let kind = DamageKind::PastEnd { part: Part::Data, len: buf.len() as u64, file_len: self.len };
+            return Err(Damage::at(off, kind));
         }
         if self.pos != off {
-            self.r.seek(SeekFrom::Start(off)).map_err(|e| InputError::at(off, format!("seek failed: {e}")))?;
+            self.r.seek(SeekFrom::Start(off)).map_err(|e| Damage::at(off, e.into()))?;
         }
-        self.r.read_exact(buf).map_err(|e| InputError::at(off, format!("read failed: {e}")))?;
+        self.r.read_exact(buf).map_err(|e| Damage::at(off, e.into()))?;
         self.pos = off + buf.len() as u64;
         Ok(())
     }
 
-    fn u32_at_file(&mut self, off: u64) -> Result<u32, InputError> {
+    fn u32_at_file(&mut self, off: u64) -> Result<u32, Damage> {
         let mut b = [0u8; 4];
         self.read_at(off, &mut b)?;
         Ok(u32::from_le_bytes(b))
     }
 
-    fn string(&mut self, index: u32) -> Result<String, InputError> {
+    fn string(&mut self, index: u32) -> Result<String, Damage> {
         let table = self.header.strings_table_offset;
         let count = self.u32_at_file(table)?;
         if index >= count {
@@ -201,22 +206,20 @@ impl<R: Read + Seek> PmlReader<R> {
         let at = table + rel as u64;
         let size = self.u32_at_file(at)?;
         if size > MAX_STRING {
-            return Err(InputError::at(at, format!("string of {size} bytes in the string table")));
+            let kind = DamageKind::TooLarge { part: Part::TableString, len: size as u64, max: MAX_STRING as u64 };
+            return Err(Damage::at(at, kind));
         }
         let mut b = vec![0u8; size as usize];
         self.read_at(at + 4, &mut b)?;
         Ok(utf16(&b))
     }
 
-    fn read_process_table(&mut self) -> Result<(), InputError> {
+    fn read_process_table(&mut self) -> Result<(), Damage> {
         let table = self.header.process_table_offset;
         let count = self.u32_at_file(table)?;
         // Two u32 per entry plus the entry itself: the count cannot exceed what the file holds.
         if (count as u64).saturating_mul(8) > self.len - table {
-            return Err(InputError::at(
-                table,
-                format!("process table claims {count} entries, more than the file holds"),
-            ));
+            return Err(Damage::at(table, DamageKind::CountTooLarge { part: Part::ProcessTable, count: count as u64 }));
         }
         self.header.process_table_entries = count;
         for i in 0..count as u64 {
@@ -233,7 +236,7 @@ impl<R: Read + Seek> PmlReader<R> {
         Ok(())
     }
 
-    fn next_offset(&mut self) -> Result<Option<u64>, InputError> {
+    fn next_offset(&mut self) -> Result<Option<u64>, Damage> {
         if self.next_event >= self.header.events as u64 {
             return Ok(None);
         }
@@ -251,9 +254,9 @@ impl<R: Read + Seek> PmlReader<R> {
         Ok(off)
     }
 
-    fn read_event(&mut self, index: u64, off: u64) -> Result<ProcmonEvent, InputError> {
+    fn read_event(&mut self, index: u64, off: u64) -> Result<ProcmonEvent, Damage> {
         if off < HEADER_SIZE as u64 || off >= self.len {
-            return Err(InputError::at(off, format!("event {index} offset {off:#x} outside the file")));
+            return Err(Damage::at(off, DamageKind::OffsetOutsideFile { part: Part::Event(index), offset: off }));
         }
         let mut e = [0u8; EVENT_HEADER_SIZE];
         self.read_at(off, &mut e)?;
@@ -269,20 +272,20 @@ impl<R: Read + Seek> PmlReader<R> {
         let ptr: u64 = if self.header.is_64bit { 8 } else { 4 };
         let details_at = off + EVENT_HEADER_SIZE as u64 + depth * ptr;
         if details_at.saturating_add(details_size) > self.len {
-            return Err(InputError::at(
-                off,
-                format!("event {index}: {details_size} detail bytes run past the end of the file"),
-            ));
+            let kind = DamageKind::PastEnd { part: Part::Event(index), len: details_size, file_len: self.len };
+            return Err(Damage::at(off, kind));
         }
         let mut d = vec![0u8; (details_size as usize).min(MAX_DETAIL_READ)];
         self.read_at(details_at, &mut d)?;
         let (pid, process) = match self.processes.get(&proc_idx) {
             Some(p) => (p.pid, p.name.clone()),
             None => {
-                return Err(InputError::at(
-                    off,
-                    format!("event {index} names process index {proc_idx}, not in the process table"),
-                ))
+                let kind = DamageKind::Undeclared {
+                    part: Part::Event(index),
+                    target: "process index",
+                    index: proc_idx as u64,
+                };
+                return Err(Damage::at(off, kind));
             }
         };
         let mut ev = ProcmonEvent {
@@ -394,7 +397,7 @@ impl<R: Read + Seek> PmlReader<R> {
 }
 
 impl<R: Read + Seek> Iterator for PmlReader<R> {
-    type Item = Result<ProcmonEvent, InputError>;
+    type Item = Result<ProcmonEvent, Damage>;
 
     /// The next event; after damage, one error and then the end.
     fn next(&mut self) -> Option<Self::Item> {

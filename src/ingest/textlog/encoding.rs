@@ -23,11 +23,22 @@ pub(super) struct Transcode<R> {
     /// High surrogate waiting for its pair (UTF-16).
     high: Option<u16>,
     inner_eof: bool,
+    /// Bytes taken from `inner` so far: the file offset of damage found while reading.
+    raw_consumed: u64,
 }
 
 impl<R: BufRead> Transcode<R> {
     pub(super) fn new(inner: R) -> Self {
-        Transcode { inner, enc: Enc::Unknown, out: Vec::new(), pos: 0, carry: None, high: None, inner_eof: false }
+        Transcode {
+            inner,
+            enc: Enc::Unknown,
+            out: Vec::new(),
+            pos: 0,
+            carry: None,
+            high: None,
+            inner_eof: false,
+            raw_consumed: 0,
+        }
     }
 
     fn sniff(&mut self) -> io::Result<()> {
@@ -40,6 +51,7 @@ impl<R: BufRead> Transcode<R> {
             let n = avail.len().min(4 - head.len());
             head.extend_from_slice(&avail[..n]);
             self.inner.consume(n);
+            self.raw_consumed += n as u64;
         }
         let looks_le = head.len() == 4 && head[1] == 0 && head[3] == 0 && head[0] != 0 && head[2] != 0;
         let looks_be = head.len() == 4 && head[0] == 0 && head[2] == 0 && head[1] != 0 && head[3] != 0;
@@ -64,6 +76,11 @@ impl<R: BufRead> Transcode<R> {
             self.decode16(&rest, false);
         }
         Ok(())
+    }
+
+    /// Bytes of the underlying stream consumed so far.
+    pub(super) fn raw_consumed(&self) -> u64 {
+        self.raw_consumed
     }
 
     fn decode16(&mut self, bytes: &[u8], eof: bool) {
@@ -133,6 +150,7 @@ impl<R: BufRead> BufRead for Transcode<R> {
             }
             let chunk = avail.to_vec();
             self.inner.consume(chunk.len());
+            self.raw_consumed += chunk.len() as u64;
             self.decode16(&chunk, false);
         }
         Ok(&self.out[self.pos..])
@@ -143,6 +161,7 @@ impl<R: BufRead> BufRead for Transcode<R> {
             self.pos = (self.pos + amt).min(self.out.len());
         } else if self.enc == Enc::Utf8 {
             self.inner.consume(amt);
+            self.raw_consumed += amt as u64;
         }
     }
 }

@@ -5,6 +5,7 @@ use super::errors::{code_to_id, extract_errors, push_unique, ErrorId, ErrorKind}
 use super::severity::{detect_severity, from_syslog_pri, Severity};
 use super::timestamp::{parse_at_start, TsFormat, TsHit};
 use super::{DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_RECORD_BYTES, NS_PER_S};
+use crate::ingest::Damage;
 use crate::model::current_utc_year;
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
@@ -98,7 +99,7 @@ pub struct TextLogReader<R> {
     cur: Option<LogLine>,
     next_no: u64,
     eof: bool,
-    io_error: Option<io::Error>,
+    io_error: Option<Damage>,
     iis: IisFields,
     syslog_year: i32,
     syslog_last_month: u32,
@@ -133,8 +134,8 @@ impl<R: BufRead> TextLogReader<R> {
         self.format
     }
 
-    /// The I/O error that ended the stream early, if any.
-    pub fn io_error(&self) -> Option<&io::Error> {
+    /// The I/O error that ended the stream early, if any, at the offset of the first byte not read.
+    pub fn io_error(&self) -> Option<&Damage> {
         self.io_error.as_ref()
     }
 
@@ -155,7 +156,7 @@ impl<R: BufRead> TextLogReader<R> {
                 Ok(a) => a,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.io_error = Some(e);
+                    self.io_error = Some(Damage::at(self.src.raw_consumed(), e.into()));
                     self.eof = true;
                     break;
                 }
