@@ -82,6 +82,19 @@ fn ng_ts(ticks: u64, ifc: &Interface) -> UtcNs {
     units_to_ns(ticks, ifc.units).saturating_add(ifc.offset_s.saturating_mul(1_000_000_000))
 }
 
+/// What a reader error other than the end of the stream or a refill says about the bytes.
+fn stream_damage(e: PcapError<&[u8]>, is_pcapng: bool) -> DamageKind {
+    let part = if is_pcapng { Part::Block } else { Part::Record };
+    match e {
+        PcapError::UnexpectedEof => DamageKind::CutShort(Part::Record),
+        PcapError::BufferTooSmall => DamageKind::LengthField { part, max: MAX_RECORD as u64 },
+        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+            DamageKind::FailedCheck { part, check: format!("{kind:?}") }
+        }
+        e => DamageKind::Unreadable { part: Part::Record, detail: e.to_string() },
+    }
+}
+
 /// Reads a pcap or pcapng stream. `sink` gets every TCP segment in file order; `progress` gets the
 /// byte offset now and then and returns false to stop early (cancel). Damage stops the walk with
 /// a [`Damage`]; what was read before stays valid (the reader contract of [`crate::ingest`]).
@@ -258,18 +271,7 @@ pub fn read_capture_with_payload<R: Read + Send>(
                     break Some(Damage::at(offset, DamageKind::Io(e.to_string())));
                 }
             }
-            Err(PcapError::UnexpectedEof) => break Some(Damage::at(offset, DamageKind::CutShort(Part::Record))),
-            Err(PcapError::BufferTooSmall) => {
-                let part = if is_pcapng { Part::Block } else { Part::Record };
-                break Some(Damage::at(offset, DamageKind::LengthField { part, max: MAX_RECORD as u64 }));
-            }
-            Err(PcapError::NomError(_, kind)) | Err(PcapError::OwnedNomError(_, kind)) => {
-                let part = if is_pcapng { Part::Block } else { Part::Record };
-                break Some(Damage::at(offset, DamageKind::FailedCheck { part, check: format!("{kind:?}") }));
-            }
-            Err(e) => {
-                break Some(Damage::at(offset, DamageKind::Unreadable { part: Part::Record, detail: e.to_string() }))
-            }
+            Err(e) => break Some(Damage::at(offset, stream_damage(e, is_pcapng))),
         }
     };
     progress(rd.consumed() as u64);
@@ -322,7 +324,7 @@ pub fn read_capture_raw<R: Read + Send>(
     reader: R,
     is_pcapng: bool,
     sink: &mut dyn FnMut(RawItem<'_>) -> bool,
-) -> (u64, Option<InputError>) {
+) -> (u64, Option<Damage>) {
     let reader = FillingReader(reader);
     let made: Result<Box<dyn PcapReaderIterator + Send>, _> = if is_pcapng {
         PcapNGReader::new(BUFFER, reader).map(|r| Box::new(r) as _)
@@ -331,7 +333,10 @@ pub fn read_capture_raw<R: Read + Send>(
     };
     let mut rd = match made {
         Ok(r) => r,
-        Err(e) => return (0, Some(InputError::at(0, format!("not a readable capture header: {e}")))),
+        Err(e) => {
+            let kind = DamageKind::Unreadable { part: Part::CaptureHeader, detail: e.to_string() };
+            return (0, Some(Damage::at(0, kind)));
+        }
     };
     // Every interface of the stream, and the current section's ids into it.
     let mut ifaces: Vec<(RawInterface, u64)> = Vec::new();
@@ -370,7 +375,13 @@ pub fn read_capture_raw<R: Read + Send>(
                             let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
                             go = packet(i, ticks, data, b.origlen, &ifaces);
                         }
-                        _ => damage = Some(format!("record of {} bytes, larger than the maximum", b.caplen)),
+                        _ => {
+                            damage = Some(DamageKind::TooLarge {
+                                part: Part::Record,
+                                len: b.caplen as u64,
+                                max: MAX_RECORD as u64,
+                            })
+                        }
                     },
                     PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                         section.clear();
@@ -398,8 +409,20 @@ pub fn read_capture_raw<R: Read + Send>(
                             let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                             go = packet(i, ticks, data, epb.origlen, &ifaces);
                         }
-                        Some(_) => damage = Some(format!("packet of {} bytes, larger than the maximum", epb.caplen)),
-                        None => damage = Some(format!("packet for undeclared interface {}", epb.if_id)),
+                        Some(_) => {
+                            damage = Some(DamageKind::TooLarge {
+                                part: Part::Packet,
+                                len: epb.caplen as u64,
+                                max: MAX_RECORD as u64,
+                            })
+                        }
+                        None => {
+                            damage = Some(DamageKind::Undeclared {
+                                part: Part::Packet,
+                                target: "interface",
+                                index: epb.if_id as u64,
+                            })
+                        }
                     },
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                         if let Some(&i) = section.first() {
@@ -422,13 +445,18 @@ pub fn read_capture_raw<R: Read + Send>(
                                 frame += 1;
                                 go = sink(RawItem::Obsolete { frame });
                             }
-                            _ => damage = Some("unreadable obsolete packet block".to_string()),
+                            _ => {
+                                damage = Some(DamageKind::Unreadable {
+                                    part: Part::ObsoletePacketBlock,
+                                    detail: "no packet header or an undeclared interface".into(),
+                                })
+                            }
                         }
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
-                if let Some(msg) = damage {
-                    break Some(InputError::at(offset, msg));
+                if let Some(kind) = damage {
+                    break Some(Damage::at(offset, kind));
                 }
                 rd.consume(len);
                 if !go {
@@ -438,10 +466,10 @@ pub fn read_capture_raw<R: Read + Send>(
             Err(PcapError::Eof) => break None,
             Err(PcapError::Incomplete(_)) => {
                 if let Err(e) = rd.refill() {
-                    break Some(InputError::at(offset, format!("read error: {e}")));
+                    break Some(Damage::at(offset, DamageKind::Io(e.to_string())));
                 }
             }
-            Err(e) => break Some(InputError::at(offset, format!("damaged or cut short: {e}"))),
+            Err(e) => break Some(Damage::at(offset, stream_damage(e, is_pcapng))),
         }
     };
     (frame, error)
