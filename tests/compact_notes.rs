@@ -34,7 +34,8 @@ fn same_both_ways(name: &str, inputs: &[PathBuf], mismatches: &mut Vec<String>) 
     assert_eq!(none, 0, "{name}: every note was asked for");
     for ((file, a), (_, b)) in compact.iter().zip(&full) {
         if a != b {
-            let line = a.lines().zip(b.lines()).position(|(x, y)| x != y).unwrap_or(a.lines().count().min(b.lines().count()));
+            let line =
+                a.lines().zip(b.lines()).position(|(x, y)| x != y).unwrap_or(a.lines().count().min(b.lines().count()));
             mismatches.push(format!("{name}: {file} differs from line {}", line + 1));
         }
     }
@@ -92,7 +93,11 @@ fn sample_findings_do_not_depend_on_kept_notes() {
         inputs.extend(
             names
                 .iter()
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".log")))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".log"))
+                })
                 .cloned(),
         );
         landmarks += same_both_ways(stem, &inputs, &mut mismatches);

@@ -115,7 +115,9 @@ fn check(file: &Path) -> (usize, u64) {
         // Expected: the frames of the finding's connections (4-tuple within their frame range), plus
         // its evidence frames. None of these connections is long enough to be windowed.
         let conns: Vec<_> = analysis.connections.iter().filter(|c| f.connections.contains(&c.id)).collect();
-        assert!(conns.iter().all(|c| u64::from(c.client_packets) + u64::from(c.server_packets) <= evidence::LONG_CONNECTION));
+        assert!(conns
+            .iter()
+            .all(|c| u64::from(c.client_packets) + u64::from(c.server_packets) <= evidence::LONG_CONNECTION));
         let ev_frames: BTreeSet<u64> = f.evidence.iter().filter(|e| e.input == 0).map(|e| e.frame).collect();
         let expected: Vec<&Pkt> = original
             .iter()

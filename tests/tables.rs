@@ -186,7 +186,8 @@ fn csv_writer_throughput() {
     let ep = |o: u32, port: u16| Endpoint { ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + o)), port };
     for i in 0..n {
         let ts = 1_700_000_000_000_000_000 + i as i64 * 1_234_567;
-        let mut c = Connection::opened(i, 0, i as u32, ep(i as u32, 49152 + (i % 16000) as u16), ep(1, 445), ts, i * 10);
+        let mut c =
+            Connection::opened(i, 0, i as u32, ep(i as u32, 49152 + (i % 16000) as u16), ep(1, 445), ts, i * 10);
         c.last_ts = ts + 5_000_000_000;
         c.state = "SF".into();
         c.history = "ShADadFf".into();

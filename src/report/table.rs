@@ -80,9 +80,8 @@ pub fn write_csv(table: &dyn Table, w: &mut dyn Write) -> Result<()> {
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); threads.min(n.div_ceil(CHUNK_ROWS)).max(1)];
     let mut start = 0;
     while start < n {
-        let ranges: Vec<std::ops::Range<usize>> = (0..bufs.len())
-            .map(|k| (start + k * CHUNK_ROWS).min(n)..(start + (k + 1) * CHUNK_ROWS).min(n))
-            .collect();
+        let ranges: Vec<std::ops::Range<usize>> =
+            (0..bufs.len()).map(|k| (start + k * CHUNK_ROWS).min(n)..(start + (k + 1) * CHUNK_ROWS).min(n)).collect();
         let (first, rest) = bufs.split_first_mut().expect("at least one buffer");
         std::thread::scope(|s| {
             for (buf, range) in rest.iter_mut().zip(&ranges[1..]).filter(|(_, r)| !r.is_empty()) {

@@ -58,7 +58,14 @@ fn find_stale<'a>(ctx: &Context, c: &'a Connection) -> Option<Stale<'a>> {
         let prev = if di > 0 { ps[di - 1].ts } else { c.first_ts };
         let peer_ep = endpoint_of(c, peer);
         if let Some(r) = ctx.restarts.iter().find(|r| r.server == peer_ep && r.down > prev && r.down <= data.ts) {
-            return Some(Stale { conn: c, fin: None, data, rst: *rst, idle_since: Some(prev), restart_at: Some(r.down) });
+            return Some(Stale {
+                conn: c,
+                fin: None,
+                data,
+                rst: *rst,
+                idle_since: Some(prev),
+                restart_at: Some(r.down),
+            });
         }
     }
     None

@@ -295,4 +295,3 @@ mod tests {
         assert_eq!(facts[&104].rsts.len(), 1);
     }
 }
-
