@@ -28,8 +28,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Analyse captures (pcap, pcapng, gzip), ETW traces (.etl), event logs (.evtx) and text logs
-    /// together on one clock, and write findings.
+    /// Analyse captures (pcap, pcapng, gzip), ETW traces (.etl), event logs (.evtx), Process Monitor
+    /// logs (.pml, CSV) and text logs together on one clock, and write findings.
     #[command(after_help = ANALYZE_HELP)]
     Analyze(AnalyzeArgs),
     /// Print the TCP analysis of every frame of one capture (frame, stream, flags), as
@@ -42,11 +42,14 @@ const ANALYZE_HELP: &str = "\
 Inputs (recognised by content, not by name; gzip-compressed files are read through):
   pcap, pcapng           packet captures (Wireshark, tcpdump, dumpcap, pktmon pcapng)
   .etl                   ETW traces (netsh trace, pktmon: NDIS packets and TCP/IP events)
-  .evtx                  Windows event logs (System, Application, ...)
+  .evtx                  Windows event logs (System, Application, Sysmon, ...)
+  .pml, Procmon CSV      Process Monitor logs (pipe opens and closes, TCP events with processes)
   text logs              application logs with timestamps (ERROR lines are linked to findings)
-  FOLDER                 a case folder: walked recursively, every file sniffed; files of unknown
-                         format are listed in summary.json (skipped_inputs); ring-buffer captures
-                         (NAME_00001_YYYYMMDDhhmmss.pcapng ...) are read as one capture
+  FOLDER                 a case folder: walked recursively, every file sniffed, files read in
+                         parallel; files of unknown format are listed in summary.json
+                         (skipped_inputs); ring-buffer captures (NAME_00001_YYYYMMDDhhmmss.pcapng,
+                         or captures whose connections continue from one file into the next) are
+                         read as one capture
 
 Outputs written by --out DIR:
   summary.json           inputs, verdicts on the standing questions, findings, counters
