@@ -10,7 +10,6 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use ipcscope::analysis::{Analysis, Options};
-use ipcscope::model::Connection;
 use ipcscope::pipeline::{analyze_paths, NoProgress};
 
 fn analyze(paths: &[PathBuf]) -> Analysis {
@@ -90,24 +89,6 @@ fn split(bytes: &[u8], per_file: usize) -> Vec<Vec<u8>> {
     parts
 }
 
-/// What a connection is, independent of ids: endpoints, times, counters, state, frames.
-fn conn_key(c: &Connection) -> String {
-    format!(
-        "{} {} {} {} {} {} {} {} {} {} {} {}",
-        c.client,
-        c.server,
-        c.first_ts,
-        c.last_ts,
-        c.state,
-        c.history,
-        c.client_packets,
-        c.server_packets,
-        c.client_bytes,
-        c.server_bytes,
-        c.first_frame,
-        c.last_frame
-    )
-}
 
 fn finding_keys(a: &Analysis) -> Vec<String> {
     let mut v: Vec<String> = a.findings.iter().map(|f| format!("{} {} {:?}", f.kind, f.summary, f.evidence)).collect();
@@ -166,8 +147,8 @@ fn split_files_with_unrelated_names_read_as_the_whole_capture() {
             // In time order: the order they were cut in.
             assert_eq!(input.ring_files, files, "{name} ({how}): files in time order");
             assert_eq!(input.packets, whole.inputs[0].packets, "{name} ({how})");
-            let a: Vec<String> = whole.connections.iter().map(conn_key).collect();
-            let b: Vec<String> = ring.connections.iter().map(conn_key).collect();
+            let a: Vec<String> = whole.connections.iter().map(common::conn_key).collect();
+            let b: Vec<String> = ring.connections.iter().map(common::conn_key).collect();
             assert_eq!(a, b, "{name} ({how}): the ring's connections are the whole file's");
             assert_eq!(finding_keys(&whole), finding_keys(&ring), "{name} ({how}): same findings");
         }

@@ -306,24 +306,6 @@ fn have_editcap() -> bool {
     ok
 }
 
-/// What a connection is, independent of ids: endpoints, times, counters, state, frames.
-fn conn_key(c: &Connection) -> String {
-    format!(
-        "{} {} {} {} {} {} {} {} {} {} {} {}",
-        c.client,
-        c.server,
-        c.first_ts,
-        c.last_ts,
-        c.state,
-        c.history,
-        c.client_packets,
-        c.server_packets,
-        c.client_bytes,
-        c.server_bytes,
-        c.first_frame,
-        c.last_frame
-    )
-}
 
 /// A capture split by `editcap -c` into a ring of files gives the connections of the whole file.
 #[test]
@@ -352,8 +334,8 @@ fn a_ring_of_capture_files_continues_the_same_connections() {
         assert_eq!(ring.inputs[0].error, None);
         assert_eq!(ring.inputs[0].packets, whole.inputs[0].packets);
         assert_eq!(ring.inputs[0].ring_files.len(), files);
-        let a: Vec<String> = whole.connections.iter().map(conn_key).collect();
-        let b: Vec<String> = ring.connections.iter().map(conn_key).collect();
+        let a: Vec<String> = whole.connections.iter().map(common::conn_key).collect();
+        let b: Vec<String> = ring.connections.iter().map(common::conn_key).collect();
         assert_eq!(a, b, "{name}: the ring's connections are the whole file's");
         assert_eq!(write_findings_csv(&whole).lines().count(), write_findings_csv(&ring).lines().count());
         // Renamed so that the names say nothing: still one ring, found by content (tests/ring.rs).
@@ -373,7 +355,7 @@ fn a_ring_of_capture_files_continues_the_same_connections() {
             .collect();
         let by_content = analyze(&renamed);
         assert_eq!(by_content.inputs.len(), 1, "{name}: renamed files are one ring by content");
-        let c: Vec<String> = by_content.connections.iter().map(conn_key).collect();
+        let c: Vec<String> = by_content.connections.iter().map(common::conn_key).collect();
         assert_eq!(a, c, "{name}: the ring found by content has the whole file's connections");
         // Each file alone starts connections again: more, shorter connections.
         let split = renamed.iter().map(|p| analyze(std::slice::from_ref(p)).connections.len()).sum::<usize>();

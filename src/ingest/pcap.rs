@@ -82,6 +82,19 @@ fn ng_ts(ticks: u64, ifc: &Interface) -> UtcNs {
     units_to_ns(ticks, ifc.units).saturating_add(ifc.offset_s.saturating_mul(1_000_000_000))
 }
 
+/// An Obsolete Packet Block's header: interface id, timestamp ticks, captured and original length
+/// (if_id u16, drops u16, ts_high, ts_low, caplen, len), in the section's byte order.
+fn obsolete_packet_header(d: &[u8], big_endian: bool) -> Option<(u16, u64, usize, u32)> {
+    let rd32 = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
+        Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    };
+    let b: [u8; 2] = d.get(0..2)?.try_into().ok()?;
+    let ifid = if big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
+    let ticks = ((rd32(4)? as u64) << 32) | rd32(8)? as u64;
+    Some((ifid, ticks, rd32(12)? as usize, rd32(16)?))
+}
+
 /// What a reader error other than the end of the stream or a refill says about the bytes.
 fn stream_damage(e: PcapError<&[u8]>, is_pcapng: bool) -> DamageKind {
     let part = if is_pcapng { Part::Block } else { Part::Record };
@@ -218,22 +231,8 @@ pub fn read_capture_with_payload<R: Read + Send>(
                         }
                     }
                     PcapBlockOwned::NG(Block::Unknown(ub)) if ub.block_type == 2 => {
-                        // Obsolete Packet Block: if_id u16, drops u16, ts_high, ts_low, caplen, len.
-                        let rd32 = |d: &[u8], at: usize| -> Option<u32> {
-                            let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
-                            Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
-                        };
                         let d = ub.data;
-                        let parsed = (|| {
-                            let ifid = if big_endian {
-                                u16::from_be_bytes(d.get(0..2)?.try_into().ok()?)
-                            } else {
-                                u16::from_le_bytes(d.get(0..2)?.try_into().ok()?)
-                            };
-                            let ticks = ((rd32(d, 4)? as u64) << 32) | rd32(d, 8)? as u64;
-                            Some((ifid, ticks, rd32(d, 12)? as usize, rd32(d, 16)?))
-                        })();
-                        match parsed
+                        match obsolete_packet_header(d, big_endian)
                             .and_then(|(ifid, t, cap, orig)| interfaces.get(ifid as usize).map(|i| (i, t, cap, orig)))
                         {
                             Some((ifc, ticks, cap, orig)) => {
@@ -431,17 +430,9 @@ pub fn read_capture_raw<R: Read + Send>(
                         }
                     }
                     PcapBlockOwned::NG(Block::Unknown(ub)) if ub.block_type == 2 => {
-                        // Obsolete Packet Block: if_id u16 …; numbered only when readable, as read_capture does.
-                        let d = ub.data;
-                        let ifid = d.get(0..2).and_then(|b| <[u8; 2]>::try_from(b).ok()).map(|b| {
-                            if big_endian {
-                                u16::from_be_bytes(b)
-                            } else {
-                                u16::from_le_bytes(b)
-                            }
-                        });
-                        match ifid {
-                            Some(i) if d.len() >= 20 && (i as usize) < section.len() => {
+                        // Numbered only when readable, as read_capture does.
+                        match obsolete_packet_header(ub.data, big_endian) {
+                            Some((i, ..)) if (i as usize) < section.len() => {
                                 frame += 1;
                                 go = sink(RawItem::Obsolete { frame });
                             }

@@ -57,3 +57,22 @@ pub fn procmon_tcp_connects(
         })
         .collect()
 }
+
+/// What a connection is, independent of ids: endpoints, times, counters, state, frames.
+pub fn conn_key(c: &ipcscope::model::Connection) -> String {
+    format!(
+        "{} {} {} {} {} {} {} {} {} {} {} {}",
+        c.client,
+        c.server,
+        c.first_ts,
+        c.last_ts,
+        c.state,
+        c.history,
+        c.client_packets,
+        c.server_packets,
+        c.client_bytes,
+        c.server_bytes,
+        c.first_frame,
+        c.last_frame
+    )
+}
