@@ -89,7 +89,6 @@ fn split(bytes: &[u8], per_file: usize) -> Vec<Vec<u8>> {
     parts
 }
 
-
 fn finding_keys(a: &Analysis) -> Vec<String> {
     let mut v: Vec<String> = a.findings.iter().map(|f| format!("{} {} {:?}", f.kind, f.summary, f.evidence)).collect();
     v.sort();

@@ -306,7 +306,6 @@ fn have_editcap() -> bool {
     ok
 }
 
-
 /// A capture split by `editcap -c` into a ring of files gives the connections of the whole file.
 #[test]
 fn a_ring_of_capture_files_continues_the_same_connections() {
