@@ -124,7 +124,9 @@ impl TcpCounts {
 type FlowKey = (Endpoint, Endpoint);
 /// The table is hashed once per packet: foldhash is several times faster than SipHash and still
 /// randomly seeded, so a crafted capture cannot force collisions.
-type FlowTable = HashMap<FlowKey, Active, foldhash::fast::RandomState>;
+/// Entries are boxed: the table's buckets stay small (its pages are touched at random, so their
+/// size is resident), and finalising or replacing a connection moves a pointer, not 640 bytes.
+type FlowTable = HashMap<FlowKey, Box<Active>, foldhash::fast::RandomState>;
 
 fn flow_key(a: Endpoint, b: Endpoint) -> FlowKey {
     if a <= b {
@@ -259,7 +261,7 @@ impl TcpAnalyzer {
         }
     }
 
-    fn finalize(finished: &mut Vec<Connection>, finalized: &mut Option<Vec<u64>>, a: Active, all_notes: bool) {
+    fn finalize(finished: &mut Vec<Connection>, finalized: &mut Option<Vec<u64>>, a: Box<Active>, all_notes: bool) {
         if let Some(ids) = finalized {
             ids.push(a.conn.id);
         }
@@ -284,7 +286,7 @@ impl TcpAnalyzer {
             *next_id += 1;
             counts.tcp_conversations += 1;
             // Stream numbers are per input; four billion connections in one file do not occur.
-            Active::new(id, u32::try_from(id - *first_id).unwrap_or(u32::MAX), seg, reused)
+            Box::new(Active::new(id, u32::try_from(id - *first_id).unwrap_or(u32::MAX), seg, reused))
         };
         let a = match table.entry(key) {
             Entry::Vacant(v) => v.insert(new_active(false)),
