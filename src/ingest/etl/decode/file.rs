@@ -74,57 +74,55 @@ pub fn decode_kernel_file(r: &RecordRef<'_>) -> Option<FileEvent> {
     let mut c = Cur::new(r.payload, h.pointer_size);
     let o = EventOrigin::of(r);
     match (h.id?, h.version) {
-        (12, 0) => {
-            let irp = c.ptr()?;
-            let ttid = c.ptr()?;
-            let fo = c.ptr()?;
-            Some(FileEvent::Create(FileCreate {
-                origin: o,
-                irp,
-                file_object: fo,
-                issuing_thread_id: ttid,
-                create_options: c.u32()?,
-                create_attributes: c.u32()?,
-                share_access: c.u32()?,
-                file_name: c.utf16z()?,
-            }))
-        }
-        (12, _) => {
-            let irp = c.ptr()?;
-            let fo = c.ptr()?;
-            let ttid = c.u32()? as u64;
-            Some(FileEvent::Create(FileCreate {
-                origin: o,
-                irp,
-                file_object: fo,
-                issuing_thread_id: ttid,
-                create_options: c.u32()?,
-                create_attributes: c.u32()?,
-                share_access: c.u32()?,
-                file_name: c.utf16z()?,
-            }))
-        }
+        (12, v) => create(&mut c, o, v == 0),
         (id @ (13 | 14), v) => {
-            let op = if v == 0 {
-                let irp = c.ptr()?;
-                let ttid = c.ptr()?;
-                FileHandleOp { origin: o, irp, issuing_thread_id: ttid, file_object: c.ptr()?, file_key: c.ptr()? }
-            } else {
-                let irp = c.ptr()?;
-                let fo = c.ptr()?;
-                let key = c.ptr()?;
-                FileHandleOp { origin: o, irp, file_object: fo, file_key: key, issuing_thread_id: c.u32()? as u64 }
-            };
+            let op = handle_op(&mut c, o, v == 0)?;
             Some(if id == 13 { FileEvent::Cleanup(op) } else { FileEvent::Close(op) })
         }
-        (24, _) => Some(FileEvent::OperationEnd(FileOpEnd {
-            origin: o,
-            irp: c.ptr()?,
-            extra_information: c.ptr()?,
-            status: c.u32()?,
-        })),
+        (24, _) => op_end(&mut c, o),
         _ => None,
     }
+}
+
+/// A create: IRP, then the issuing thread as a pointer before the FileObject (`ttid_first`: Kernel-File
+/// v0, classic MOF v2) or as a u32 after it (later versions), then options and the name.
+fn create(c: &mut Cur<'_>, o: EventOrigin, ttid_first: bool) -> Option<FileEvent> {
+    let irp = c.ptr()?;
+    let (file_object, issuing_thread_id) = if ttid_first {
+        let t = c.ptr()?;
+        (c.ptr()?, t)
+    } else {
+        let f = c.ptr()?;
+        (f, c.u32()? as u64)
+    };
+    Some(FileEvent::Create(FileCreate {
+        origin: o,
+        irp,
+        file_object,
+        issuing_thread_id,
+        create_options: c.u32()?,
+        create_attributes: c.u32()?,
+        share_access: c.u32()?,
+        file_name: c.utf16z()?,
+    }))
+}
+
+/// A cleanup or close: IRP, FileObject and FileKey, with the issuing thread placed as in `create`.
+fn handle_op(c: &mut Cur<'_>, o: EventOrigin, ttid_first: bool) -> Option<FileHandleOp> {
+    let irp = c.ptr()?;
+    Some(if ttid_first {
+        let ttid = c.ptr()?;
+        FileHandleOp { origin: o, irp, issuing_thread_id: ttid, file_object: c.ptr()?, file_key: c.ptr()? }
+    } else {
+        let fo = c.ptr()?;
+        let key = c.ptr()?;
+        FileHandleOp { origin: o, irp, file_object: fo, file_key: key, issuing_thread_id: c.u32()? as u64 }
+    })
+}
+
+/// An operation's end: IRP, extra information, NTSTATUS.
+fn op_end(c: &mut Cur<'_>, o: EventOrigin) -> Option<FileEvent> {
+    Some(FileEvent::OperationEnd(FileOpEnd { origin: o, irp: c.ptr()?, extra_information: c.ptr()?, status: c.u32()? }))
 }
 
 /// Decode classic FileIo (group 0x04): 64 Create, 65 Cleanup, 66 Close, 76 OpEnd,
@@ -144,44 +142,12 @@ pub fn decode_classic_fileio(r: &RecordRef<'_>) -> Option<FileEvent> {
             file_object: c.ptr()?,
             file_name: c.utf16z()?,
         })),
-        64 => {
-            let irp = c.ptr()?;
-            let (fo, ttid) = if mof_version <= 2 {
-                let t = c.ptr()?;
-                (c.ptr()?, t)
-            } else {
-                let f = c.ptr()?;
-                (f, c.u32()? as u64)
-            };
-            Some(FileEvent::Create(FileCreate {
-                origin: o,
-                irp,
-                file_object: fo,
-                issuing_thread_id: ttid,
-                create_options: c.u32()?,
-                create_attributes: c.u32()?,
-                share_access: c.u32()?,
-                file_name: c.utf16z()?,
-            }))
-        }
+        64 => create(&mut c, o, mof_version <= 2),
         op @ (65 | 66) => {
-            let irp = c.ptr()?;
-            let fop = if mof_version <= 2 {
-                let t = c.ptr()?;
-                FileHandleOp { origin: o, irp, issuing_thread_id: t, file_object: c.ptr()?, file_key: c.ptr()? }
-            } else {
-                let fo = c.ptr()?;
-                let key = c.ptr()?;
-                FileHandleOp { origin: o, irp, file_object: fo, file_key: key, issuing_thread_id: c.u32()? as u64 }
-            };
+            let fop = handle_op(&mut c, o, mof_version <= 2)?;
             Some(if op == 65 { FileEvent::Cleanup(fop) } else { FileEvent::Close(fop) })
         }
-        76 => Some(FileEvent::OperationEnd(FileOpEnd {
-            origin: o,
-            irp: c.ptr()?,
-            extra_information: c.ptr()?,
-            status: c.u32()?,
-        })),
+        76 => op_end(&mut c, o),
         _ => None,
     }
 }
