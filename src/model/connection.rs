@@ -250,7 +250,8 @@ impl Connection {
     }
 
     /// The head and tail notes, to change in place (times moved to another clock, sides swapped).
-    /// Landmarks follow `first_ts` and the sides of the record by themselves.
+    /// Landmarks are offsets from `first_ts`, so they move with it; their sides are never swapped,
+    /// because roles are only reassigned on connections without a handshake, which keep full notes.
     pub fn kept_notes_mut(&mut self) -> impl Iterator<Item = &mut PacketNote> {
         let k = match &mut self.notes {
             PacketNotes::Kept(k) => Some(&mut **k),
