@@ -3,6 +3,7 @@
 //! Memory grows with connections: a live one keeps a bounded head and tail of packet notes; a
 //! finished uneventful one only its landmarks (`model::Landmarks`) unless every note is asked for.
 
+mod closing;
 mod roles;
 pub mod wireshark;
 pub mod zeek;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use crate::model::analysis_flags as af;
 use crate::model::tcp_flags::{ACK, FIN, RST, SYN};
 use crate::model::{Connection, Endpoint, KeptNotes, Landmarks, PacketNote, PacketNotes, Side, TcpSegment, UtcNs};
+use closing::{Closing, ClosingQueue};
 use wireshark::{ConversationTiming, FlowState};
 use zeek::ZeekConn;
 
@@ -184,7 +186,8 @@ impl Active {
         }
     }
 
-    fn finish(mut self, all_notes: bool) -> Connection {
+    /// Boxed: the 640-byte entry is read where it lies, not moved out first.
+    fn finish(mut self: Box<Self>, all_notes: bool) -> Connection {
         self.conn.state = self.zeek.conn_state();
         self.conn.history = std::mem::take(&mut self.zeek.history);
         let tail = self.tail.make_contiguous();
@@ -219,8 +222,8 @@ pub struct TcpAnalyzer {
     all_notes: bool,
     /// Ids of connections finalised since `drain_finalized`, when asked for.
     finalized: Option<Vec<u64>>,
-    /// Connections that sent a FIN or RST (key, id), in that order: what a sweep may finalise.
-    closing: Vec<(FlowKey, u64)>,
+    /// Connections that sent a FIN or RST: what a sweep may finalise.
+    closing: ClosingQueue<FlowKey>,
 }
 
 impl TcpAnalyzer {
@@ -237,7 +240,7 @@ impl TcpAnalyzer {
             last_conn: 0,
             all_notes: false,
             finalized: None,
-            closing: Vec::new(),
+            closing: ClosingQueue::default(),
         }
     }
 
@@ -349,7 +352,7 @@ impl TcpAnalyzer {
         c.retransmissions += (ta & af::RETRANSMISSION != 0) as u32;
         if (fin || rst) && !a.closing {
             a.closing = true;
-            closing.push((key, c.id));
+            closing.push(Closing { since: c.last_ts, id: c.id, key });
         }
 
         let note = PacketNote {
@@ -380,20 +383,18 @@ impl TcpAnalyzer {
     /// Finalises closed connections idle past the linger time, and the longest idle ones
     /// when the table is over its cap.
     fn sweep(&mut self, now: UtcNs) {
-        // Only closing connections are looked at (not the whole table: a server with 100 k
-        // open connections sweeps nothing).
-        let mut waiting = std::mem::take(&mut self.closing);
-        waiting.retain(|&(k, id)| {
-            let Some(a) = self.table.get(&k).filter(|a| a.conn.id == id) else { return false };
+        // Only closing connections whose queued time is past the linger are looked at (a server
+        // with 100 k open connections sweeps nothing). `since` never exceeds the connection's
+        // last packet (last_ts only grows), so none due is missed; one active since it was
+        // queued goes back with its newer time.
+        while let Some(c) = self.closing.pop_due(now, CLOSED_LINGER_NS) {
+            let Some(a) = self.table.get(&c.key).filter(|a| a.conn.id == c.id) else { continue };
             if now - a.conn.last_ts <= CLOSED_LINGER_NS {
-                return true;
-            }
-            if let Some(a) = self.table.remove(&k) {
+                self.closing.push(Closing { since: a.conn.last_ts, ..c });
+            } else if let Some(a) = self.table.remove(&c.key) {
                 Self::finalize(&mut self.finished, &mut self.finalized, a, self.all_notes);
             }
-            false
-        });
-        self.closing = waiting;
+        }
         if self.table.len() > MAX_ACTIVE {
             let mut by_idle: Vec<(UtcNs, FlowKey)> = self.table.iter().map(|(k, a)| (a.conn.last_ts, *k)).collect();
             by_idle.sort_unstable_by_key(|(t, _)| *t);
@@ -412,15 +413,38 @@ impl TcpAnalyzer {
         let all_notes = self.all_notes;
         let rest: Vec<Connection> = self.table.drain().map(|(_, a)| a.finish(all_notes)).collect();
         self.finished.extend(rest);
-        self.finished.sort_unstable_by_key(|c| c.id);
-        assign_roles(&mut self.finished);
-        (self.finished, self.counts, self.evicted)
+        let mut finished = in_id_order(self.finished, self.first_id);
+        assign_roles(&mut finished);
+        (finished, self.counts, self.evicted)
     }
 
     /// The connection the last processed segment went to (callers need no second table lookup).
     pub fn last_connection(&self) -> u64 {
         self.last_conn
     }
+}
+
+/// Every id from `first_id` on was given to exactly one connection, so each is swapped straight
+/// to its place, in place (a sort moves each 232-byte connection many times; a copy would double
+/// the peak memory).
+fn in_id_order(mut finished: Vec<Connection>, first_id: u64) -> Vec<Connection> {
+    let n = finished.len();
+    let slot = |c: &Connection| usize::try_from(c.id.wrapping_sub(first_id)).ok().filter(|&i| i < n);
+    for i in 0..n {
+        while let Some(j) = slot(&finished[i]).filter(|&j| j != i) {
+            if slot(&finished[j]) == Some(j) {
+                // Two connections with one id: not dense after all (never seen); sort instead.
+                finished.sort_unstable_by_key(|c| c.id);
+                return finished;
+            }
+            finished.swap(i, j);
+        }
+        if slot(&finished[i]).is_none() {
+            finished.sort_unstable_by_key(|c| c.id);
+            return finished;
+        }
+    }
+    finished
 }
 
 #[cfg(test)]
@@ -533,5 +557,50 @@ mod tests {
         assert_eq!(c.history, letters);
         assert_eq!(ConnState::parse("RSTOS0"), Some(ConnState::RSTOS0));
         assert_eq!(ConnState::parse("XX"), None);
+    }
+
+    /// Ids in any order become id order; duplicate or out-of-range ids fall back to sorting.
+    #[test]
+    fn connections_are_put_in_id_order() {
+        let conn = |id| Connection::opened(id, 0, 0, ep(1, 50000), ep(2, 443), 0, 1);
+        let shuffled: Vec<Connection> = [13, 10, 14, 12, 11, 15].into_iter().map(conn).collect();
+        assert_eq!(ids_of(&in_id_order(shuffled, 10)), [10, 11, 12, 13, 14, 15]);
+        let dup: Vec<Connection> = [12, 10, 12, 11].into_iter().map(conn).collect();
+        assert_eq!(ids_of(&in_id_order(dup, 10)), [10, 11, 12, 12]);
+        let gap: Vec<Connection> = [30, 10, 11].into_iter().map(conn).collect();
+        assert_eq!(ids_of(&in_id_order(gap, 10)), [10, 11, 30]);
+        assert!(in_id_order(Vec::new(), 7).is_empty());
+    }
+
+    /// A closed connection is finalised by the first sweep after ten idle minutes, not before; a
+    /// packet after its close keeps it for ten minutes from that packet.
+    #[test]
+    fn sweep_finalises_closed_connections_after_the_linger() {
+        let minute = 60 * 1_000_000_000i64;
+        let mut t = TcpAnalyzer::new(0).track_finalized();
+        let mut pkts = short_connection().to_vec();
+        // A late ACK 5 minutes after the close.
+        let mut late = pkts[7].clone();
+        late.frame = 9;
+        late.ts = pkts[7].ts + 5 * minute;
+        pkts.push(late);
+        pkts.iter().for_each(|p| _ = t.process(p));
+        let last = pkts[8].ts;
+        let swept = |t: &mut TcpAnalyzer, at: i64| {
+            t.sweep(at);
+            let mut ids = Vec::new();
+            t.drain_finalized(|id| ids.push(id));
+            ids
+        };
+        // Ten minutes after the FIN but only five after the late ACK: kept.
+        assert!(swept(&mut t, pkts[6].ts + 10 * minute + 1).is_empty());
+        assert!(swept(&mut t, last + 10 * minute).is_empty());
+        assert_eq!(swept(&mut t, last + 10 * minute + 1), [0]);
+        let (conns, _, _) = t.finish();
+        assert_eq!(ids_of(&conns), [0]);
+    }
+
+    fn ids_of(v: &[Connection]) -> Vec<u64> {
+        v.iter().map(|c| c.id).collect()
     }
 }
