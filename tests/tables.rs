@@ -219,14 +219,14 @@ fn csv_writer_throughput() {
 fn polars_figures(a: &Analysis) {
     // The previous path, for comparison in the same build: a polars DataFrame through CsvWriter.
     let t = Instant::now();
-    let mut df = report::table::data_frame(&report::csv::Connections(a)).unwrap();
+    let mut df = report::table::data_frame(&report::csv::Connections::new(a)).unwrap();
     let mut old = Vec::with_capacity(64 << 20);
     CsvWriter::new(&mut old).include_header(true).finish(&mut df).unwrap();
     let polars_secs = t.elapsed().as_secs_f64();
     eprintln!("same table through polars CsvWriter: {:.0} MB/s", old.len() as f64 / 1e6 / polars_secs);
     let t = Instant::now();
     let mut pq = Vec::new();
-    report::table::write_parquet(&report::csv::Connections(a), &mut pq).unwrap();
+    report::table::write_parquet(&report::csv::Connections::new(a), &mut pq).unwrap();
     eprintln!("connections.parquet: {:.1} MB in {:.3} s", pq.len() as f64 / 1e6, t.elapsed().as_secs_f64());
 }
 

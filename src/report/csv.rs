@@ -118,11 +118,40 @@ pub const FINDING_COLUMNS: &[&str] = &[
 ];
 
 /// The connection table.
-pub struct Connections<'a>(pub &'a Analysis);
+pub struct Connections<'a> {
+    a: &'a Analysis,
+    /// Each input's file name, found once (not three times per row).
+    names: Vec<&'a str>,
+}
+
+impl<'a> Connections<'a> {
+    pub fn new(a: &'a Analysis) -> Self {
+        let names = (0..a.inputs.len()).map(|i| a.input_name(i as u32)).collect();
+        Connections { a, names }
+    }
+
+    fn name(&self, input: u32) -> &'a str {
+        self.names.get(input as usize).copied().unwrap_or_else(|| self.a.input_name(input))
+    }
+
+    /// The inputs a connection was seen in, `;`-separated (its own input, borrowed, when no
+    /// connection was seen twice).
+    fn seen_in(&self, c: &Connection) -> Cell<'a> {
+        if self.a.twosided.shared.is_empty() {
+            return Cell::S(self.name(c.input));
+        }
+        let names: Vec<&str> = self.a.twosided.seen_in(c).iter().map(|&i| self.name(i)).collect();
+        Cell::Owned(names.join(";"))
+    }
+}
 
 /// The uid of a connection (see [`ids::conn_uid`]).
 pub fn conn_uid(a: &Analysis, c: &Connection) -> String {
-    ids::conn_uid(a.input_name(c.input), &c.client, &c.server, ids::PROTO_TCP, c.first_ts)
+    conn_uid_in(a.input_name(c.input), c).as_str().to_owned()
+}
+
+fn conn_uid_in(input_name: &str, c: &Connection) -> ids::IdText {
+    ids::conn_uid_text(input_name, &c.client, &c.server, ids::PROTO_TCP, c.first_ts)
 }
 
 /// The Community ID v1 (seed 0) of a connection.
@@ -135,14 +164,15 @@ impl Table for Connections<'_> {
         CONNECTION_COLS
     }
     fn len(&self) -> usize {
-        self.0.connections.len()
+        self.a.connections.len()
     }
     fn row<'a>(&'a self, i: usize, out: &mut Vec<Cell<'a>>) {
-        let a = self.0;
+        let a = self.a;
         let c = &a.connections[i];
+        let name = self.name(c.input);
         out.extend([
             Cell::U(c.id),
-            Cell::S(a.input_name(c.input)),
+            Cell::S(name),
             Cell::Ep(&c.client),
             Cell::Ep(&c.server),
             Cell::T(c.first_ts),
@@ -165,17 +195,12 @@ impl Table for Connections<'_> {
             Cell::U(c.last_frame),
             c.pid.map_or(Cell::Null, |p| Cell::U(p.into())),
             c.process.as_deref().map_or(Cell::Null, Cell::S),
-            Cell::Owned(conn_uid(a, c)),
-            Cell::Owned(community_id(c)),
-            Cell::Owned(seen_in(a, c)),
+            Cell::Id(conn_uid_in(name, c)),
+            Cell::Id(ids::community_id_text(0, &c.client, &c.server, ids::PROTO_TCP)),
+            self.seen_in(c),
             a.twosided.view_of.get(&c.id).map_or(Cell::Null, |&v| Cell::U(v)),
         ]);
     }
-}
-
-/// The inputs a connection was seen in, `;`-separated.
-fn seen_in(a: &Analysis, c: &Connection) -> String {
-    a.twosided.seen_in(c).iter().map(|&i| a.input_name(i)).collect::<Vec<_>>().join(";")
 }
 
 /// The findings table.
@@ -244,7 +269,7 @@ impl Table for Findings<'_> {
 }
 
 pub fn write_connections(a: &Analysis, w: &mut dyn Write) -> Result<()> {
-    table::write_csv(&Connections(a), w)
+    table::write_csv(&Connections::new(a), w)
 }
 
 pub fn write_findings(a: &Analysis, w: &mut dyn Write) -> Result<()> {

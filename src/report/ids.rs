@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::sha1::sha1;
+use super::sha1::{sha1, sha1_of_parts};
 use crate::model::{Endpoint, UtcNs};
 
 /// IANA protocol number of TCP.
@@ -14,6 +14,11 @@ pub const PROTO_TCP: u8 = 6;
 /// other address, protocol, a zero byte, then the two ports in the same order; base64 with "1:".
 /// The lower endpoint is the one with the smaller (address, port), so both directions agree.
 pub fn community_id(seed: u16, a: &Endpoint, b: &Endpoint, proto: u8) -> String {
+    community_id_text(seed, a, b, proto).as_str().to_owned()
+}
+
+/// [`community_id`] without an allocation (the tables write one per row).
+pub fn community_id_text(seed: u16, a: &Endpoint, b: &Endpoint, proto: u8) -> IdText {
     let (src, dst) = if (ip_bytes(&a.ip), a.port) <= (ip_bytes(&b.ip), b.port) { (a, b) } else { (b, a) };
     let mut buf = [0u8; 2 + 16 + 16 + 2 + 4];
     let mut n = 0;
@@ -28,10 +33,31 @@ pub fn community_id(seed: u16, a: &Endpoint, b: &Endpoint, proto: u8) -> String 
     put(&src.port.to_be_bytes());
     put(&dst.port.to_be_bytes());
     let digest = sha1(&buf[..n]);
-    let mut out = String::with_capacity(30);
-    out.push_str("1:");
+    let mut out = IdText::default();
+    out.push(b"1:");
     base64(&digest, &mut out);
     out
+}
+
+/// A short identifier's text, held inline: "C" and 17 digits, or "1:" and 28 base64 characters.
+#[derive(Clone, Copy, Default)]
+pub struct IdText {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl IdText {
+    /// Appends ASCII bytes (callers write at most 32).
+    fn push(&mut self, b: &[u8]) {
+        let at = self.len as usize;
+        self.bytes[at..at + b.len()].copy_from_slice(b);
+        self.len += b.len() as u8;
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
 }
 
 /// Network-order bytes of an address (4 for IPv4, 16 for IPv6), comparable as the spec orders them.
@@ -61,16 +87,16 @@ impl IpBytes {
 }
 
 /// Standard base64 with padding.
-fn base64(data: &[u8], out: &mut String) {
+fn base64(data: &[u8], out: &mut IdText) {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in data.chunks(3) {
         let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(A[((v >> (18 - 6 * i)) & 63) as usize] as char);
+                out.push(&[A[((v >> (18 - 6 * i)) & 63) as usize]]);
             } else {
-                out.push('=');
+                out.push(b"=");
             }
         }
     }
@@ -80,16 +106,21 @@ fn base64(data: &[u8], out: &mut String) {
 /// 5-tuple (client first) and the first packet's time — the same connection in the same file
 /// gets the same uid in every run and on every machine.
 pub fn conn_uid(input_name: &str, client: &Endpoint, server: &Endpoint, proto: u8, first_ts: UtcNs) -> String {
-    let mut buf = Vec::with_capacity(input_name.len() + 64);
-    buf.extend_from_slice(input_name.as_bytes());
-    buf.push(0);
-    buf.extend_from_slice(ip_bytes(&client.ip).as_slice());
-    buf.extend_from_slice(&client.port.to_be_bytes());
-    buf.extend_from_slice(ip_bytes(&server.ip).as_slice());
-    buf.extend_from_slice(&server.port.to_be_bytes());
-    buf.push(proto);
-    buf.extend_from_slice(&first_ts.to_be_bytes());
-    let d = sha1(&buf);
+    conn_uid_text(input_name, client, server, proto, first_ts).as_str().to_owned()
+}
+
+/// [`conn_uid`] without an allocation (the tables write one per row).
+pub fn conn_uid_text(input_name: &str, client: &Endpoint, server: &Endpoint, proto: u8, first_ts: UtcNs) -> IdText {
+    let d = sha1_of_parts(&[
+        input_name.as_bytes(),
+        &[0],
+        ip_bytes(&client.ip).as_slice(),
+        &client.port.to_be_bytes(),
+        ip_bytes(&server.ip).as_slice(),
+        &server.port.to_be_bytes(),
+        &[proto],
+        &first_ts.to_be_bytes(),
+    ]);
     // 96 bits of the digest; 62^17 > 2^96, so 17 digits always suffice.
     let mut v = d[..12].iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
     const B62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -98,9 +129,9 @@ pub fn conn_uid(input_name: &str, client: &Endpoint, server: &Endpoint, proto: u
         *d = B62[(v % 62) as usize];
         v /= 62;
     }
-    let mut out = String::with_capacity(18);
-    out.push('C');
-    out.extend(digits.iter().map(|&c| c as char));
+    let mut out = IdText::default();
+    out.push(b"C");
+    out.push(&digits);
     out
 }
 

@@ -40,6 +40,8 @@ pub enum Cell<'a> {
     U(u64),
     S(&'a str),
     Owned(String),
+    /// A conn_uid or community_id, inline (two per row of the connection table).
+    Id(super::ids::IdText),
     Ep(&'a Endpoint),
     T(UtcNs),
     F(f64),
@@ -122,6 +124,7 @@ fn put_cell(buf: &mut Vec<u8>, cell: &Cell, kind: Kind, clock: &mut DayCache) {
         Cell::U(v) => put_u64(buf, *v),
         Cell::S(s) => put_str(buf, s),
         Cell::Owned(s) => put_str(buf, s),
+        Cell::Id(s) => put_str(buf, s.as_str()),
         Cell::Ep(e) => put_endpoint(buf, e),
         Cell::T(ns) => clock.put(buf, *ns),
         Cell::F(v) => {
@@ -264,6 +267,7 @@ pub fn data_frame(table: &dyn Table) -> Result<polars::prelude::DataFrame> {
                 (Builder::U(v), Cell::U(x)) => v.push(Some(x)),
                 (Builder::S(v), Cell::S(s)) => v.push(Some(s.to_string())),
                 (Builder::S(v), Cell::Owned(s)) => v.push(Some(s)),
+                (Builder::S(v), Cell::Id(s)) => v.push(Some(s.as_str().to_owned())),
                 (Builder::S(v), Cell::Ep(e)) => v.push(Some(e.to_string())),
                 (Builder::T(v), Cell::T(t)) => v.push(Some(t)),
                 (Builder::F(v), Cell::F(x)) => v.push(Some(x)),
