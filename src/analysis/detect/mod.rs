@@ -48,6 +48,8 @@ pub struct Context<'a> {
     pub restarts: Vec<Restart>,
     /// Connections a broader finding already explains (a scan's probes): ids.
     pub absorbed: std::collections::HashSet<u64>,
+    /// Each client's port use, worked out once for `port_exhaustion` and the verdicts.
+    pub port_usage: std::cell::OnceCell<Vec<port_exhaustion::PortUsage>>,
 }
 
 /// A server endpoint that stopped, from `server_restart`.
@@ -72,8 +74,14 @@ impl Context<'_> {
 pub fn run_all(analysis: &mut Analysis, options: &Options) {
     let mut findings = Vec::new();
     {
-        let mut ctx =
-            Context { analysis, options, claimed: HashMap::new(), restarts: Vec::new(), absorbed: Default::default() };
+        let mut ctx = Context {
+            analysis,
+            options,
+            claimed: HashMap::new(),
+            restarts: Vec::new(),
+            absorbed: Default::default(),
+            port_usage: Default::default(),
+        };
         // Most specific explanations of a reset first; a scan absorbs its probes before anything.
         findings.extend(port_scan::detect(&mut ctx));
         // Who sent a reset comes before what it means: proven (two captures), then suspected (one).

@@ -70,7 +70,12 @@ fn address_errors(ctx: &Context, _input: u32) -> bool {
     ctx.analysis.log_events.iter().any(|e| e.codes.iter().any(|&c| c == 10048 || c == 10055))
 }
 
-pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
+/// Each client's port use (computed on first use, then shared).
+pub fn port_usage<'c>(ctx: &'c Context) -> &'c [PortUsage] {
+    ctx.port_usage.get_or_init(|| usage_of_ports(ctx))
+}
+
+fn usage_of_ports(ctx: &Context) -> Vec<PortUsage> {
     let tw = ctx.options.time_wait_s as i64 * 1_000_000_000;
     let mut per_client: BTreeMap<(u32, IpAddr), Vec<&Connection>> = BTreeMap::new();
     for c in &ctx.analysis.connections {
@@ -168,7 +173,8 @@ pub fn port_usage(ctx: &Context) -> Vec<PortUsage> {
 
 pub fn detect(ctx: &mut Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    for u in port_usage(ctx) {
+    let usage = port_usage(ctx);
+    for u in usage {
         if u.connections < MIN_CONNECTIONS || u.closed_by_client < MIN_CONNECTIONS {
             continue;
         }
