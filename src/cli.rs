@@ -210,11 +210,20 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         Some(t) => t,
         None => &pipeline::NoProgress,
     };
-    let analysis = pipeline::analyze_paths(&args.files, &options, sink);
+    // connections.csv is final before the findings: it is written while the detectors run.
+    let write_connections = |a: &ipcscope::analysis::Analysis| {
+        args.out.as_deref().map_or(Ok(()), |dir| report::write_connections_table(a, dir, args.format))
+    };
+    let (analysis, connections_written) = pipeline::analyze_paths_with(
+        &args.files,
+        &options,
+        sink,
+        args.out.is_some().then_some(&write_connections as _),
+    );
     if args.out.is_some() || args.evidence.is_some() || args.html.is_some() {
         sink.phase(Phase::Writing);
     }
-    let written = write_outputs(&args, &analysis);
+    let written = connections_written.unwrap_or(Ok(())).and_then(|()| write_outputs(&args, &analysis));
     if let Some(t) = &terminal {
         t.bar.finish_and_clear();
     }
@@ -252,7 +261,8 @@ fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) ->
     // Messages are returned, to be printed once the progress line is cleared.
     let mut said = Vec::new();
     if let Some(dir) = &args.out {
-        report::write_all_as(analysis, dir, args.format)?;
+        // The connection table was written during the analysis (`analyze`).
+        report::write_all_but_connections(analysis, dir, args.format)?;
     }
     if let Some(file) = &args.html {
         let (dir, name) = split_output_path(file)?;

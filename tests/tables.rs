@@ -367,3 +367,30 @@ fn a_ring_of_capture_files_continues_the_same_connections() {
         );
     }
 }
+
+/// The command line writes connections.csv (and .parquet) while the detectors run, the rest after:
+/// every output is byte for byte what the library's `write_all_as` writes after the analysis, on
+/// every sample at once (captures, traces, logs, a two-sided pair).
+#[test]
+fn command_line_outputs_equal_the_library_outputs() {
+    let samples = common::samples();
+    let dir = tempfile::tempdir().unwrap();
+    let (cli, lib) = (dir.path().join("cli"), dir.path().join("lib"));
+    let format = if cfg!(feature = "parquet") { "both" } else { "csv" };
+    let status = Command::new(env!("CARGO_BIN_EXE_ipcscope"))
+        .args(["analyze", samples.to_str().unwrap(), "--out", cli.to_str().unwrap(), "--format", format, "--quiet"])
+        .status()
+        .unwrap();
+    assert!(status.code().is_some_and(|c| c == 0 || c == 2), "{status}");
+    let a = analyze(std::slice::from_ref(&samples));
+    report::write_all_as(&a, &lib, Format::parse(format).unwrap()).unwrap();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&lib).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert!(names.iter().any(|n| n == "connections.csv") && names.len() >= 5, "{names:?}");
+    assert!(a.connections.len() > 100 && !a.findings.is_empty(), "the samples give connections and findings");
+    for n in &names {
+        let (x, y) = (std::fs::read(cli.join(n)).unwrap(), std::fs::read(lib.join(n)).unwrap());
+        assert!(x == y, "{n} differs between the command line and the library");
+    }
+}

@@ -111,14 +111,38 @@ impl Source {
 /// Reads every input in order (one clock: all timestamps are UTC) and analyses them. Folders are
 /// walked (see [`inputs`]); ring-buffer capture files are read as one capture.
 pub fn analyze_paths(paths: &[PathBuf], options: &Options, progress: &dyn ProgressSink) -> Analysis {
+    analyze_paths_with(paths, options, progress, None).0
+}
+
+/// Work on the finished connection table, run while the detectors run on another core (the batch
+/// mode writes connections.csv there). Nothing changes the table after that point.
+pub type WhileDetecting<'a> = &'a (dyn Fn(&Analysis) -> anyhow::Result<()> + Sync);
+
+/// `analyze_paths`, with `while_detecting` run on the connection table as soon as it is final;
+/// returns its result too.
+pub fn analyze_paths_with(
+    paths: &[PathBuf],
+    options: &Options,
+    progress: &dyn ProgressSink,
+    while_detecting: Option<WhileDetecting>,
+) -> (Analysis, Option<anyhow::Result<()>>) {
     let listing = inputs::list(paths);
-    let mut analysis = analyze_sources(listing.sources, options, progress);
+    let (mut analysis, done) = analyze_sources_with(listing.sources, options, progress, while_detecting);
     analysis.skipped = listing.skipped;
-    analysis
+    (analysis, done)
 }
 
 /// Like `analyze_paths`, for files or in-memory inputs.
 pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn ProgressSink) -> Analysis {
+    analyze_sources_with(sources, options, progress, None).0
+}
+
+fn analyze_sources_with(
+    sources: Vec<Source>,
+    options: &Options,
+    progress: &dyn ProgressSink,
+    while_detecting: Option<WhileDetecting>,
+) -> (Analysis, Option<anyhow::Result<()>>) {
     let mut analysis = Analysis::default();
     let count = sources.len();
     // Per-packet facts for matching are kept only when a second capture is given.
@@ -140,12 +164,19 @@ pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn P
     procmon::finish_csvs(&mut analysis, options, pending_csv);
     twosided::align(&mut analysis, options);
     attribution::attribute(&mut analysis);
-    detect::run_all(&mut analysis, options);
+    // The connection table is final here: the detectors only read it, and so may a writer.
+    let (detected, done) = std::thread::scope(|s| {
+        let side = while_detecting.map(|work| s.spawn(|| work(&analysis)));
+        let detected = detect::detect_all(&analysis, options);
+        let done = side.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (detected, done)
+    });
+    detected.store(&mut analysis);
     twosided::merge_view_findings(&mut analysis);
     attribution::annotate_findings(&mut analysis);
     correlate::run(&mut analysis, options);
     correlate::attach_system_events(&mut analysis);
-    analysis
+    (analysis, done)
 }
 
 /// The summary of an input not read because the user cancelled.

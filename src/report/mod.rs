@@ -47,6 +47,19 @@ pub fn write_atomic(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -
     Ok(())
 }
 
+fn write_tables(dir: &Path, format: Format, tables: Vec<(&str, Box<dyn table::Table + '_>)>) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (stem, t) in tables {
+        if format != Format::Parquet {
+            write_atomic(dir, &format!("{stem}.csv"), |w| table::write_csv(t.as_ref(), w))?;
+        }
+        if format != Format::Csv {
+            write_atomic(dir, &format!("{stem}.parquet"), |w| table::write_parquet(t.as_ref(), w))?;
+        }
+    }
+    Ok(())
+}
+
 /// Which table files `--out` gets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
@@ -84,15 +97,20 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<()> {
 
 /// Writes every batch output of `analysis` into `dir`, tables as CSV, Parquet or both.
 pub fn write_all_as(analysis: &Analysis, dir: &Path, format: Format) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (stem, t) in tables(analysis) {
-        if format != Format::Parquet {
-            write_atomic(dir, &format!("{stem}.csv"), |w| table::write_csv(t.as_ref(), w))?;
-        }
-        if format != Format::Csv {
-            write_atomic(dir, &format!("{stem}.parquet"), |w| table::write_parquet(t.as_ref(), w))?;
-        }
-    }
+    write_connections_table(analysis, dir, format)?;
+    write_all_but_connections(analysis, dir, format)
+}
+
+/// The connection table alone (it is final before the findings are: the batch mode writes it
+/// while the detectors run).
+pub fn write_connections_table(analysis: &Analysis, dir: &Path, format: Format) -> Result<()> {
+    let table: Box<dyn table::Table> = Box::new(csv::Connections::new(analysis));
+    write_tables(dir, format, vec![("connections", table)])
+}
+
+/// Every batch output but the connection table.
+pub fn write_all_but_connections(analysis: &Analysis, dir: &Path, format: Format) -> Result<()> {
+    write_tables(dir, format, tables(analysis).into_iter().filter(|(stem, _)| *stem != "connections").collect())?;
     write_atomic(dir, "summary.json", |w| {
         serde_json::to_writer_pretty(&mut *w, &summary::summary_json(analysis))?;
         writeln!(w)?;

@@ -72,52 +72,69 @@ impl Context<'_> {
 /// Runs every detector, numbers the findings, classifies every reset and answers the
 /// standing questions.
 pub fn run_all(analysis: &mut Analysis, options: &Options) {
+    detect_all(analysis, options).store(analysis);
+}
+
+/// What the detectors concluded, before it is stored in the analysis.
+pub struct Detected {
+    findings: Vec<Finding>,
+    resets: Vec<ResetClass>,
+    verdicts: Vec<super::Verdict>,
+}
+
+/// Runs every detector on an analysis it only reads (other readers of the finished connection
+/// table, such as the connections.csv writer, may run meanwhile).
+pub fn detect_all(analysis: &Analysis, options: &Options) -> Detected {
     let mut findings = Vec::new();
-    {
-        let mut ctx = Context {
-            analysis,
-            options,
-            claimed: HashMap::new(),
-            restarts: Vec::new(),
-            absorbed: Default::default(),
-            port_usage: Default::default(),
-        };
-        // Most specific explanations of a reset first; a scan absorbs its probes before anything.
-        findings.extend(port_scan::detect(&mut ctx));
-        // Who sent a reset comes before what it means: proven (two captures), then suspected (one).
-        findings.extend(middlebox_reset::detect(&mut ctx));
-        findings.extend(suspected_middlebox_reset::detect(&mut ctx));
-        findings.extend(half_open_reuse::detect(&mut ctx));
-        findings.extend(connection_refused::detect(&mut ctx));
-        findings.extend(server_restart::detect(&mut ctx));
-        findings.extend(keepalive::detect_reset(&mut ctx));
-        findings.extend(closed_before_reply::detect(&mut ctx));
-        findings.extend(stale_connection::detect(&mut ctx));
-        findings.extend(zero_window_stall::detect(&mut ctx));
-        findings.extend(keepalive::detect_timeout(&mut ctx));
-        findings.extend(retransmission_timeout::detect(&mut ctx));
-        findings.extend(idle_reset::detect(&mut ctx));
-        findings.extend(abortive_close::detect(&mut ctx));
-        findings.extend(connect_timeout::detect(&mut ctx));
-        findings.extend(port_exhaustion::detect(&mut ctx));
-        findings.extend(port_reuse::detect(&mut ctx));
-        findings.extend(pipe_busy::detect(&mut ctx));
-        findings.extend(pipe_not_found::detect(&mut ctx));
-        findings.extend(pipe_churn::detect(&mut ctx));
-        findings.extend(pipe_exhaustion::detect(&mut ctx));
-        // Last: it names the findings above that its drops explain.
-        let drops = packet_drop::detect(&ctx, &findings);
-        findings.extend(drops);
-        let resets = classify_resets(&ctx);
-        let verdicts = verdicts::answer(&ctx, &findings, &resets);
-        analysis.resets = resets;
-        analysis.verdicts = verdicts;
-    }
+    let mut ctx = Context {
+        analysis,
+        options,
+        claimed: HashMap::new(),
+        restarts: Vec::new(),
+        absorbed: Default::default(),
+        port_usage: Default::default(),
+    };
+    // Most specific explanations of a reset first; a scan absorbs its probes before anything.
+    findings.extend(port_scan::detect(&mut ctx));
+    // Who sent a reset comes before what it means: proven (two captures), then suspected (one).
+    findings.extend(middlebox_reset::detect(&mut ctx));
+    findings.extend(suspected_middlebox_reset::detect(&mut ctx));
+    findings.extend(half_open_reuse::detect(&mut ctx));
+    findings.extend(connection_refused::detect(&mut ctx));
+    findings.extend(server_restart::detect(&mut ctx));
+    findings.extend(keepalive::detect_reset(&mut ctx));
+    findings.extend(closed_before_reply::detect(&mut ctx));
+    findings.extend(stale_connection::detect(&mut ctx));
+    findings.extend(zero_window_stall::detect(&mut ctx));
+    findings.extend(keepalive::detect_timeout(&mut ctx));
+    findings.extend(retransmission_timeout::detect(&mut ctx));
+    findings.extend(idle_reset::detect(&mut ctx));
+    findings.extend(abortive_close::detect(&mut ctx));
+    findings.extend(connect_timeout::detect(&mut ctx));
+    findings.extend(port_exhaustion::detect(&mut ctx));
+    findings.extend(port_reuse::detect(&mut ctx));
+    findings.extend(pipe_busy::detect(&mut ctx));
+    findings.extend(pipe_not_found::detect(&mut ctx));
+    findings.extend(pipe_churn::detect(&mut ctx));
+    findings.extend(pipe_exhaustion::detect(&mut ctx));
+    // Last: it names the findings above that its drops explain.
+    let drops = packet_drop::detect(&ctx, &findings);
+    findings.extend(drops);
+    let resets = classify_resets(&ctx);
+    let verdicts = verdicts::answer(&ctx, &findings, &resets);
     findings.sort_by_key(|f| (f.first_ts, f.severity, f.kind.name()));
     for (i, f) in findings.iter_mut().enumerate() {
         f.id = i as u64 + 1;
     }
-    analysis.findings.extend(findings);
+    Detected { findings, resets, verdicts }
+}
+
+impl Detected {
+    pub fn store(self, analysis: &mut Analysis) {
+        analysis.resets = self.resets;
+        analysis.verdicts = self.verdicts;
+        analysis.findings.extend(self.findings);
+    }
 }
 
 fn classify_resets(ctx: &Context) -> Vec<ResetClass> {
