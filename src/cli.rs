@@ -210,9 +210,14 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         Some(t) => t,
         None => &pipeline::NoProgress,
     };
-    // connections.csv is final before the findings: it is written while the detectors run.
+    // connections.csv is final before the findings: it is written while the detectors run, and
+    // renamed into place with the other outputs (a run that fails later replaces none of them).
+    let connections = std::sync::Mutex::new(Vec::new());
     let write_connections = |a: &ipcscope::analysis::Analysis| {
-        args.out.as_deref().map_or(Ok(()), |dir| report::write_connections_table(a, dir, args.format))
+        let Some(dir) = args.out.as_deref() else { return Ok(()) };
+        let files = report::write_connections_unrenamed(a, dir, args.format)?;
+        connections.lock().unwrap_or_else(|e| e.into_inner()).extend(files);
+        Ok(())
     };
     let (analysis, connections_written) = pipeline::analyze_paths_with(
         &args.files,
@@ -223,7 +228,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     if args.out.is_some() || args.evidence.is_some() || args.html.is_some() {
         sink.phase(Phase::Writing);
     }
-    let written = connections_written.unwrap_or(Ok(())).and_then(|()| write_outputs(&args, &analysis));
+    let connections = connections.into_inner().unwrap_or_else(|e| e.into_inner());
+    let written = connections_written.unwrap_or(Ok(())).and_then(|()| write_outputs(&args, &analysis, connections));
     if let Some(t) = &terminal {
         t.bar.finish_and_clear();
     }
@@ -257,11 +263,16 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
 }
 
 /// Writes the files asked for on the command line.
-fn write_outputs(args: &AnalyzeArgs, analysis: &ipcscope::analysis::Analysis) -> Result<Vec<String>> {
+fn write_outputs(
+    args: &AnalyzeArgs,
+    analysis: &ipcscope::analysis::Analysis,
+    connections: Vec<report::Unrenamed>,
+) -> Result<Vec<String>> {
     // Messages are returned, to be printed once the progress line is cleared.
     let mut said = Vec::new();
     if let Some(dir) = &args.out {
         // The connection table was written during the analysis (`analyze`).
+        connections.into_iter().try_for_each(report::Unrenamed::rename_into_place)?;
         report::write_all_but_connections(analysis, dir, args.format)?;
     }
     if let Some(file) = &args.html {

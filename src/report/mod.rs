@@ -33,6 +33,24 @@ pub fn temp_file_in(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile> {
 
 /// Writes `bytes` to `dir/name` atomically (temporary file + rename).
 pub fn write_atomic(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    write_unrenamed(dir, name, write)?.rename_into_place()
+}
+
+/// An output written to its temporary file, not yet renamed into place.
+pub struct Unrenamed {
+    tmp: tempfile::NamedTempFile,
+    target: std::path::PathBuf,
+}
+
+impl Unrenamed {
+    pub fn rename_into_place(self) -> Result<()> {
+        self.tmp.persist(&self.target).with_context(|| format!("cannot write {}", self.target.display()))?;
+        Ok(())
+    }
+}
+
+/// Writes `dir/name`'s temporary file; nothing is replaced until it is renamed into place.
+pub fn write_unrenamed(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<Unrenamed> {
     let mut tmp = temp_file_in(dir, name)?;
     {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
@@ -42,9 +60,7 @@ pub fn write_atomic(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -
     // No fsync: the rename alone makes the write atomic for readers and for an interrupted run.
     // Flushing to disk (63 ms for the 35 MB connections.csv of 150 k connections, a tenth of the
     // run) would buy durability across a power cut, which a re-run gives more cheaply.
-    let target = dir.join(name);
-    tmp.persist(&target).with_context(|| format!("cannot write {}", target.display()))?;
-    Ok(())
+    Ok(Unrenamed { tmp, target: dir.join(name) })
 }
 
 fn write_tables(dir: &Path, format: Format, tables: Vec<(&str, Box<dyn table::Table + '_>)>) -> Result<()> {
@@ -101,11 +117,24 @@ pub fn write_all_as(analysis: &Analysis, dir: &Path, format: Format) -> Result<(
     write_all_but_connections(analysis, dir, format)
 }
 
-/// The connection table alone (it is final before the findings are: the batch mode writes it
-/// while the detectors run).
+/// The connection table alone, left in temporary files (it is final before the findings are: the
+/// batch mode writes it while the detectors run, and renames it into place with the others).
+pub fn write_connections_unrenamed(analysis: &Analysis, dir: &Path, format: Format) -> Result<Vec<Unrenamed>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let t = csv::Connections::new(analysis);
+    let mut out = Vec::new();
+    if format != Format::Parquet {
+        out.push(write_unrenamed(dir, "connections.csv", |w| table::write_csv(&t, w))?);
+    }
+    if format != Format::Csv {
+        out.push(write_unrenamed(dir, "connections.parquet", |w| table::write_parquet(&t, w))?);
+    }
+    Ok(out)
+}
+
+/// The connection table, written and renamed into place.
 pub fn write_connections_table(analysis: &Analysis, dir: &Path, format: Format) -> Result<()> {
-    let table: Box<dyn table::Table> = Box::new(csv::Connections::new(analysis));
-    write_tables(dir, format, vec![("connections", table)])
+    write_connections_unrenamed(analysis, dir, format)?.into_iter().try_for_each(Unrenamed::rename_into_place)
 }
 
 /// Every batch output but the connection table.
