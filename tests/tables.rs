@@ -384,10 +384,16 @@ fn command_line_outputs_equal_the_library_outputs() {
     assert!(status.code().is_some_and(|c| c == 0 || c == 2), "{status}");
     let a = analyze(std::slice::from_ref(&samples));
     report::write_all_as(&a, &lib, Format::parse(format).unwrap()).unwrap();
-    let mut names: Vec<String> =
-        std::fs::read_dir(&lib).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
+    let listing = |d: &Path| {
+        let mut names: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    let names = listing(&lib);
     assert!(names.iter().any(|n| n == "connections.csv") && names.len() >= 5, "{names:?}");
+    // The same files, and no temporary file left behind.
+    assert_eq!(listing(&cli), names);
     assert!(a.connections.len() > 100 && !a.findings.is_empty(), "the samples give connections and findings");
     for n in &names {
         let (x, y) = (std::fs::read(cli.join(n)).unwrap(), std::fs::read(lib.join(n)).unwrap());
