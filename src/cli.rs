@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use ipcscope::analysis::Options;
+use ipcscope::analysis::{Analysis, Options};
 use ipcscope::pipeline::{self, Phase, Progress, ProgressSink};
 use ipcscope::report;
 
@@ -212,24 +212,15 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     };
     // connections.csv is final before the findings: it is written while the detectors run, and
     // renamed into place with the other outputs (a run that fails later replaces none of them).
-    let connections = std::sync::Mutex::new(Vec::new());
-    let write_connections = |a: &ipcscope::analysis::Analysis| {
-        let Some(dir) = args.out.as_deref() else { return Ok(()) };
-        let files = report::write_connections_unrenamed(a, dir, args.format)?;
-        connections.lock().unwrap_or_else(|e| e.into_inner()).extend(files);
-        Ok(())
-    };
-    let (analysis, connections_written) = pipeline::analyze_paths_with(
-        &args.files,
-        &options,
-        sink,
-        args.out.is_some().then_some(&write_connections as _),
-    );
+    let format = args.format;
+    let write_connections =
+        args.out.as_deref().map(|dir| move |a: &Analysis| report::write_connections_unrenamed(a, dir, format));
+    let hook: Option<pipeline::WhileDetecting<_>> = write_connections.as_ref().map(|f| f as _);
+    let (analysis, connections) = pipeline::analyze_paths_with(&args.files, &options, sink, hook);
     if args.out.is_some() || args.evidence.is_some() || args.html.is_some() {
         sink.phase(Phase::Writing);
     }
-    let connections = connections.into_inner().unwrap_or_else(|e| e.into_inner());
-    let written = connections_written.unwrap_or(Ok(())).and_then(|()| write_outputs(&args, &analysis, connections));
+    let written = connections.unwrap_or(Ok(Vec::new())).and_then(|c| write_outputs(&args, &analysis, c));
     if let Some(t) = &terminal {
         t.bar.finish_and_clear();
     }
@@ -263,16 +254,12 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
 }
 
 /// Writes the files asked for on the command line.
-fn write_outputs(
-    args: &AnalyzeArgs,
-    analysis: &ipcscope::analysis::Analysis,
-    connections: Vec<report::Unrenamed>,
-) -> Result<Vec<String>> {
+fn write_outputs(args: &AnalyzeArgs, analysis: &Analysis, connections: Vec<report::Unrenamed>) -> Result<Vec<String>> {
     // Messages are returned, to be printed once the progress line is cleared.
     let mut said = Vec::new();
     if let Some(dir) = &args.out {
         // The connection table was written during the analysis (`analyze`).
-        connections.into_iter().try_for_each(report::Unrenamed::rename_into_place)?;
+        report::rename_all_into_place(connections)?;
         report::write_all_but_connections(analysis, dir, args.format)?;
     }
     if let Some(file) = &args.html {

@@ -111,21 +111,21 @@ impl Source {
 /// Reads every input in order (one clock: all timestamps are UTC) and analyses them. Folders are
 /// walked (see [`inputs`]); ring-buffer capture files are read as one capture.
 pub fn analyze_paths(paths: &[PathBuf], options: &Options, progress: &dyn ProgressSink) -> Analysis {
-    analyze_paths_with(paths, options, progress, None).0
+    analyze_paths_with::<()>(paths, options, progress, None).0
 }
 
 /// Work on the finished connection table, run while the detectors run on another core (the batch
 /// mode writes connections.csv there). Nothing changes the table after that point.
-pub type WhileDetecting<'a> = &'a (dyn Fn(&Analysis) -> anyhow::Result<()> + Sync);
+pub type WhileDetecting<'a, T> = &'a (dyn Fn(&Analysis) -> T + Sync);
 
 /// `analyze_paths`, with `while_detecting` run on the connection table as soon as it is final;
-/// returns its result too.
-pub fn analyze_paths_with(
+/// returns what it returned too.
+pub fn analyze_paths_with<T: Send>(
     paths: &[PathBuf],
     options: &Options,
     progress: &dyn ProgressSink,
-    while_detecting: Option<WhileDetecting>,
-) -> (Analysis, Option<anyhow::Result<()>>) {
+    while_detecting: Option<WhileDetecting<T>>,
+) -> (Analysis, Option<T>) {
     let listing = inputs::list(paths);
     let (mut analysis, done) = analyze_sources_with(listing.sources, options, progress, while_detecting);
     analysis.skipped = listing.skipped;
@@ -134,15 +134,15 @@ pub fn analyze_paths_with(
 
 /// Like `analyze_paths`, for files or in-memory inputs.
 pub fn analyze_sources(sources: Vec<Source>, options: &Options, progress: &dyn ProgressSink) -> Analysis {
-    analyze_sources_with(sources, options, progress, None).0
+    analyze_sources_with::<()>(sources, options, progress, None).0
 }
 
-fn analyze_sources_with(
+fn analyze_sources_with<T: Send>(
     sources: Vec<Source>,
     options: &Options,
     progress: &dyn ProgressSink,
-    while_detecting: Option<WhileDetecting>,
-) -> (Analysis, Option<anyhow::Result<()>>) {
+    while_detecting: Option<WhileDetecting<T>>,
+) -> (Analysis, Option<T>) {
     let mut analysis = Analysis::default();
     let count = sources.len();
     // Per-packet facts for matching are kept only when a second capture is given.

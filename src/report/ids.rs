@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::sha1::{sha1, sha1_of_parts};
+use super::sha1::sha1_of_parts;
 use crate::model::{Endpoint, UtcNs};
 
 /// IANA protocol number of TCP.
@@ -20,19 +20,14 @@ pub fn community_id(seed: u16, a: &Endpoint, b: &Endpoint, proto: u8) -> String 
 /// [`community_id`] without an allocation (the tables write one per row).
 pub fn community_id_text(seed: u16, a: &Endpoint, b: &Endpoint, proto: u8) -> IdText {
     let (src, dst) = if (ip_bytes(&a.ip), a.port) <= (ip_bytes(&b.ip), b.port) { (a, b) } else { (b, a) };
-    let mut buf = [0u8; 2 + 16 + 16 + 2 + 4];
-    let mut n = 0;
-    let mut put = |bytes: &[u8]| {
-        buf[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
-    };
-    put(&seed.to_be_bytes());
-    put(ip_bytes(&src.ip).as_slice());
-    put(ip_bytes(&dst.ip).as_slice());
-    put(&[proto, 0]);
-    put(&src.port.to_be_bytes());
-    put(&dst.port.to_be_bytes());
-    let digest = sha1(&buf[..n]);
+    let digest = sha1_of_parts(&[
+        &seed.to_be_bytes(),
+        ip_bytes(&src.ip).as_slice(),
+        ip_bytes(&dst.ip).as_slice(),
+        &[proto, 0],
+        &src.port.to_be_bytes(),
+        &dst.port.to_be_bytes(),
+    ]);
     let mut out = IdText::default();
     out.push(b"1:");
     base64(&digest, &mut out);

@@ -63,17 +63,29 @@ pub fn write_unrenamed(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write
     Ok(Unrenamed { tmp, target: dir.join(name) })
 }
 
-fn write_tables(dir: &Path, format: Format, tables: Vec<(&str, Box<dyn table::Table + '_>)>) -> Result<()> {
+/// Writes tables' temporary files (CSV, Parquet or both, as `format` says); none replaces an
+/// output until it is renamed into place.
+fn write_tables_unrenamed(
+    dir: &Path,
+    format: Format,
+    tables: Vec<(&str, Box<dyn table::Table + '_>)>,
+) -> Result<Vec<Unrenamed>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut out = Vec::new();
     for (stem, t) in tables {
         if format != Format::Parquet {
-            write_atomic(dir, &format!("{stem}.csv"), |w| table::write_csv(t.as_ref(), w))?;
+            out.push(write_unrenamed(dir, &format!("{stem}.csv"), |w| table::write_csv(t.as_ref(), w))?);
         }
         if format != Format::Csv {
-            write_atomic(dir, &format!("{stem}.parquet"), |w| table::write_parquet(t.as_ref(), w))?;
+            out.push(write_unrenamed(dir, &format!("{stem}.parquet"), |w| table::write_parquet(t.as_ref(), w))?);
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Renames written outputs into place, in order.
+pub fn rename_all_into_place(files: Vec<Unrenamed>) -> Result<()> {
+    files.into_iter().try_for_each(Unrenamed::rename_into_place)
 }
 
 /// Which table files `--out` gets.
@@ -120,26 +132,18 @@ pub fn write_all_as(analysis: &Analysis, dir: &Path, format: Format) -> Result<(
 /// The connection table alone, left in temporary files (it is final before the findings are: the
 /// batch mode writes it while the detectors run, and renames it into place with the others).
 pub fn write_connections_unrenamed(analysis: &Analysis, dir: &Path, format: Format) -> Result<Vec<Unrenamed>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let t = csv::Connections::new(analysis);
-    let mut out = Vec::new();
-    if format != Format::Parquet {
-        out.push(write_unrenamed(dir, "connections.csv", |w| table::write_csv(&t, w))?);
-    }
-    if format != Format::Csv {
-        out.push(write_unrenamed(dir, "connections.parquet", |w| table::write_parquet(&t, w))?);
-    }
-    Ok(out)
+    write_tables_unrenamed(dir, format, vec![("connections", Box::new(csv::Connections::new(analysis)))])
 }
 
 /// The connection table, written and renamed into place.
 pub fn write_connections_table(analysis: &Analysis, dir: &Path, format: Format) -> Result<()> {
-    write_connections_unrenamed(analysis, dir, format)?.into_iter().try_for_each(Unrenamed::rename_into_place)
+    rename_all_into_place(write_connections_unrenamed(analysis, dir, format)?)
 }
 
 /// Every batch output but the connection table.
 pub fn write_all_but_connections(analysis: &Analysis, dir: &Path, format: Format) -> Result<()> {
-    write_tables(dir, format, tables(analysis).into_iter().filter(|(stem, _)| *stem != "connections").collect())?;
+    let rest = tables(analysis).into_iter().filter(|(stem, _)| *stem != "connections").collect();
+    rename_all_into_place(write_tables_unrenamed(dir, format, rest)?)?;
     write_atomic(dir, "summary.json", |w| {
         serde_json::to_writer_pretty(&mut *w, &summary::summary_json(analysis))?;
         writeln!(w)?;

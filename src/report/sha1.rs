@@ -4,11 +4,6 @@
 
 use ::sha1::{Digest, Sha1};
 
-/// The SHA-1 digest of `data`.
-pub fn sha1(data: &[u8]) -> [u8; 20] {
-    Sha1::digest(data).into()
-}
-
 /// The SHA-1 digest of the concatenation of `parts` (no buffer to assemble them in).
 pub fn sha1_of_parts(parts: &[&[u8]]) -> [u8; 20] {
     let mut h = Sha1::new();
@@ -18,7 +13,11 @@ pub fn sha1_of_parts(parts: &[&[u8]]) -> [u8; 20] {
 
 #[cfg(test)]
 mod tests {
-    use super::{sha1, sha1_of_parts};
+    use super::sha1_of_parts;
+
+    fn sha1(data: &[u8]) -> [u8; 20] {
+        sha1_of_parts(&[data])
+    }
 
     fn hex(d: [u8; 20]) -> String {
         d.iter().map(|b| format!("{b:02x}")).collect()

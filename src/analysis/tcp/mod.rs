@@ -428,23 +428,28 @@ impl TcpAnalyzer {
 /// to its place, in place (a sort moves each 232-byte connection many times; a copy would double
 /// the peak memory).
 fn in_id_order(mut finished: Vec<Connection>, first_id: u64) -> Vec<Connection> {
-    let n = finished.len();
-    let slot = |c: &Connection| usize::try_from(c.id.wrapping_sub(first_id)).ok().filter(|&i| i < n);
-    for i in 0..n {
-        while let Some(j) = slot(&finished[i]).filter(|&j| j != i) {
-            if slot(&finished[j]) == Some(j) {
-                // Two connections with one id: not dense after all (never seen); sort instead.
-                finished.sort_unstable_by_key(|c| c.id);
-                return finished;
-            }
-            finished.swap(i, j);
-        }
-        if slot(&finished[i]).is_none() {
-            finished.sort_unstable_by_key(|c| c.id);
-            return finished;
-        }
+    if !place_by_id(&mut finished, first_id) {
+        // Ids not dense after all (never seen): sort instead.
+        finished.sort_unstable_by_key(|c| c.id);
     }
     finished
+}
+
+/// Puts each connection at index `id - first_id`; false at the first id out of range or twice.
+fn place_by_id(v: &mut [Connection], first_id: u64) -> bool {
+    let n = v.len();
+    let slot = |c: &Connection| usize::try_from(c.id.wrapping_sub(first_id)).ok().filter(|&i| i < n);
+    for i in 0..n {
+        loop {
+            match slot(&v[i]) {
+                None => return false,
+                Some(j) if j == i => break,
+                Some(j) if slot(&v[j]) == Some(j) => return false,
+                Some(j) => v.swap(i, j),
+            }
+        }
+    }
+    true
 }
 
 #[cfg(test)]
