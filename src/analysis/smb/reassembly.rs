@@ -86,28 +86,13 @@ pub(super) fn feed(flow: &mut Flow, mut data: &[u8], out: &mut Vec<Vec<u8>>, cou
             continue;
         }
         if !flow.synced {
-            let n = data.len().min(HUNT_CHUNK);
-            flow.buf.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            // Every message start has "SMB" five bytes in (after the NetBIOS header and the
-            // protocol byte): only those offsets are tried, found by a vectorised search.
-            let start = memchr::memmem::find_iter(&flow.buf, b"SMB")
-                .filter_map(|at| at.checked_sub(5))
-                .find(|&i| wire::is_message_start(&flow.buf[i..]));
-            match start {
-                Some(i) => {
-                    flow.buf.drain(..i);
-                    flow.synced = true;
-                    counts.resyncs += 1;
-                }
-                None => {
-                    // Keep a tail that may hold the start of a header.
-                    let cut = flow.buf.len().saturating_sub(9);
-                    flow.buf.drain(..cut);
-                    if data.is_empty() {
-                        break;
-                    }
-                }
+            let (chunk, rest) = data.split_at(data.len().min(HUNT_CHUNK));
+            data = rest;
+            if hunt_step(&mut flow.buf, chunk) {
+                flow.synced = true;
+                counts.resyncs += 1;
+            } else if data.is_empty() {
+                break;
             }
             continue;
         }
@@ -156,6 +141,76 @@ pub(super) fn feed(flow: &mut Flow, mut data: &[u8], out: &mut Vec<Vec<u8>>, cou
             }
         }
     }
+}
+
+/// Bytes kept between hunted chunks: enough to hold the start of a header cut by the chunk's end.
+const HUNT_TAIL: usize = 9;
+/// What `is_message_start` reads at most of a candidate.
+const START_LOOKS_AT: usize = 10;
+
+/// One chunk of the hunt for a message start: true with `buf` holding the stream from the start
+/// on, or false with `buf` holding the last bytes, which may begin a header the next chunk ends.
+/// The chunk is searched where it lies: a long non-SMB stream on port 445 is not copied into the
+/// flow's buffer packet by packet.
+fn hunt_step(buf: &mut Vec<u8>, chunk: &[u8]) -> bool {
+    let held = buf.len();
+    match hunt(buf, chunk) {
+        Some(i) if i < held => {
+            buf.drain(..i);
+            buf.extend_from_slice(chunk);
+            true
+        }
+        Some(i) => {
+            buf.clear();
+            buf.extend_from_slice(&chunk[i - held..]);
+            true
+        }
+        None if chunk.len() >= HUNT_TAIL => {
+            buf.clear();
+            buf.extend_from_slice(&chunk[chunk.len() - HUNT_TAIL..]);
+            false
+        }
+        None => {
+            buf.extend_from_slice(chunk);
+            let cut = buf.len().saturating_sub(HUNT_TAIL);
+            buf.drain(..cut);
+            false
+        }
+    }
+}
+
+/// The first message start in `held` followed by `chunk`, as an offset into the two together.
+/// Every message start has "SMB" five bytes in (after the NetBIOS header and the protocol
+/// byte): only those offsets are tried, found by a vectorised search built once.
+fn hunt(held: &[u8], chunk: &[u8]) -> Option<usize> {
+    static MAGIC: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"SMB"));
+    let starts_at =
+        |b: &[u8]| MAGIC.find_iter(b).filter_map(|at| at.checked_sub(5)).find(|&i| wire::is_message_start(&b[i..]));
+    if !held.is_empty() {
+        // Starts inside `held` read at most START_LOOKS_AT bytes, so the chunk's first ones
+        // suffice; while hunting `held` is a short tail, joined on the stack.
+        let head = &chunk[..chunk.len().min(START_LOOKS_AT)];
+        let mut stack = [0u8; 2 * START_LOOKS_AT];
+        let heap;
+        let joined: &[u8] = if held.len() + head.len() <= stack.len() {
+            stack[..held.len()].copy_from_slice(held);
+            stack[held.len()..held.len() + head.len()].copy_from_slice(head);
+            &stack[..held.len() + head.len()]
+        } else {
+            heap = [held, head].concat();
+            &heap
+        };
+        let first = MAGIC
+            .find_iter(joined)
+            .filter_map(|at| at.checked_sub(5))
+            .take_while(|&i| i < held.len())
+            .find(|&i| wire::is_message_start(&joined[i..]));
+        if first.is_some() {
+            return first;
+        }
+    }
+    starts_at(chunk).map(|i| held.len() + i)
 }
 
 fn nb_control(b: &[u8]) -> bool {
@@ -219,6 +274,64 @@ mod tests {
         assert!(f.buf.capacity() <= 64);
         feed(&mut f, &msg(80), &mut out, &mut c);
         assert_eq!(out.len(), 1);
+    }
+
+    /// The hunt as it was written first: the chunk copied into the buffer and searched there.
+    fn hunt_by_copy(flow: &mut Flow, chunk: &[u8]) -> bool {
+        flow.buf.extend_from_slice(chunk);
+        let start = memchr::memmem::find_iter(&flow.buf, b"SMB")
+            .filter_map(|at| at.checked_sub(5))
+            .find(|&i| wire::is_message_start(&flow.buf[i..]));
+        match start {
+            Some(i) => {
+                flow.buf.drain(..i);
+                true
+            }
+            None => {
+                let cut = flow.buf.len().saturating_sub(HUNT_TAIL);
+                flow.buf.drain(..cut);
+                false
+            }
+        }
+    }
+
+    /// Searching the chunk where it lies finds the same start and leaves the same buffer as
+    /// copying it first, for starts in the held bytes, across the boundary, in the chunk, cut
+    /// short by the chunk's end, and none.
+    #[test]
+    fn hunting_in_place_equals_hunting_in_a_copy() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let pieces: [&[u8]; 6] = [b"SMB", b"\xfeSMB", b"\0\0\0\x80\xfeSMB@\0", b"\0\0\x01\0\xffSMB", b"\0", b"x@"];
+        let (mut found, mut found_in_held) = (0, 0);
+        for _ in 0..20_000 {
+            let mut held = Vec::new();
+            let mut chunk = Vec::new();
+            for part in [&mut held, &mut chunk] {
+                let target = (next() % 24) as usize;
+                while part.len() < target {
+                    match next() % 4 {
+                        0 => part.extend_from_slice(pieces[(next() % 6) as usize]),
+                        _ => part.push((next() % 256) as u8),
+                    }
+                }
+            }
+            let mut by_copy = Flow { buf: held.clone(), ..Default::default() };
+            let copied = hunt_by_copy(&mut by_copy, &chunk);
+            let mut in_place = held.clone();
+            assert_eq!(hunt_step(&mut in_place, &chunk), copied, "held {held:?} chunk {chunk:?}");
+            assert_eq!(in_place, by_copy.buf, "held {held:?} chunk {chunk:?}");
+            if let Some(i) = hunt(&held, &chunk) {
+                found += 1;
+                found_in_held += usize::from(i < held.len());
+            }
+        }
+        assert!(found > 1000 && found_in_held > 100, "{found} {found_in_held}");
     }
 
     #[test]
