@@ -177,7 +177,7 @@ impl Table for Connections<'_> {
             Cell::Ep(&c.server),
             Cell::T(c.first_ts),
             Cell::T(c.last_ts),
-            Cell::F(c.duration_s()),
+            Cell::Seconds(c.last_ts - c.first_ts),
             Cell::S(c.state.as_str()),
             Cell::S(c.history.as_str()),
             Cell::U(c.client_packets.into()),

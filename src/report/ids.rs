@@ -51,7 +51,11 @@ impl IdText {
 
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever pushed.
-        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
     }
 }
 
@@ -116,18 +120,37 @@ pub fn conn_uid_text(input_name: &str, client: &Endpoint, server: &Endpoint, pro
         &[proto],
         &first_ts.to_be_bytes(),
     ]);
-    // 96 bits of the digest; 62^17 > 2^96, so 17 digits always suffice.
-    let mut v = d[..12].iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
-    const B62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut digits = [b'0'; 17];
-    for d in digits.iter_mut().rev() {
-        *d = B62[(v % 62) as usize];
-        v /= 62;
-    }
     let mut out = IdText::default();
     out.push(b"C");
-    out.push(&digits);
+    out.push(&base62_of_96_bits(d[..12].try_into().unwrap_or([0; 12])));
     out
+}
+
+const B62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The 96-bit big-endian number `b` in 17 base-62 digits (62^17 > 2^96, so 17 always suffice).
+/// Divided by 62^5 in 32-bit limbs: u64 divisions by a constant instead of 17 u128 divisions.
+fn base62_of_96_bits(b: [u8; 12]) -> [u8; 17] {
+    const GROUP: u64 = 62u64.pow(5);
+    let limb = |i: usize| u64::from(u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
+    let mut limbs = [limb(0), limb(4), limb(8)];
+    let mut digits = [b'0'; 17];
+    let mut pos = digits.len();
+    while pos > 0 {
+        // limbs /= 62^5; each step's dividend is below 62^5 * 2^32 < 2^62.
+        let mut rem = 0u64;
+        for l in limbs.iter_mut() {
+            let cur = (rem << 32) | *l;
+            *l = cur / GROUP;
+            rem = cur % GROUP;
+        }
+        for _ in 0..pos.min(5) {
+            pos -= 1;
+            digits[pos] = B62[(rem % 62) as usize];
+            rem /= 62;
+        }
+    }
+    digits
 }
 
 #[cfg(test)]
@@ -155,6 +178,35 @@ mod tests {
         let a6 = ep("[fe80:1:203:405:607:809:a0b:c0d]:128");
         let b6 = ep("[fe80:1011:1213:1415:1617:1819:1a1b:1c1d]:129");
         assert_eq!(community_id(0, &a6, &b6, 58), "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=");
+    }
+
+    /// The limb division gives the digits of the plain u128 one.
+    #[test]
+    fn base62_by_limbs_equals_u128_division() {
+        let by_u128 = |b: [u8; 12]| {
+            let mut v = b.iter().fold(0u128, |acc, &x| (acc << 8) | u128::from(x));
+            let mut digits = [b'0'; 17];
+            for d in digits.iter_mut().rev() {
+                *d = B62[(v % 62) as usize];
+                v /= 62;
+            }
+            digits
+        };
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut cases =
+            vec![[0u8; 12], [0xff; 12], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 61], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 62]];
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut b = [0u8; 12];
+            b[..8].copy_from_slice(&x.to_be_bytes());
+            b[8..].copy_from_slice(&x.rotate_left(29).to_be_bytes()[..4]);
+            cases.push(b);
+        }
+        for b in cases {
+            assert_eq!(base62_of_96_bits(b), by_u128(b), "{b:?}");
+        }
     }
 
     #[test]
