@@ -33,11 +33,13 @@ pub struct ZeekEndpoint {
     last_syn: Option<u32>,
     last_fin: Option<u32>,
     last_rst: Option<u32>,
-    retransmit_threshold: u64,
+    /// The scaled letters' next thresholds as powers of ten (one byte each: the live table holds
+    /// one of these per endpoint of every open connection).
+    retransmit_threshold: u8,
     retransmits: u64,
-    gap_threshold: u64,
+    gap_threshold: u8,
     gaps: u64,
-    zero_window_threshold: u64,
+    zero_window_threshold: u8,
     zero_windows: u64,
     pub size: u64,
 }
@@ -49,11 +51,11 @@ impl Default for ZeekEndpoint {
             last_syn: None,
             last_fin: None,
             last_rst: None,
-            retransmit_threshold: 1,
+            retransmit_threshold: 0,
             retransmits: 0,
-            gap_threshold: 1,
+            gap_threshold: 0,
             gaps: 0,
-            zero_window_threshold: 1,
+            zero_window_threshold: 0,
             zero_windows: 0,
             size: 0,
         }
@@ -69,11 +71,11 @@ pub struct ZeekConn {
     seen: u32,
 }
 
-/// Zeek's "scaled" history letters: added at the 1st, 10th, 100th… occurrence.
-fn scaled(count: &mut u64, threshold: &mut u64) -> bool {
+/// Zeek's "scaled" history letters: added at the 1st, 10th, 100th… occurrence (`10^threshold`).
+fn scaled(count: &mut u64, threshold: &mut u8) -> bool {
     *count += 1;
-    if *count == *threshold {
-        *threshold = threshold.saturating_mul(10);
+    if *count == 10u64.checked_pow(u32::from(*threshold)).unwrap_or(u64::MAX) {
+        *threshold = threshold.saturating_add(1);
         true
     } else {
         false
@@ -277,6 +279,15 @@ fn rstos0_history(h: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scaled letters come at the 1st, 10th, 100th and 1000th occurrence, and never else.
+    #[test]
+    fn scaled_letters_at_powers_of_ten() {
+        let (mut count, mut threshold) = (0u64, 0u8);
+        let at: Vec<u64> = (1..=5000).filter(|_| scaled(&mut count, &mut threshold)).collect();
+        assert_eq!(at, [1, 10, 100, 1000]);
+        assert!(std::mem::size_of::<ZeekEndpoint>() <= 64, "{}", std::mem::size_of::<ZeekEndpoint>());
+    }
 
     #[test]
     fn rstos0_pattern() {
