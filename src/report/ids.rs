@@ -85,20 +85,19 @@ impl IpBytes {
     }
 }
 
-/// Standard base64 with padding.
-fn base64(data: &[u8], out: &mut IdText) {
+/// Standard base64 with padding of a SHA-1 digest (28 characters), four at a time.
+fn base64(data: &[u8; 20], out: &mut IdText) {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in data.chunks(3) {
+    let mut text = [b'='; 28];
+    for (chunk, quad) in data.chunks(3).zip(text.chunks_mut(4)) {
         let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(&[A[((v >> (18 - 6 * i)) & 63) as usize]]);
-            } else {
-                out.push(b"=");
-            }
+        // A chunk of n bytes gives n + 1 characters; the rest of its quad stays '='.
+        for (i, c) in quad.iter_mut().enumerate().take(chunk.len() + 1) {
+            *c = A[((v >> (18 - 6 * i)) & 63) as usize];
         }
     }
+    out.push(&text);
 }
 
 /// Zeek-like connection uid: "C" and 17 base62 digits of a hash of the input's file name, the
